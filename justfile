@@ -1,0 +1,42 @@
+# ironquill tasks. `cargo run` and `cargo test` need none of these; they are shortcuts.
+# Install just with `pip install rust-just` or `cargo install just`.
+
+pg_url := "postgres://postgres@127.0.0.1:5432/postgres"
+redis_url := "redis://127.0.0.1:6379"
+
+# List the recipes.
+default:
+    @just --list
+
+# Serve on the embedded defaults (SQLite under ./data, in-process store).
+run:
+    cargo run
+
+# The test suite on the embedded defaults.
+test:
+    cargo test
+
+# The same suite on PostgreSQL and Redis (a fresh database per test).
+test-pg:
+    DATABASE_URL={{pg_url}} REDIS_URL={{redis_url}} cargo test
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Apply pending migrations to the configured database.
+migrate:
+    cargo run -- migrate
+
+# Print the OpenAPI document.
+openapi:
+    cargo run --quiet -- openapi
+
+# Build the code documentation (the API docs are served at /docs by the running server).
+docs:
+    cargo doc --workspace --no-deps
+
+# What CI runs.
+ci:
+    bash .ci/run

@@ -1,0 +1,15 @@
+//! Database migrations, shared by SQLite and PostgreSQL.
+//!
+//! Applied at start-up (`database.migrate_on_start`) and by `cargo run -- migrate`.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,149 @@
+//! Assembles the application: state, routes, middleware, and the server.
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use poem::{Endpoint, EndpointExt, Route, Server, listener::TcpAcceptor, middleware::CatchPanic};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    api,
+    config::Settings,
+    db,
+    http::{BodyLimit, ProblemDetails, SecurityHeaders, Timeout},
+    store::Store,
+    telemetry::RequestSpan,
+};
+
+/// What every handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub store: Store,
+}
+
+impl AppState {
+    /// Connects the database (migrating it when configured) and the ephemeral store.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            db::migrate(&db).await?;
+        }
+        let store = Store::from_settings(&settings.redis)?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            store,
+        })
+    }
+}
+
+/// The whole HTTP application.
+///
+/// Middleware, outermost first: request id and span; security headers; problem rendering;
+/// panic catching; the request deadline; the body limit; then the routes.
+pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
+    let settings = state.settings.clone();
+    let api = api::service(state);
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .nest("/", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .with(BodyLimit::new(settings.server.body_limit_bytes))
+        .with(Timeout::new(Duration::from_secs(
+            settings.server.request_timeout_secs,
+        )))
+        .with(CatchPanic::new())
+        .with(ProblemDetails)
+        .with(SecurityHeaders::new(settings.hsts_enabled()))
+        .with(RequestSpan)
+}
+
+/// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.
+pub fn openapi_json(settings: Settings) -> String {
+    let state = AppState {
+        settings: Arc::new(settings),
+        db: DatabaseConnection::default(),
+        store: Store::Memory(crate::store::MemoryStore::new(1)),
+    };
+    api::service(state).spec()
+}
+
+/// A bound, not yet running server. Binding first lets tests use port 0 and learn the port.
+pub struct Application {
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let bind = (settings.server.host.clone(), settings.server.port);
+        let state = AppState::connect(settings).await?;
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "could not listen on {}:{} (server.host, server.port)",
+                    bind.0, bind.1
+                )
+            })?;
+        let addr = listener
+            .local_addr()
+            .context("could not read the listening address")?;
+        Ok(Self {
+            state,
+            listener,
+            addr,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to 10 s).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let acceptor =
+            TcpAcceptor::from_tokio(self.listener).context("could not use the listener")?;
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                endpoint(self.state),
+                shutdown,
+                Some(Duration::from_secs(10)),
+            )
+            .await
+            .context("server error")
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

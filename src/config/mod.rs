@@ -1,0 +1,260 @@
+//! Typed settings, layered: `config/default.toml` < `config/{APP_ENV}.toml` < the platform
+//! variables `DATABASE_URL`, `REDIS_URL`, `PORT` < `APP__SECTION__KEY` variables.
+//!
+//! Unknown keys are refused, so a typo in a file or variable fails loudly at start-up instead
+//! of silently keeping a default.
+use std::{fmt, path::PathBuf, str::FromStr};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Which deployment this process is: picks the config file and the secure-default checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+impl AppEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Test => "test",
+            AppEnv::Production => "production",
+        }
+    }
+
+    /// Reads `APP_ENV`; `development` when unset.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("APP_ENV") {
+            Ok(value) => value.parse(),
+            Err(std::env::VarError::NotPresent) => Ok(AppEnv::Development),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ConfigError::new("APP_ENV is not valid UTF-8"))
+            }
+        }
+    }
+}
+
+impl FromStr for AppEnv {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "development" => Ok(AppEnv::Development),
+            "test" => Ok(AppEnv::Test),
+            "production" => Ok(AppEnv::Production),
+            other => Err(ConfigError::new(format!(
+                "APP_ENV: unknown environment {other:?}, expected one of development, test, production"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for AppEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Set from `APP_ENV`, never from a file.
+    #[serde(skip_deserializing, default = "default_env")]
+    pub env: AppEnv,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+}
+
+fn default_env() -> AppEnv {
+    AppEnv::Development
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// The externally visible base URL (used for redirect URIs and HSTS decisions).
+    pub public_url: Option<url::Url>,
+    /// Largest accepted request body; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Whole-request deadline; slower requests get 503.
+    pub request_timeout_secs: u64,
+    /// Send `Strict-Transport-Security`. Forced on when `public_url` is https.
+    pub hsts: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`. Secret: it may hold a
+    /// password, so it never appears in `Debug` output or logs.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    /// Apply pending migrations when the server starts.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// When set, ephemeral state (login flows, revocations, rate limits) lives in Redis and is
+    /// shared by every instance; otherwise it stays in this process.
+    pub url: Option<SecretString>,
+    /// Prefix of every key this service writes, so several services can share one Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A configuration problem, reported as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // Our own wording: the key in the dotted lowercase form the docs use, then the cause and
+        // the source (file or variable) it came from.
+        let all: Vec<String> = err
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".").to_ascii_lowercase();
+                let source = e
+                    .metadata
+                    .as_ref()
+                    .map(|m| format!(" (from {})", m.name))
+                    .unwrap_or_default();
+                if key.is_empty() {
+                    format!("{}{source}", e.kind)
+                } else {
+                    format!("{key}: {}{source}", e.kind)
+                }
+            })
+            .collect();
+        Self(all.join("; "))
+    }
+}
+
+impl Settings {
+    /// Loads the settings for the environment named by `APP_ENV`.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env = AppEnv::from_env()?;
+        Self::from_figment(Self::figment(env), env)
+    }
+
+    /// The layered sources for `env`; callers (tests) may merge overrides on top.
+    pub fn figment(env: AppEnv) -> Figment {
+        let dir = config_dir();
+        Figment::new()
+            .merge(Toml::file(dir.join("default.toml")))
+            .merge(Toml::file(dir.join(format!("{env}.toml"))))
+            .merge(platform_env())
+            .merge(Env::prefixed("APP__").split("__"))
+    }
+
+    pub fn from_figment(figment: Figment, env: AppEnv) -> Result<Self, ConfigError> {
+        let mut settings: Settings = figment.extract()?;
+        settings.env = env;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.body_limit_bytes == 0 {
+            return Err(ConfigError::new(
+                "server.body_limit_bytes must be greater than 0",
+            ));
+        }
+        if self.server.request_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "server.request_timeout_secs must be greater than 0",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new(
+                "database.max_connections must be greater than 0",
+            ));
+        }
+        let scheme = self
+            .database
+            .url
+            .expose_secret()
+            .split(':')
+            .next()
+            .unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(ConfigError::new(
+                "database.url must start with sqlite: or postgres:// (other databases are not supported)",
+            ));
+        }
+        let redis_url = self.redis.url.as_ref().map(ExposeSecret::expose_secret);
+        if redis_url
+            .is_some_and(|url| !(url.starts_with("redis://") || url.starts_with("rediss://")))
+        {
+            return Err(ConfigError::new(
+                "redis.url must start with redis:// or rediss://",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether responses should carry HSTS: configured, or the public URL is https.
+    pub fn hsts_enabled(&self) -> bool {
+        self.server.hsts
+            || self
+                .server
+                .public_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
+/// `APP_CONFIG_DIR`, or `./config`.
+fn config_dir() -> PathBuf {
+    std::env::var_os("APP_CONFIG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("config"))
+}
+
+/// The variables hosting platforms set, mapped onto our keys (empty ones ignored).
+fn platform_env() -> Env {
+    Env::raw()
+        .filter(|key| std::env::var(key.as_str()).is_ok_and(|v| !v.is_empty()))
+        .filter_map(|key| match key.as_str().to_ascii_uppercase().as_str() {
+            "DATABASE_URL" => Some("database.url".into()),
+            "REDIS_URL" => Some("redis.url".into()),
+            "PORT" => Some("server.port".into()),
+            _ => None,
+        })
+}

@@ -1,0 +1,8 @@
+//! The blog domain: tenants and their posts. Queries of tenant-owned rows take a
+//! [`TenantScope`], which only tenant resolution can create, so no query can forget the tenant.
+pub mod pagination;
+pub mod posts;
+pub mod tenants;
+
+pub use pagination::{Page, PageRequest};
+pub use tenants::TenantScope;

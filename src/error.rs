@@ -1,0 +1,233 @@
+//! One error type for the whole API, rendered as `application/problem+json` (RFC 9457).
+//!
+//! Client errors say what was wrong with the request; server errors are logged with their full
+//! cause chain and answered with a generic message, so no SQL, path or stack trace ever leaks.
+use poem::{IntoResponse, Response, error::ResponseError, http::StatusCode};
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    types::Type,
+};
+use serde::Serialize;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct Problem {
+    /// A URI identifying the problem type; `about:blank` means the status says it all.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type (the status reason phrase).
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, safe to show to the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The id of the request, also in `X-Request-Id`; quote it when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// For validation failures: each invalid field and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<Option<String>>) -> Self {
+        Self {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            request_id: None,
+            errors: None,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        Response::builder()
+            .status(status)
+            .content_type(PROBLEM_CONTENT_TYPE)
+            .body(body)
+    }
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("missing permission: {0}")]
+    Forbidden(String),
+    /// Also used for rows of other tenants: we never confirm that they exist.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the resource was changed since it was read; fetch it again")]
+    PreconditionFailed,
+    #[error("invalid {field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Unexpected failures: logged in full, shown as a generic 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        match self {
+            ApiError::Internal(err) => {
+                // The one place unexpected errors are logged, with the whole cause chain.
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                Problem::new(status, "an unexpected error occurred".to_owned())
+            }
+            ApiError::Validation { field, message } => {
+                let mut problem = Problem::new(status, self.to_string());
+                problem.errors = Some(vec![FieldError {
+                    field: field.clone(),
+                    message: message.clone(),
+                }]);
+                problem
+            }
+            _ => Problem::new(status, self.to_string()),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        ApiError::Internal(anyhow::Error::new(err).context("database error"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn as_response(&self) -> Response {
+        self.to_response(None)
+    }
+}
+
+impl ApiError {
+    /// The problem response, stamped with the request id when known.
+    pub fn to_response(&self, request_id: Option<String>) -> Response {
+        let mut problem = self.problem();
+        problem.request_id = request_id;
+        let mut resp = problem.into_response();
+        match self {
+            ApiError::Unauthorized => {
+                resp.headers_mut().insert(
+                    poem::http::header::WWW_AUTHENTICATE,
+                    poem::http::HeaderValue::from_static("apikey, Bearer"),
+                );
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                resp.headers_mut()
+                    .insert(poem::http::header::RETRY_AFTER, (*retry_after_secs).into());
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.as_response()
+    }
+}
+
+/// The error responses every operation documents, each as a problem document.
+const DOCUMENTED: &[(u16, &str)] = &[
+    (
+        400,
+        "Malformed request: bad JSON, a missing or mistyped parameter.",
+    ),
+    (401, "Missing or invalid credentials."),
+    (
+        403,
+        "Authenticated, but the role or key lacks the named permission.",
+    ),
+    (
+        404,
+        "No such resource, or it belongs to a tenant the caller cannot see.",
+    ),
+    (
+        409,
+        "Conflicts with an existing resource (a duplicate slug or label).",
+    ),
+    (412, "`If-Match` names a version that is no longer current."),
+    (413, "The request body is larger than the configured limit."),
+    (
+        422,
+        "Well-formed but invalid: the problem's `errors` name each field.",
+    ),
+    (429, "Rate limited; retry after `Retry-After` seconds."),
+    (
+        500,
+        "Unexpected server error; quote the `request_id` when reporting it.",
+    ),
+];
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: PROBLEM_CONTENT_TYPE,
+                        schema: MetaSchemaRef::Reference(Problem::name().into_owned()),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <Problem as Type>::register(registry);
+    }
+}

@@ -1,0 +1,11 @@
+//! ironquill: a secure multi-tenant REST service starter.
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;

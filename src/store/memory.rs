@@ -1,0 +1,116 @@
+//! In-process backend: a bounded moka cache with a per-entry deadline.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use moka::{Expiry, sync::Cache};
+
+use super::{EphemeralStore, StoreError};
+
+#[derive(Clone)]
+enum Value {
+    Bytes(Arc<[u8]>),
+    Counter(u64),
+}
+
+#[derive(Clone)]
+struct Entry {
+    value: Value,
+    expires_at: Instant,
+}
+
+impl Entry {
+    fn live(self) -> Option<Value> {
+        (self.expires_at > Instant::now()).then_some(self.value)
+    }
+}
+
+struct UntilDeadline;
+
+impl Expiry<String, Entry> for UntilDeadline {
+    fn expire_after_create(&self, _: &String, entry: &Entry, now: Instant) -> Option<Duration> {
+        Some(entry.expires_at.saturating_duration_since(now))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.expires_at.saturating_duration_since(now))
+    }
+}
+
+/// Bounded so that a flood of distinct keys (rate-limit counters per IP) cannot exhaust memory.
+#[derive(Clone)]
+pub struct MemoryStore {
+    cache: Cache<String, Entry>,
+}
+
+impl MemoryStore {
+    pub fn new(max_entries: u64) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(UntilDeadline)
+                .build(),
+        }
+    }
+}
+
+fn bytes(value: Option<Value>) -> Option<Vec<u8>> {
+    match value? {
+        Value::Bytes(b) => Some(b.to_vec()),
+        Value::Counter(n) => Some(n.to_string().into_bytes()),
+    }
+}
+
+impl EphemeralStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(bytes(self.cache.get(key).and_then(Entry::live)))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let entry = Entry {
+            value: Value::Bytes(value.into()),
+            expires_at: Instant::now() + ttl,
+        };
+        self.cache.insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(bytes(self.cache.remove(key).and_then(Entry::live)))
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        // `and_upsert_with` runs serially per key, so concurrent increments are never lost.
+        let entry = self.cache.entry(key.to_owned()).and_upsert_with(|current| {
+            let now = Instant::now();
+            match current.map(|e| e.into_value()) {
+                Some(Entry {
+                    value: Value::Counter(n),
+                    expires_at,
+                }) if expires_at > now => Entry {
+                    value: Value::Counter(n.saturating_add(1)),
+                    expires_at,
+                },
+                _ => Entry {
+                    value: Value::Counter(1),
+                    expires_at: now + ttl,
+                },
+            }
+        });
+        match entry.into_value().value {
+            Value::Counter(n) => Ok(n),
+            Value::Bytes(_) => Err(StoreError::Unavailable("counter key holds a value".into())),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! Ephemeral shared state with a time to live: login flow state, revoked token ids, rate-limit
+//! counters. In-process by default (one instance); Redis when configured, so every instance
+//! sees the same state.
+//!
+//! Callers that depend on the store for a security decision must fail closed: a
+//! [`StoreError`] becomes 503, never "allowed".
+use std::{future::Future, time::Duration};
+
+mod memory;
+mod redis;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ephemeral store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The operations every backend offers, with the same semantics (one shared test suite).
+pub trait EphemeralStore: Send + Sync {
+    /// The value under `key`, if present and not expired.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes and returns the value atomically: of concurrent callers, at most one gets it.
+    fn take(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Increments the counter under `key` and returns the new count. The first increment starts
+    /// a window of `ttl`; later ones do not extend it (a fixed window).
+    fn incr(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Checks that the backend answers (used by `/readyz`).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The configured backend.
+#[derive(Clone)]
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Redis when a URL is given, otherwise in-process.
+    pub fn from_settings(settings: &crate::config::RedisSettings) -> anyhow::Result<Self> {
+        use secrecy::ExposeSecret;
+        Ok(match &settings.url {
+            Some(url) => Store::Redis(RedisStore::new(url.expose_secret(), &settings.key_prefix)?),
+            None => Store::Memory(MemoryStore::new(100_000)),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
+impl EphemeralStore for Store {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Memory(s) => s.get(key).await,
+            Store::Redis(s) => s.get(key).await,
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.set(key, value, ttl).await,
+            Store::Redis(s) => s.set(key, value, ttl).await,
+        }
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Memory(s) => s.take(key).await,
+            Store::Redis(s) => s.take(key).await,
+        }
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(s) => s.incr(key, ttl).await,
+            Store::Redis(s) => s.incr(key, ttl).await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.ping().await,
+            Store::Redis(s) => s.ping().await,
+        }
+    }
+}

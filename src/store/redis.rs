@@ -1,0 +1,130 @@
+//! Redis backend (deadpool-redis), shared by every instance.
+//!
+//! Every call has a deadline, so a hung Redis turns into a prompt error (and a 503 upstream)
+//! rather than requests piling up.
+use std::time::Duration;
+
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts, redis};
+
+use super::{EphemeralStore, StoreError};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+}
+
+impl RedisStore {
+    pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let mut config = Config::from_url(url);
+        config.pool = Some(PoolConfig {
+            max_size: 32,
+            timeouts: Timeouts {
+                wait: Some(CALL_TIMEOUT),
+                create: Some(CALL_TIMEOUT),
+                recycle: Some(CALL_TIMEOUT),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| anyhow::anyhow!("invalid configuration: redis.url: {e}"))?;
+        Ok(Self {
+            pool,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: impl FnOnce() -> redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let call = async {
+            let mut conn = self.pool.get().await.map_err(unavailable)?;
+            cmd().query_async::<T>(&mut conn).await.map_err(unavailable)
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| StoreError::Unavailable("redis call timed out".into()))?
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    // Redis refuses a zero expiry; the shortest window it keeps is a millisecond.
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl EphemeralStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(key);
+        let (value,): (Option<Vec<u8>>,) = self.run(|| redis::pipe().get(&key).clone()).await?;
+        Ok(value)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let key = self.key(key);
+        self.run::<()>(|| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_millis(ttl))
+                .ignore()
+                .clone()
+        })
+        .await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(key);
+        // GETDEL is atomic: two instances racing for the same login state cannot both win.
+        let (value,): (Option<Vec<u8>>,) = self
+            .run(|| redis::pipe().cmd("GETDEL").arg(&key).clone())
+            .await?;
+        Ok(value)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let key = self.key(key);
+        // One transaction: create the window with its expiry if absent, then count.
+        let (count,): (u64,) = self
+            .run(|| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(0)
+                    .arg("PX")
+                    .arg(ttl_millis(ttl))
+                    .arg("NX")
+                    .ignore()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .clone()
+            })
+            .await?;
+        Ok(count)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let (pong,): (String,) = self.run(|| redis::pipe().cmd("PING").clone()).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "unexpected PING reply {pong:?}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,101 @@
+use futures_util::stream;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn unknown_route_is_a_404_problem() {
+    let app = spawn_app().await;
+    let problem = assert_problem(app.get("/no/such/route").await, 404).await;
+    assert_eq!(problem["title"], "Not Found");
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_405_problem() {
+    let app = spawn_app().await;
+    let resp = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_problem(resp, 405).await;
+}
+
+#[tokio::test]
+async fn declared_oversized_body_is_a_413_problem() {
+    let app = spawn_app().await;
+    let limit = app.state.settings.server.body_limit_bytes;
+    let resp = app
+        .client
+        .post(app.url("/healthz"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; limit + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 413).await;
+}
+
+#[tokio::test]
+async fn chunked_oversized_body_is_a_413_problem() {
+    let app = spawn_app().await;
+    let limit = app.state.settings.server.body_limit_bytes;
+    // No Content-Length: the limit must hold while the body streams in.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..=limit / 4096).map(|_| Ok(vec![b' '; 4096])).collect();
+    let resp = app
+        .client
+        .post(app.url("/healthz"))
+        .body(reqwest::Body::wrap_stream(stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 413).await;
+}
+
+#[tokio::test]
+async fn a_body_within_the_limit_reaches_routing() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .post(app.url("/healthz"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    // Not 413: the body was accepted and the route answered that POST is not allowed.
+    assert_problem(resp, 405).await;
+}
+
+#[tokio::test]
+async fn a_well_formed_request_id_is_echoed() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn a_malformed_request_id_is_replaced() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/no/such/route"))
+        .header("x-request-id", "evil\tid with spaces")
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(id, "evil\tid with spaces");
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "a generated id: {id}");
+    let problem = assert_problem(resp, 404).await;
+    assert_eq!(problem["request_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn every_response_gets_a_request_id() {
+    let app = spawn_app().await;
+    let a = app.get("/healthz").await.headers()["x-request-id"].clone();
+    let b = app.get("/healthz").await.headers()["x-request-id"].clone();
+    assert_ne!(a, b);
+}

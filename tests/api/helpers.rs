@@ -1,0 +1,231 @@
+//! `spawn_app()` and the per-endpoint helpers the tests read like a specification with.
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use figment::{Figment, providers::Serialized};
+use ironquill::{
+    app::{AppState, Application},
+    config::{AppEnv, Settings},
+    db::entities::{PostStatus, post, tenant, user},
+};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    let settings = Settings::from_figment(Settings::figment(AppEnv::Test), AppEnv::Test)
+        .expect("test settings");
+    let mut log = settings.log;
+    if std::env::var_os("TEST_LOG").is_some() {
+        log.filter = "debug,sqlx=warn,sea_orm=warn,hyper=info".into();
+        let _ = ironquill::telemetry::init(&log);
+    } else {
+        let _ = ironquill::telemetry::init_with_writer(&log, std::io::sink);
+    }
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A fresh database URL for one test: a new PostgreSQL database when `DATABASE_URL` names a
+/// server, otherwise a private in-memory SQLite database.
+async fn fresh_database_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => {
+            let name = format!("iq_test_{}", Uuid::new_v4().simple());
+            let admin = Database::connect(&url)
+                .await
+                .expect("connect to DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let mut parsed = url::Url::parse(&url).expect("DATABASE_URL is a URL");
+            parsed.set_path(&name);
+            parsed.to_string()
+        }
+        _ => "sqlite::memory:".to_owned(),
+    }
+}
+
+/// The test settings, on a fresh database and port 0; Redis with a private key prefix when
+/// `REDIS_URL` is set.
+pub async fn test_figment() -> Figment {
+    let mut figment = Settings::figment(AppEnv::Test)
+        .merge(Serialized::default(
+            "database.url",
+            fresh_database_url().await,
+        ))
+        .merge(Serialized::default("server.port", 0));
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        figment = figment
+            .merge(Serialized::default("redis.url", url))
+            .merge(Serialized::default(
+                "redis.key_prefix",
+                format!("iq-test:{}:", Uuid::new_v4().simple()),
+            ));
+    }
+    figment
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|f| f).await
+}
+
+/// Spawns the app with settings adjusted by `customize`.
+pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+    LazyLock::force(&TRACING);
+    let figment = customize(test_figment().await);
+    let settings = Settings::from_figment(figment, AppEnv::Test).expect("valid test settings");
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = format!("http://{}", app.addr());
+    let state = app.state().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client"),
+        db: state.db.clone(),
+        state,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_public_posts(&self, tenant: &str, query: &str) -> reqwest::Response {
+        self.get(&format!("/public/{tenant}/posts{query}")).await
+    }
+
+    pub async fn get_public_post(&self, tenant: &str, slug: &str) -> reqwest::Response {
+        self.get(&format!("/public/{tenant}/posts/{slug}")).await
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await?,
+            None => Ok(()),
+        }
+    }
+
+    pub async fn seed_tenant(&self, slug: &str) -> tenant::Model {
+        tenant::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            slug: Set(slug.to_owned()),
+            name: Set(format!("Tenant {slug}")),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert tenant")
+    }
+
+    pub async fn seed_user(&self) -> user::Model {
+        let now = Utc::now();
+        user::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            email: Set(None),
+            display_name: Set(Some("Test User".into())),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert user")
+    }
+
+    pub async fn seed_post(
+        &self,
+        tenant: &tenant::Model,
+        author: &user::Model,
+        slug: &str,
+        published_at: Option<DateTime<Utc>>,
+    ) -> post::Model {
+        let now = Utc::now();
+        post::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(tenant.id),
+            author_id: Set(author.id),
+            title: Set(format!("Title of {slug}")),
+            slug: Set(slug.to_owned()),
+            body: Set(format!("Body of {slug}")),
+            status: Set(if published_at.is_some() {
+                PostStatus::Published
+            } else {
+                PostStatus::Draft
+            }),
+            version: Set(1),
+            published_at: Set(published_at),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert post")
+    }
+}
+
+/// Asserts a problem document with `status` and returns it.
+pub async fn assert_problem(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "problem content type"
+    );
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: serde_json::Value = resp.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "problem status member");
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].is_string(), "problem title");
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "problem carries the request id"
+    );
+    body
+}
