@@ -7,10 +7,11 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     api,
+    auth::{Authenticate, api_keys::KeyVerifier},
     config::Settings,
     db,
     http::{BodyLimit, ProblemDetails, SecurityHeaders, Timeout},
-    store::Store,
+    store::{MemoryStore, Store},
     telemetry::RequestSpan,
 };
 
@@ -20,6 +21,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
     pub store: Store,
+    pub keys: Arc<KeyVerifier>,
 }
 
 impl AppState {
@@ -30,20 +32,26 @@ impl AppState {
             db::migrate(&db).await?;
         }
         let store = Store::from_settings(&settings.redis)?;
-        Ok(Self {
+        Ok(Self::new(settings, db, store))
+    }
+
+    pub fn new(settings: Settings, db: DatabaseConnection, store: Store) -> Self {
+        Self {
+            keys: Arc::new(KeyVerifier::new(db.clone(), store.clone())),
             settings: Arc::new(settings),
             db,
             store,
-        })
+        }
     }
 }
 
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: request id and span; security headers; problem rendering;
-/// panic catching; the request deadline; the body limit; then the routes.
+/// panic catching; the request deadline; the body limit; authentication; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
+    let keys = state.keys.clone();
     let api = api::service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -51,6 +59,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .with(Authenticate::new(keys))
         .with(BodyLimit::new(settings.server.body_limit_bytes))
         .with(Timeout::new(Duration::from_secs(
             settings.server.request_timeout_secs,
@@ -63,11 +72,11 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
 
 /// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.
 pub fn openapi_json(settings: Settings) -> String {
-    let state = AppState {
-        settings: Arc::new(settings),
-        db: DatabaseConnection::default(),
-        store: Store::Memory(crate::store::MemoryStore::new(1)),
-    };
+    let state = AppState::new(
+        settings,
+        DatabaseConnection::default(),
+        Store::Memory(MemoryStore::new(1)),
+    );
     api::service(state).spec()
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `openapi`.
+//! The command line: `serve` (default), `migrate`, `openapi`, `admin ...`.
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -20,4 +20,28 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Operator tasks; each prints {"tenant", "user_id", "api_key"} as JSON.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant with its first owner and an API key for that owner.
+    Bootstrap {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Add a user (found or created by email) to a tenant with a role, and issue it an API key.
+    AddUser {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, editor, author or viewer.
+        #[arg(long)]
+        role: String,
+    },
 }

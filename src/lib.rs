@@ -1,6 +1,8 @@
 //! ironquill: a secure multi-tenant REST service starter.
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

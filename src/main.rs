@@ -2,8 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ironquill::{
-    app::{self, Application},
-    cli::{Cli, Command},
+    admin,
+    app::{self, AppState, Application},
+    cli::{AdminCommand, Cli, Command},
     config::Settings,
     db, telemetry,
 };
@@ -33,6 +34,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let conn = db::connect(&settings.database).await?;
             db::migrate(&conn).await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(cmd) => {
+            // Logs go to stderr so stdout is only the JSON a script reads.
+            telemetry::init_with_writer(&settings.log, std::io::stderr)?;
+            let state = AppState::connect(settings).await?;
+            let issued = match cmd {
+                AdminCommand::Bootstrap { tenant, email } => {
+                    admin::bootstrap(&state.db, &state.keys, &tenant, &email).await?
+                }
+                AdminCommand::AddUser {
+                    tenant,
+                    email,
+                    role,
+                } => admin::add_user(&state.db, &state.keys, &tenant, &email, &role).await?,
+            };
+            println!("{}", serde_json::to_string(&issued)?);
             Ok(())
         }
         Command::Serve => {

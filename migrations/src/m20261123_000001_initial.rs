@@ -261,13 +261,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(
-            m,
-            "ix_api_keys_user_label",
-            ApiKeys::Table,
-            &[ApiKeys::UserId, ApiKeys::Label],
-        )
-        .await?;
+        // Labels are unique among a user's active keys; revoked keys keep theirs for the record.
+        // A partial index, written out because the syntax is the same on SQLite and PostgreSQL.
+        m.get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX ux_api_keys_user_label_active ON api_keys (user_id, label) \
+                 WHERE revoked_at IS NULL",
+            )
+            .await?;
 
         // A session is one login; its refresh tokens form the rotation family.
         m.create_table(

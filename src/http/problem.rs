@@ -50,6 +50,9 @@ impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
 
         let mut resp = if let Some(api_error) = err.downcast_ref::<ApiError>() {
             api_error.to_response(request_id)
+        } else if err.status() == StatusCode::UNAUTHORIZED {
+            // The framework's own 401 (a security scheme found no principal): same answer as ours.
+            ApiError::Unauthorized.to_response(request_id)
         } else {
             let status = err.status();
             let detail = if status.is_server_error() {

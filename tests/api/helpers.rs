@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use figment::{Figment, providers::Serialized};
 use ironquill::{
+    admin::Issued,
     app::{AppState, Application},
     config::{AppEnv, Settings},
     db::entities::{PostStatus, post, tenant, user},
@@ -89,9 +90,25 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app with settings adjusted by `customize`.
 pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestApp {
-    LazyLock::force(&TRACING);
     let figment = customize(test_figment().await);
     let settings = Settings::from_figment(figment, AppEnv::Test).expect("valid test settings");
+    spawn_app_from(settings).await
+}
+
+/// A second instance on the same database and Redis as `other`, as behind a load balancer.
+/// Only meaningful when both are shared services (PostgreSQL and Redis).
+pub async fn spawn_sibling(other: &TestApp) -> TestApp {
+    spawn_app_from(other.state.settings.as_ref().clone()).await
+}
+
+/// Whether the suite runs on shared services, so that two instances see the same state.
+pub fn shared_backends() -> bool {
+    std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+        && std::env::var("REDIS_URL").is_ok()
+}
+
+async fn spawn_app_from(settings: Settings) -> TestApp {
+    LazyLock::force(&TRACING);
     let app = Application::build(settings)
         .await
         .expect("application builds");
@@ -125,6 +142,77 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// A request carrying `Authorization: apikey <key>`.
+    pub fn with_key(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("authorization", format!("apikey {key}"))
+    }
+
+    pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.with_key(reqwest::Method::GET, path, key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json_with_key(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.with_key(reqwest::Method::POST, path, key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.with_key(reqwest::Method::DELETE, path, key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_me(&self, key: &str) -> reqwest::Response {
+        self.get_with_key("/api/v1/me", key).await
+    }
+
+    /// Creates a key through the API and returns the response body (with `api_key`).
+    pub async fn create_key(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .post_json_with_key("/api/v1/me/api-keys", key, &body)
+            .await;
+        assert_eq!(
+            resp.status(),
+            201,
+            "create key: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        resp.json().await.expect("created key JSON")
+    }
+
+    /// A new tenant with a new owner, through the operator bootstrap; returns the owner's key.
+    pub async fn bootstrap(&self, tenant: &str, email: &str) -> Issued {
+        ironquill::admin::bootstrap(&self.db, &self.state.keys, tenant, email)
+            .await
+            .expect("bootstrap")
+    }
+
+    /// A user with `role` in an existing tenant; returns its key.
+    pub async fn add_user(&self, tenant: &str, email: &str, role: &str) -> Issued {
+        ironquill::admin::add_user(&self.db, &self.state.keys, tenant, email, role)
+            .await
+            .expect("add user")
     }
 
     pub async fn get_public_posts(&self, tenant: &str, query: &str) -> reqwest::Response {

@@ -1,11 +1,15 @@
 //! The integration suite: one binary, the real application on a random port, a fresh database
 //! per test. SQLite in memory by default; PostgreSQL when `DATABASE_URL` is set, Redis when
 //! `REDIS_URL` is set. Set `TEST_LOG=1` to see the application's logs.
+mod api_keys;
+mod authentication;
 mod cli;
 mod docs;
 mod errors;
 mod health;
 mod helpers;
+mod me;
 mod public_posts;
 mod security_headers;
 mod store;
+mod tenants;

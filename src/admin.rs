@@ -1,0 +1,121 @@
+//! Operator commands for a fresh install and for scripts: `admin bootstrap`, `admin add-user`.
+//!
+//! Each prints `{"tenant", "user_id", "api_key"}` on stdout. They are idempotent: running one
+//! again finds the tenant and user and rotates their CLI key (label `cli:<tenant>`), so a lost
+//! key is replaced rather than duplicated, and the previous one stops working.
+use anyhow::{Context, anyhow, bail};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    auth::{
+        api_keys::{self, KeyVerifier},
+        permissions::Permissions,
+    },
+    db::entities::{Role, tenant},
+    domain::{
+        memberships,
+        tenants::{self, TenantSlug},
+        users::{self, Email},
+    },
+    error::ApiError,
+};
+
+#[derive(Debug, Serialize)]
+pub struct Issued {
+    pub tenant: String,
+    pub user_id: Uuid,
+    pub api_key: String,
+}
+
+/// Client-facing validation errors read well on a terminal too; the rest keep their context.
+fn cli_error(err: ApiError) -> anyhow::Error {
+    match err {
+        ApiError::Internal(inner) => inner,
+        other => anyhow!("{other}"),
+    }
+}
+
+/// Creates the tenant (if new) with `email` as its owner, and issues the owner's CLI key.
+pub async fn bootstrap(
+    db: &DatabaseConnection,
+    keys: &KeyVerifier,
+    tenant_slug: &str,
+    email: &str,
+) -> anyhow::Result<Issued> {
+    let slug = TenantSlug::parse(tenant_slug).map_err(|e| anyhow!("--tenant: {e}"))?;
+    let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
+    let txn = db.begin().await.context("could not start a transaction")?;
+    let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
+    let tenant = match tenants::find_by_slug(&txn, slug.as_str()).await? {
+        Some(existing) => {
+            if memberships::role_of(&txn, existing.id, user.id).await? != Some(Role::Owner) {
+                bail!(
+                    "tenant {} already exists and {} is not its owner",
+                    slug.as_str(),
+                    email.as_str()
+                );
+            }
+            existing
+        }
+        None => tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id)
+            .await
+            .map_err(cli_error)?,
+    };
+    let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
+    txn.commit().await.context("could not commit")?;
+    Ok(issued)
+}
+
+/// Adds (or finds) the user by email, gives it `role` in the tenant, and issues its CLI key.
+pub async fn add_user(
+    db: &DatabaseConnection,
+    keys: &KeyVerifier,
+    tenant_slug: &str,
+    email: &str,
+    role: &str,
+) -> anyhow::Result<Issued> {
+    let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
+    let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
+    let txn = db.begin().await.context("could not start a transaction")?;
+    let tenant = tenants::find_by_slug(&txn, tenant_slug)
+        .await?
+        .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
+    let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
+    let current = memberships::role_of(&txn, tenant.id, user.id).await?;
+    if current == Some(Role::Owner)
+        && role != Role::Owner
+        && memberships::owner_count(&txn, tenant.id).await? <= 1
+    {
+        bail!(
+            "{} is the last owner of {}: add another owner first",
+            email.as_str(),
+            tenant.slug
+        );
+    }
+    memberships::set_role(&txn, tenant.id, user.id, role).await?;
+    let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
+    txn.commit().await.context("could not commit")?;
+    Ok(issued)
+}
+
+async fn issue_cli_key(
+    db: &impl sea_orm::ConnectionTrait,
+    keys: &KeyVerifier,
+    tenant: &tenant::Model,
+    user_id: Uuid,
+) -> anyhow::Result<Issued> {
+    let label = format!("cli:{}", tenant.slug);
+    let (_, secret) = match api_keys::find_active_by_label(db, user_id, &label).await? {
+        Some(existing) => api_keys::replace_secret(db, keys, existing, tenant.slug.clone()).await,
+        None => api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None).await,
+    }
+    .map_err(cli_error)?;
+    Ok(Issued {
+        tenant: tenant.slug.clone(),
+        user_id,
+        api_key: secret.expose_secret().to_owned(),
+    })
+}

@@ -1,0 +1,165 @@
+//! `/api/v1/me/api-keys`: the caller's API keys. The secret is in the response to create and
+//! rotate only; it is never stored and never listed.
+use chrono::{DateTime, Utc};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::{ApiTags, json::JsonBody, security::Auth};
+use crate::{
+    app::AppState,
+    auth::{
+        api_keys::{self, ApiKeyInfo, KeyScope, NewApiKey},
+        permissions::{Permission, Permissions},
+    },
+    domain::tenants,
+    error::{ApiError, ApiResult},
+};
+
+pub struct ApiKeysApi {
+    state: AppState,
+}
+
+impl ApiKeysApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// A new key: only these fields can be set.
+#[derive(Object, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKey {
+    /// Unique among your active keys, 1–100 characters.
+    label: String,
+    /// The slug of the tenant the key is bound to; it is useless anywhere else.
+    tenant: String,
+    /// `read` (safe methods) and/or `write` (unsafe methods). Never more than your role allows.
+    permissions: Vec<Permission>,
+    /// Optional expiry, in the future.
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as listed: no secret.
+#[derive(Object)]
+struct ApiKey {
+    id: Uuid,
+    label: String,
+    /// The non-secret start of the key (`iq_` and the lookup id), to recognise it.
+    prefix: String,
+    tenant: String,
+    permissions: Vec<Permission>,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<ApiKeyInfo> for ApiKey {
+    fn from(k: ApiKeyInfo) -> Self {
+        Self {
+            id: k.id,
+            label: k.label,
+            prefix: k.prefix,
+            tenant: k.tenant,
+            permissions: k.permissions.to_vec(),
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// A key with its secret: shown this once, store it now.
+#[derive(Object)]
+struct ApiKeyWithSecret {
+    #[oai(flatten)]
+    key: ApiKey,
+    /// The full key. It cannot be shown again.
+    api_key: String,
+}
+
+#[derive(Object)]
+struct ApiKeyList {
+    items: Vec<ApiKey>,
+}
+
+#[derive(ApiResponse)]
+enum CreatedKey {
+    /// Created; the response holds the only copy of the secret.
+    #[oai(status = 201)]
+    Created(Json<ApiKeyWithSecret>),
+}
+
+#[derive(ApiResponse)]
+enum Revoked {
+    /// Revoked: the key is refused from now on, on every instance.
+    #[oai(status = 204)]
+    Revoked,
+}
+
+fn with_secret((info, secret): (ApiKeyInfo, secrecy::SecretString)) -> ApiKeyWithSecret {
+    ApiKeyWithSecret {
+        key: info.into(),
+        api_key: secret.expose_secret().to_owned(),
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/me/api-keys", tag = "ApiTags::ApiKeys")]
+impl ApiKeysApi {
+    /// Your active keys, newest first. Never includes secrets.
+    #[oai(path = "/", method = "get")]
+    async fn list(&self, auth: Auth) -> ApiResult<Json<ApiKeyList>> {
+        let scope = KeyScope {
+            principal: auth.principal(),
+        };
+        let items = api_keys::list(&self.state.db, &scope)
+            .await?
+            .into_iter()
+            .map(ApiKey::from)
+            .collect();
+        Ok(Json(ApiKeyList { items }))
+    }
+
+    /// Creates a key bound to one of your tenants. The secret is returned once.
+    #[oai(path = "/", method = "post")]
+    async fn create(&self, auth: Auth, body: JsonBody<CreateApiKey>) -> ApiResult<CreatedKey> {
+        let body = body.0;
+        let permissions = Permissions::try_from(body.permissions)
+            .map_err(|e| ApiError::validation("permissions", e))?;
+        let tenant = tenants::find_by_slug(&self.state.db, &body.tenant)
+            .await?
+            .ok_or_else(|| ApiError::validation("tenant", "no such tenant among yours"))?;
+        let scope = KeyScope {
+            principal: auth.principal(),
+        };
+        let new = NewApiKey {
+            label: body.label,
+            tenant,
+            permissions,
+            expires_at: body.expires_at,
+        };
+        let created = api_keys::create(&self.state.db, &scope, new).await?;
+        Ok(CreatedKey::Created(Json(with_secret(created))))
+    }
+
+    /// Revokes a key at once.
+    #[oai(path = "/:id", method = "delete")]
+    async fn revoke(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Revoked> {
+        let scope = KeyScope {
+            principal: auth.principal(),
+        };
+        api_keys::revoke(&self.state.db, &self.state.keys, &scope, id.0).await?;
+        Ok(Revoked::Revoked)
+    }
+
+    /// Replaces the key's secret; label, tenant, permissions and expiry stay. The old secret
+    /// stops working at once.
+    #[oai(path = "/:id/rotate", method = "post")]
+    async fn rotate(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<ApiKeyWithSecret>> {
+        let scope = KeyScope {
+            principal: auth.principal(),
+        };
+        let rotated = api_keys::rotate(&self.state.db, &self.state.keys, &scope, id.0).await?;
+        Ok(Json(with_secret(rotated)))
+    }
+}

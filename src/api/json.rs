@@ -1,0 +1,123 @@
+//! `JsonBody<T>`: a JSON request body parsed by serde, documented by poem-openapi.
+//!
+//! poem-openapi's own `Json` reports a missing field without naming it. Here malformed JSON is
+//! a 400, and JSON of the wrong shape (missing, unknown or mistyped field) is a 422 whose
+//! problem names the field by its path, e.g. `permissions[1]`.
+use poem::{FromRequest, Request, RequestBody, Result};
+use poem_openapi::{
+    impl_apirequest_for_payload,
+    payload::{ParsePayload, Payload},
+    registry::{MetaSchemaRef, Registry},
+    types::Type,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        matches!(content_type.parse::<mime::Mime>(), Ok(m) if m.type_() == "application" && m.subtype() == "json")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: DeserializeOwned + Send> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> Result<Self> {
+        let data = Vec::<u8>::from_request(request, body).await?;
+        if data.is_empty() {
+            return Err(ApiError::BadRequest("a JSON body is required".into()).into());
+        }
+        parse(&data).map(JsonBody).map_err(Into::into)
+    }
+}
+
+impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + Send);
+
+fn parse<T: DeserializeOwned>(data: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let err = match result {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if !inner.is_data() {
+        return Err(ApiError::BadRequest(format!("malformed JSON: {inner}")));
+    }
+    let message = strip_position(&inner.to_string());
+    // A missing field is reported at its parent; name the field itself.
+    let field = match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((name, _)) if path == "." => name.to_owned(),
+        Some((name, _)) => format!("{path}.{name}"),
+        None if path == "." => "body".to_owned(),
+        None => path,
+    };
+    Err(ApiError::validation(field, message))
+}
+
+/// serde_json appends " at line L column C": noise once the field is named.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        tags: Vec<u8>,
+    }
+
+    fn field_of(json: &str) -> String {
+        match parse::<Sample>(json.as_bytes()) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_name_the_field() {
+        assert_eq!(field_of(r#"{"tags":[]}"#), "name");
+        assert_eq!(field_of(r#"{"name":1,"tags":[]}"#), "name");
+        assert_eq!(field_of(r#"{"name":"a","tags":[1,"x"]}"#), "tags[1]");
+        assert_eq!(field_of(r#"{"name":"a","tags":[],"admin":true}"#), "admin");
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        assert!(matches!(
+            parse::<Sample>(b"{\"name\":"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse::<Sample>(b"not json"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}

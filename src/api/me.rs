@@ -1,0 +1,93 @@
+//! `GET /api/v1/me`: who the caller is and how it authenticated.
+use poem_openapi::{Object, OpenApi, payload::Json};
+use uuid::Uuid;
+
+use super::{ApiTags, security::Auth};
+use crate::{
+    app::AppState,
+    auth::{Credential, permissions::Permission},
+    db::entities::Role,
+    domain::{memberships, users},
+    error::{ApiError, ApiResult},
+};
+
+pub struct MeApi {
+    state: AppState,
+}
+
+impl MeApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+#[derive(Object)]
+struct Me {
+    user_id: Uuid,
+    email: Option<String>,
+    display_name: Option<String>,
+    authentication: Authentication,
+    /// The tenants this credential can reach, with the user's role in each.
+    memberships: Vec<Membership>,
+}
+
+#[derive(Object)]
+struct Authentication {
+    /// `api_key` (sessions come with login).
+    method: String,
+    /// For a key: its id, non-secret prefix, tenant and permissions.
+    api_key_id: Option<Uuid>,
+    api_key_prefix: Option<String>,
+    tenant: Option<String>,
+    permissions: Option<Vec<Permission>>,
+}
+
+#[derive(Object)]
+pub struct Membership {
+    pub tenant: String,
+    pub tenant_name: String,
+    pub role: Role,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Account")]
+impl MeApi {
+    /// The calling user, how it authenticated, and its memberships. A key sees only the
+    /// membership of the tenant it is bound to.
+    #[oai(path = "/me", method = "get")]
+    async fn me(&self, auth: Auth) -> ApiResult<Json<Me>> {
+        let principal = auth.principal();
+        let db = &self.state.db;
+        let user = users::find(db, principal.user_id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let bound = principal.bound_tenant();
+        let memberships: Vec<Membership> = memberships::of_user(db, user.id)
+            .await?
+            .into_iter()
+            .filter(|(tenant, _)| bound.is_none_or(|id| id == tenant.id))
+            .map(|(tenant, role)| Membership {
+                tenant: tenant.slug,
+                tenant_name: tenant.name,
+                role,
+            })
+            .collect();
+        let authentication = match &principal.credential {
+            Credential::ApiKey(grant) => Authentication {
+                method: "api_key".into(),
+                api_key_id: Some(grant.key_id),
+                api_key_prefix: Some(crate::auth::api_keys::token::display_prefix(
+                    &grant.lookup_id,
+                )),
+                tenant: memberships.first().map(|m| m.tenant.clone()),
+                permissions: Some(grant.permissions.to_vec()),
+            },
+        };
+        Ok(Json(Me {
+            user_id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            authentication,
+            memberships,
+        }))
+    }
+}

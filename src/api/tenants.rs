@@ -1,0 +1,97 @@
+//! `GET|POST /api/v1/tenants`: the caller's tenants, and creating one.
+use chrono::{DateTime, Utc};
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use uuid::Uuid;
+
+use super::{ApiTags, json::JsonBody, security::Auth};
+use crate::{
+    app::AppState,
+    db::entities::{Role, tenant},
+    domain::{
+        memberships,
+        tenants::{self, TenantSlug},
+    },
+    error::ApiResult,
+};
+
+pub struct TenantsApi {
+    state: AppState,
+}
+
+impl TenantsApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// A new tenant: only these fields can be set.
+#[derive(Object, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    /// 3–63 of `a-z`, `0-9`, `-`; starts with a letter; some words are reserved.
+    slug: String,
+    /// Display name, 1–200 characters.
+    name: String,
+}
+
+#[derive(Object)]
+struct Tenant {
+    id: Uuid,
+    slug: String,
+    name: String,
+    /// The caller's role in this tenant.
+    role: Role,
+    created_at: DateTime<Utc>,
+}
+
+impl Tenant {
+    fn new(t: tenant::Model, role: Role) -> Self {
+        Self {
+            id: t.id,
+            slug: t.slug,
+            name: t.name,
+            role,
+            created_at: t.created_at,
+        }
+    }
+}
+
+#[derive(Object)]
+struct TenantList {
+    items: Vec<Tenant>,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// The tenant was created; the caller is its owner.
+    #[oai(status = 201)]
+    Tenant(Json<Tenant>),
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Tenants")]
+impl TenantsApi {
+    /// The caller's tenants (for an API key: the one it is bound to).
+    #[oai(path = "/tenants", method = "get")]
+    async fn list(&self, auth: Auth) -> ApiResult<Json<TenantList>> {
+        let principal = auth.principal();
+        let bound = principal.bound_tenant();
+        let items = memberships::of_user(&self.state.db, principal.user_id)
+            .await?
+            .into_iter()
+            .filter(|(t, _)| bound.is_none_or(|id| id == t.id))
+            .map(|(t, role)| Tenant::new(t, role))
+            .collect();
+        Ok(Json(TenantList { items }))
+    }
+
+    /// Creates a tenant; the caller becomes its `owner`. 409 if the slug is taken.
+    #[oai(path = "/tenants", method = "post")]
+    async fn create(&self, auth: Auth, body: JsonBody<CreateTenant>) -> ApiResult<Created> {
+        let body = body.0;
+        let slug = TenantSlug::parse(&body.slug)?;
+        let created =
+            tenants::create_with_owner(&self.state.db, &slug, &body.name, auth.principal().user_id)
+                .await?;
+        Ok(Created::Tenant(Json(Tenant::new(created, Role::Owner))))
+    }
+}

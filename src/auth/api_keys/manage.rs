@@ -1,0 +1,286 @@
+//! Creating, listing, revoking and rotating a user's API keys.
+//!
+//! A key acting on keys is held to its own limits: it sees only keys of its tenant and cannot
+//! mint or rotate a key with permissions it lacks, so a leaked key cannot escalate.
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, SqlErr,
+};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::{KeyVerifier, token};
+use crate::{
+    auth::{Principal, permissions::Permissions},
+    db::entities::{api_key, tenant},
+    domain::memberships,
+    error::{ApiError, ApiResult},
+};
+
+const LABEL_MAX: usize = 100;
+
+/// What a client may set when creating a key; everything else is ours.
+pub struct NewApiKey {
+    pub label: String,
+    pub tenant: tenant::Model,
+    pub permissions: Permissions,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as listed: never the secret, never its hash.
+#[derive(Debug, Clone)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub label: String,
+    pub prefix: String,
+    pub tenant: String,
+    pub permissions: Permissions,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whose keys, seen by whom: the user, confined to a tenant when the caller is itself a key.
+pub struct KeyScope<'a> {
+    pub principal: &'a Principal,
+}
+
+impl KeyScope<'_> {
+    fn visible(&self, key: &api_key::Model) -> bool {
+        key.user_id == self.principal.user_id
+            && self
+                .principal
+                .bound_tenant()
+                .is_none_or(|t| t == key.tenant_id)
+    }
+
+    /// A key may hand out only what it holds itself.
+    fn may_grant(&self, permissions: &Permissions) -> ApiResult<()> {
+        match self.principal.api_key() {
+            Some(grant) if !permissions.is_subset(&grant.permissions) => Err(ApiError::Forbidden(
+                "an API key cannot grant permissions it does not have".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn validate_label(label: &str) -> ApiResult<String> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > LABEL_MAX {
+        return Err(ApiError::validation(
+            "label",
+            format!("must be 1 to {LABEL_MAX} characters"),
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "label",
+            "must not contain control characters",
+        ));
+    }
+    Ok(label.to_owned())
+}
+
+fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
+    Ok(ApiKeyInfo {
+        permissions: permissions_of(&row)?,
+        id: row.id,
+        label: row.label,
+        prefix: token::display_prefix(&row.lookup_id),
+        tenant: tenant_slug,
+        expires_at: row.expires_at,
+        last_used_at: row.last_used_at,
+        created_at: row.created_at,
+    })
+}
+
+fn unique_label(err: sea_orm::DbErr) -> ApiError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::Conflict("you already have an active API key with this label".into())
+        }
+        _ => err.into(),
+    }
+}
+
+/// Creates a key; the returned secret is shown once and never stored.
+pub async fn create(
+    db: &DatabaseConnection,
+    scope: &KeyScope<'_>,
+    new: NewApiKey,
+) -> ApiResult<(ApiKeyInfo, SecretString)> {
+    let label = validate_label(&new.label)?;
+    let principal = scope.principal;
+    if principal.bound_tenant().is_some_and(|t| t != new.tenant.id)
+        || memberships::role_of(db, new.tenant.id, principal.user_id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::validation("tenant", "no such tenant among yours"));
+    }
+    scope.may_grant(&new.permissions)?;
+    if new.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::validation("expires_at", "must be in the future"));
+    }
+    insert_key(
+        db,
+        principal.user_id,
+        &new.tenant,
+        &label,
+        &new.permissions,
+        new.expires_at,
+    )
+    .await
+}
+
+/// Stores a new key for `user_id` in `tenant`, after the caller's checks.
+pub async fn insert_key(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    tenant: &tenant::Model,
+    label: &str,
+    permissions: &Permissions,
+    expires_at: Option<DateTime<Utc>>,
+) -> ApiResult<(ApiKeyInfo, SecretString)> {
+    let key = token::generate();
+    let row = api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        tenant_id: Set(tenant.id),
+        label: Set(label.to_owned()),
+        lookup_id: Set(key.lookup_id),
+        secret_hash: Set(key.hash),
+        permissions: Set(serde_json::to_value(permissions).map_err(anyhow::Error::from)?),
+        expires_at: Set(expires_at),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(unique_label)?;
+    Ok((info(row, tenant.slug.clone())?, key.secret))
+}
+
+/// The caller's active keys, newest first.
+pub async fn list(db: &DatabaseConnection, scope: &KeyScope<'_>) -> ApiResult<Vec<ApiKeyInfo>> {
+    let mut query = api_key::Entity::find()
+        .filter(api_key::Column::UserId.eq(scope.principal.user_id))
+        .filter(api_key::Column::RevokedAt.is_null());
+    if let Some(tenant_id) = scope.principal.bound_tenant() {
+        query = query.filter(api_key::Column::TenantId.eq(tenant_id));
+    }
+    let rows = query
+        .order_by_desc(api_key::Column::CreatedAt)
+        .order_by_desc(api_key::Column::Id)
+        .find_also_related(tenant::Entity)
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(row, tenant)| info(row, tenant.map(|t| t.slug).unwrap_or_default()))
+        .collect()
+}
+
+/// An active key of the caller's, or 404 (also for other users' keys: no existence oracle).
+async fn find_visible(
+    db: &DatabaseConnection,
+    scope: &KeyScope<'_>,
+    id: Uuid,
+) -> ApiResult<(api_key::Model, String)> {
+    let found = api_key::Entity::find_by_id(id)
+        .filter(api_key::Column::RevokedAt.is_null())
+        .find_also_related(tenant::Entity)
+        .one(db)
+        .await?;
+    match found {
+        Some((row, Some(tenant))) if scope.visible(&row) => Ok((row, tenant.slug)),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+fn permissions_of(row: &api_key::Model) -> ApiResult<Permissions> {
+    serde_json::from_value(row.permissions.clone()).map_err(|e| {
+        ApiError::Internal(anyhow::Error::from(e).context("stored API key permissions"))
+    })
+}
+
+/// Revokes a key: dead at once, on every instance.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    verifier: &KeyVerifier,
+    scope: &KeyScope<'_>,
+    id: Uuid,
+) -> ApiResult<()> {
+    let (row, _) = find_visible(db, scope, id).await?;
+    // Announce first: if the store is down nothing has changed and the caller may retry.
+    verifier
+        .announce_revocation(&row.lookup_id)
+        .await
+        .map_err(store_down)?;
+    api_key::ActiveModel {
+        id: Set(row.id),
+        revoked_at: Set(Some(Utc::now())),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a key's secret, keeping its id, label, tenant, permissions and expiry. The old
+/// secret is dead at once.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    verifier: &KeyVerifier,
+    scope: &KeyScope<'_>,
+    id: Uuid,
+) -> ApiResult<(ApiKeyInfo, SecretString)> {
+    let (row, tenant_slug) = find_visible(db, scope, id).await?;
+    scope.may_grant(&permissions_of(&row)?)?;
+    replace_secret(db, verifier, row, tenant_slug).await
+}
+
+/// Gives an existing key a new secret; the old one is announced dead first.
+pub async fn replace_secret(
+    db: &impl ConnectionTrait,
+    verifier: &KeyVerifier,
+    row: api_key::Model,
+    tenant_slug: String,
+) -> ApiResult<(ApiKeyInfo, SecretString)> {
+    verifier
+        .announce_revocation(&row.lookup_id)
+        .await
+        .map_err(store_down)?;
+    let key = token::generate();
+    let row = api_key::ActiveModel {
+        id: Set(row.id),
+        lookup_id: Set(key.lookup_id),
+        secret_hash: Set(key.hash),
+        last_used_at: Set(None),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok((info(row, tenant_slug)?, key.secret))
+}
+
+/// The user's active key with this label, if any.
+pub async fn find_active_by_label(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    label: &str,
+) -> Result<Option<api_key::Model>, sea_orm::DbErr> {
+    api_key::Entity::find()
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::Label.eq(label))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db)
+        .await
+}
+
+fn store_down(err: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %err, "cannot announce an API key revocation");
+    ApiError::Unavailable("try again shortly".into())
+}

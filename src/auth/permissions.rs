@@ -1,0 +1,131 @@
+//! What an API key may do, on top of what its owner's role allows.
+//!
+//! Kept as an enum with a string form so finer scopes (`posts:write`, say) are added as
+//! variants without changing storage: the database holds a JSON array of these strings.
+use std::{collections::BTreeSet, fmt, str::FromStr};
+
+use poem::http::Method;
+use serde::{Deserialize, Serialize};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    poem_openapi::Enum,
+)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Permission {
+    /// Safe methods only (GET, HEAD, OPTIONS).
+    Read,
+    /// Unsafe methods (POST, PUT, PATCH, DELETE).
+    Write,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Write => "write",
+        }
+    }
+
+    /// The permission an HTTP method needs.
+    pub fn for_method(method: &Method) -> Self {
+        if method.is_safe() {
+            Permission::Read
+        } else {
+            Permission::Write
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Permission {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(Permission::Read),
+            "write" => Ok(Permission::Write),
+            other => Err(format!(
+                "unknown permission {other:?}; expected read or write"
+            )),
+        }
+    }
+}
+
+/// A non-empty set of permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Permission>", into = "Vec<Permission>")]
+pub struct Permissions(BTreeSet<Permission>);
+
+impl Permissions {
+    pub fn all() -> Self {
+        Self([Permission::Read, Permission::Write].into())
+    }
+
+    pub fn contains(&self, p: Permission) -> bool {
+        self.0.contains(&p)
+    }
+
+    pub fn is_subset(&self, other: &Permissions) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn to_vec(&self) -> Vec<Permission> {
+        self.0.iter().copied().collect()
+    }
+}
+
+impl TryFrom<Vec<Permission>> for Permissions {
+    type Error = &'static str;
+
+    fn try_from(v: Vec<Permission>) -> Result<Self, Self::Error> {
+        if v.is_empty() {
+            return Err("at least one permission is required");
+        }
+        Ok(Self(v.into_iter().collect()))
+    }
+}
+
+impl From<Permissions> for Vec<Permission> {
+    fn from(p: Permissions) -> Self {
+        p.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_methods_need_write() {
+        assert_eq!(Permission::for_method(&Method::GET), Permission::Read);
+        assert_eq!(Permission::for_method(&Method::HEAD), Permission::Read);
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(Permission::for_method(&m), Permission::Write);
+        }
+    }
+
+    #[test]
+    fn an_empty_set_is_refused() {
+        assert!(Permissions::try_from(vec![]).is_err());
+        let json: Result<Permissions, _> = serde_json::from_str("[]");
+        assert!(json.is_err());
+        let ok: Permissions = serde_json::from_str(r#"["write","read","read"]"#).unwrap();
+        assert_eq!(ok, Permissions::all());
+    }
+}

@@ -1,0 +1,90 @@
+//! Who belongs to which tenant, with which role.
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use crate::db::entities::{Role, membership, tenant};
+
+/// The user's role in the tenant, if a member.
+pub async fn role_of(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, sea_orm::DbErr> {
+    Ok(membership::Entity::find_by_id((tenant_id, user_id))
+        .one(db)
+        .await?
+        .map(|m| m.role))
+}
+
+/// The user's tenants with their role, by slug.
+pub async fn of_user(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<Vec<(tenant::Model, Role)>, sea_orm::DbErr> {
+    let rows = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .find_also_related(tenant::Entity)
+        .order_by_asc(membership::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(m, t)| t.map(|t| (t, m.role)))
+        .collect())
+}
+
+/// Makes the user a member with `role`, or changes the role of an existing member.
+pub async fn set_role(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<(), sea_orm::DbErr> {
+    let now = Utc::now();
+    match membership::Entity::find_by_id((tenant_id, user_id))
+        .one(db)
+        .await?
+    {
+        Some(existing) if existing.role == role => Ok(()),
+        Some(_) => {
+            membership::ActiveModel {
+                tenant_id: Set(tenant_id),
+                user_id: Set(user_id),
+                role: Set(role),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .update(db)
+            .await?;
+            Ok(())
+        }
+        None => {
+            membership::ActiveModel {
+                tenant_id: Set(tenant_id),
+                user_id: Set(user_id),
+                role: Set(role),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(db)
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+/// How many owners the tenant has (the last one must not be removed or demoted).
+pub async fn owner_count(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+) -> Result<u64, sea_orm::DbErr> {
+    use sea_orm::PaginatorTrait;
+    membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant_id))
+        .filter(membership::Column::Role.eq(Role::Owner))
+        .count(db)
+        .await
+}

@@ -1,0 +1,416 @@
+//! The key lifecycle over HTTP: shown once, never stored or listed, revoked and rotated at once.
+use ironquill::db::entities::{api_key, audit_event, identity, membership, tenant, user};
+use sea_orm::EntityTrait;
+use serde_json::json;
+
+use crate::helpers::{TestApp, assert_problem, shared_backends, spawn_app, spawn_sibling};
+
+const KEYS: &str = "/api/v1/me/api-keys";
+
+fn key_path(key: &serde_json::Value, suffix: &str) -> String {
+    format!("{KEYS}/{}{suffix}", key["id"].as_str().unwrap())
+}
+
+/// Every stored value of the tables a key could leak into, as text.
+async fn everything_stored(app: &TestApp) -> String {
+    let mut all = String::new();
+    for rows in [
+        api_key::Entity::find()
+            .into_json()
+            .all(&app.db)
+            .await
+            .unwrap(),
+        audit_event::Entity::find()
+            .into_json()
+            .all(&app.db)
+            .await
+            .unwrap(),
+        user::Entity::find().into_json().all(&app.db).await.unwrap(),
+        identity::Entity::find()
+            .into_json()
+            .all(&app.db)
+            .await
+            .unwrap(),
+        tenant::Entity::find()
+            .into_json()
+            .all(&app.db)
+            .await
+            .unwrap(),
+        membership::Entity::find()
+            .into_json()
+            .all(&app.db)
+            .await
+            .unwrap(),
+    ] {
+        all.push_str(&serde_json::to_string(&rows).unwrap());
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_created_key_is_shown_once_and_works() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .create_key(
+            &owner.api_key,
+            json!({"label": "deploy bot", "tenant": "acme", "permissions": ["read", "write"]}),
+        )
+        .await;
+    let secret = created["api_key"].as_str().unwrap();
+    assert!(secret.starts_with("iq_"));
+    assert!(secret.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!(created["label"], "deploy bot");
+    assert_eq!(created["tenant"], "acme");
+    assert_eq!(created["permissions"], json!(["read", "write"]));
+    assert_eq!(app.get_me(secret).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_secret_is_never_listed_nor_stored() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .create_key(
+            &owner.api_key,
+            json!({"label": "ci", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let secret = created["api_key"].as_str().unwrap().to_owned();
+    app.get_me(&secret).await;
+
+    let listing = app
+        .get_with_key(KEYS, &owner.api_key)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains("\"ci\""), "the key is listed");
+    for s in [&secret, &owner.api_key] {
+        assert!(!listing.contains(s.as_str()), "no secret in the list");
+        // Not even the secret part alone.
+        assert!(!listing.contains(&s[20..]));
+    }
+    assert!(!listing.contains("secret_hash") && !listing.contains("hash"));
+
+    let stored = everything_stored(&app).await;
+    for s in [&secret, &owner.api_key] {
+        assert!(
+            !stored.contains(&s[20..]),
+            "no stored column holds a secret"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_list_shows_what_identifies_a_key_and_last_use() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    app.get_me(&owner.api_key).await;
+    let list: serde_json::Value = app
+        .get_with_key(KEYS, &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = &list["items"][0];
+    assert_eq!(key["label"], "cli:acme");
+    assert_eq!(key["tenant"], "acme");
+    assert!(owner.api_key.starts_with(key["prefix"].as_str().unwrap()));
+    assert!(key["last_used_at"].is_string(), "use was recorded: {key}");
+    assert!(key["created_at"].is_string());
+    assert!(key.get("api_key").is_none());
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_dead_at_once() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .create_key(
+            &owner.api_key,
+            json!({"label": "temp", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let secret = created["api_key"].as_str().unwrap();
+    assert_eq!(
+        app.get_me(secret).await.status(),
+        200,
+        "works, and is now cached"
+    );
+
+    assert_eq!(
+        app.delete_with_key(&key_path(&created, ""), &owner.api_key)
+            .await
+            .status(),
+        204
+    );
+    assert_problem(app.get_me(secret).await, 401).await;
+    let list: serde_json::Value = app
+        .get_with_key(KEYS, &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["id"] != created["id"])
+    );
+    assert_problem(
+        app.delete_with_key(&key_path(&created, ""), &owner.api_key)
+            .await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rotation_gives_a_new_secret_and_kills_the_old_one() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .create_key(
+            &owner.api_key,
+            json!({"label": "bot", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let old = created["api_key"].as_str().unwrap();
+    assert_eq!(app.get_me(old).await.status(), 200);
+
+    let resp = app
+        .post_json_with_key(&key_path(&created, "/rotate"), &owner.api_key, &json!({}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rotated: serde_json::Value = resp.json().await.unwrap();
+    let new = rotated["api_key"].as_str().unwrap();
+    assert_ne!(new, old);
+    for field in ["id", "label", "tenant", "permissions", "expires_at"] {
+        assert_eq!(rotated[field], created[field], "{field} kept");
+    }
+    assert_problem(app.get_me(old).await, 401).await;
+    assert_eq!(app.get_me(new).await.status(), 200);
+}
+
+#[tokio::test]
+async fn another_users_keys_cannot_be_seen_revoked_or_rotated() {
+    let app = spawn_app().await;
+    let ann = app.bootstrap("acme", "ann@example.com").await;
+    let bob = app.add_user("acme", "bob@example.com", "admin").await;
+    let anns = app
+        .create_key(
+            &ann.api_key,
+            json!({"label": "mine", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+
+    let bobs_list = app
+        .get_with_key(KEYS, &bob.api_key)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!bobs_list.contains(anns["id"].as_str().unwrap()));
+    assert_problem(
+        app.delete_with_key(&key_path(&anns, ""), &bob.api_key)
+            .await,
+        404,
+    )
+    .await;
+    assert_problem(
+        app.post_json_with_key(&key_path(&anns, "/rotate"), &bob.api_key, &json!({}))
+            .await,
+        404,
+    )
+    .await;
+    assert_eq!(
+        app.get_me(anns["api_key"].as_str().unwrap()).await.status(),
+        200,
+        "untouched"
+    );
+}
+
+#[tokio::test]
+async fn labels_are_unique_among_active_keys() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let body = json!({"label": "ci", "tenant": "acme", "permissions": ["read"]});
+    let first = app.create_key(&owner.api_key, body.clone()).await;
+    assert_problem(
+        app.post_json_with_key(KEYS, &owner.api_key, &body).await,
+        409,
+    )
+    .await;
+    app.delete_with_key(&key_path(&first, ""), &owner.api_key)
+        .await;
+    app.create_key(&owner.api_key, body).await;
+}
+
+#[tokio::test]
+async fn invalid_requests_name_the_field() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    for (body, field) in [
+        (
+            json!({"label": "", "tenant": "acme", "permissions": ["read"]}),
+            "label",
+        ),
+        (
+            json!({"label": "x", "tenant": "acme", "permissions": []}),
+            "permissions",
+        ),
+        (
+            json!({"label": "x", "tenant": "acme", "permissions": ["read", "admin"]}),
+            "permissions[1]",
+        ),
+        (
+            json!({"label": "x", "tenant": "acme", "permissions": ["read"], "expires_at": past}),
+            "expires_at",
+        ),
+        (
+            json!({"label": "x", "tenant": "nowhere", "permissions": ["read"]}),
+            "tenant",
+        ),
+        (json!({"tenant": "acme", "permissions": ["read"]}), "label"),
+        // Mass assignment: fields the server owns cannot be set.
+        (
+            json!({"label": "x", "tenant": "acme", "permissions": ["read"], "user_id": owner.user_id}),
+            "user_id",
+        ),
+        (
+            json!({"label": "x", "tenant": "acme", "permissions": ["read"], "last_used_at": past}),
+            "last_used_at",
+        ),
+    ] {
+        let problem = assert_problem(
+            app.post_json_with_key(KEYS, &owner.api_key, &body).await,
+            422,
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_is_bound_to_tenants_its_user_belongs_to() {
+    let app = spawn_app().await;
+    let ann = app.bootstrap("acme", "ann@example.com").await;
+    app.bootstrap("other", "olga@example.com").await;
+    let resp = app
+        .post_json_with_key(
+            KEYS,
+            &ann.api_key,
+            &json!({"label": "x", "tenant": "other", "permissions": ["read"]}),
+        )
+        .await;
+    let problem = assert_problem(resp, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "tenant");
+    // Same answer as for a tenant that does not exist at all: no existence oracle.
+    let missing = app
+        .post_json_with_key(
+            KEYS,
+            &ann.api_key,
+            &json!({"label": "x", "tenant": "nowhere", "permissions": ["read"]}),
+        )
+        .await;
+    let missing = assert_problem(missing, 422).await;
+    assert_eq!(missing["detail"], problem["detail"]);
+}
+
+#[tokio::test]
+async fn a_key_cannot_mint_a_key_for_another_tenant_or_with_more_permissions() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    app.post_json_with_key(
+        "/api/v1/tenants",
+        &owner.api_key,
+        &json!({"slug": "beta", "name": "Beta"}),
+    )
+    .await;
+    // The owner is a member of beta, but this key is bound to acme.
+    let resp = app
+        .post_json_with_key(
+            KEYS,
+            &owner.api_key,
+            &json!({"label": "x", "tenant": "beta", "permissions": ["read"]}),
+        )
+        .await;
+    assert_problem(resp, 422).await;
+
+    let write_only = app
+        .create_key(
+            &owner.api_key,
+            json!({"label": "w", "tenant": "acme", "permissions": ["write"]}),
+        )
+        .await;
+    let write_only = write_only["api_key"].as_str().unwrap();
+    let resp = app
+        .post_json_with_key(
+            KEYS,
+            write_only,
+            &json!({"label": "more", "tenant": "acme", "permissions": ["read", "write"]}),
+        )
+        .await;
+    assert_problem(resp, 403).await;
+}
+
+#[tokio::test]
+async fn revocation_through_one_instance_is_refused_by_another_at_once() {
+    if !shared_backends() {
+        return; // In-process state is per instance by design; this needs PostgreSQL and Redis.
+    }
+    let a = spawn_app().await;
+    let b = spawn_sibling(&a).await;
+    let owner = a.bootstrap("acme", "ann@example.com").await;
+    let created = a
+        .create_key(
+            &owner.api_key,
+            json!({"label": "shared", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let secret = created["api_key"].as_str().unwrap();
+    assert_eq!(
+        b.get_me(secret).await.status(),
+        200,
+        "b verified it and cached it"
+    );
+
+    assert_eq!(
+        a.delete_with_key(&key_path(&created, ""), &owner.api_key)
+            .await
+            .status(),
+        204
+    );
+    assert_problem(b.get_me(secret).await, 401).await;
+
+    // Rotation too: b cached the owner's key; a rotates it; b refuses the old secret.
+    let list: serde_json::Value = b
+        .get_with_key(KEYS, &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cli_key = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "cli:acme")
+        .unwrap()
+        .clone();
+    let rotated: serde_json::Value = a
+        .post_json_with_key(&key_path(&cli_key, "/rotate"), &owner.api_key, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_problem(b.get_me(&owner.api_key).await, 401).await;
+    assert_eq!(
+        b.get_me(rotated["api_key"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}

@@ -1,0 +1,154 @@
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn creating_a_tenant_makes_the_caller_its_owner() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let resp = app
+        .post_json_with_key(
+            "/api/v1/tenants",
+            &owner.api_key,
+            &json!({"slug": "beta-blog", "name": "Beta Blog"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let tenant: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(tenant["slug"], "beta-blog");
+    assert_eq!(tenant["name"], "Beta Blog");
+    assert_eq!(tenant["role"], "owner");
+    let role = ironquill::domain::memberships::role_of(
+        &app.db,
+        tenant["id"].as_str().unwrap().parse().unwrap(),
+        owner.user_id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(role, Some(ironquill::db::entities::Role::Owner));
+}
+
+#[tokio::test]
+async fn a_taken_slug_is_a_conflict() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let resp = app
+        .post_json_with_key(
+            "/api/v1/tenants",
+            &owner.api_key,
+            &json!({"slug": "acme", "name": "Again"}),
+        )
+        .await;
+    assert_problem(resp, 409).await;
+}
+
+#[tokio::test]
+async fn invalid_and_reserved_slugs_are_refused_naming_slug() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    for slug in [
+        "AB",
+        "Upper",
+        "api",
+        "admin",
+        "-lead",
+        "trail-",
+        "double--hyphen",
+        "under_score",
+        "x",
+    ] {
+        let resp = app
+            .post_json_with_key(
+                "/api/v1/tenants",
+                &owner.api_key,
+                &json!({"slug": slug, "name": "N"}),
+            )
+            .await;
+        let problem = assert_problem(resp, 422).await;
+        assert_eq!(problem["errors"][0]["field"], "slug", "{slug}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrongly_shaped_body_names_the_field() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    for (body, field) in [
+        (json!({"slug": "beta"}), "name"),
+        (json!({"slug": 7, "name": "B"}), "slug"),
+        (
+            json!({"slug": "beta", "name": "B", "id": "00000000-0000-0000-0000-000000000000"}),
+            "id",
+        ),
+        (json!({"slug": "beta", "name": ""}), "name"),
+    ] {
+        let resp = app
+            .post_json_with_key("/api/v1/tenants", &owner.api_key, &body)
+            .await;
+        let problem = assert_problem(resp, 422).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{body}: {problem}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_request() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let resp = app
+        .with_key(reqwest::Method::POST, "/api/v1/tenants", &owner.api_key)
+        .header("content-type", "application/json")
+        .body("{\"slug\": ")
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(resp, 400).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON")
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_unsupported_media_type() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let resp = app
+        .with_key(reqwest::Method::POST, "/api/v1/tenants", &owner.api_key)
+        .header("content-type", "text/plain")
+        .body("slug=beta")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 415).await;
+}
+
+#[tokio::test]
+async fn a_key_lists_only_its_own_tenant() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    app.post_json_with_key(
+        "/api/v1/tenants",
+        &owner.api_key,
+        &json!({"slug": "beta", "name": "Beta"}),
+    )
+    .await;
+    let list: serde_json::Value = app
+        .get_with_key("/api/v1/tenants", &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["acme"]);
+}
