@@ -40,3 +40,7 @@ docs:
 # What CI runs.
 ci:
     bash .ci/run
+
+# Criterion benchmarks (API key verification).
+bench:
+    cargo bench --bench api_keys

@@ -23,7 +23,9 @@ use crate::{
     error::ApiError,
 };
 
-#[derive(Debug, Serialize)]
+/// What the commands print. Holds a secret, so it has no `Debug`: it is only ever serialised
+/// to stdout.
+#[derive(Serialize)]
 pub struct Issued {
     pub tenant: String,
     pub user_id: Uuid,
@@ -107,8 +109,8 @@ async fn issue_cli_key(
     tenant: &tenant::Model,
     user_id: Uuid,
 ) -> anyhow::Result<Issued> {
-    let label = format!("cli:{}", tenant.slug);
-    let (_, secret) = match api_keys::find_active_by_label(db, user_id, &label).await? {
+    let label = format!("{}{}", api_keys::CLI_LABEL_PREFIX, tenant.slug);
+    let (_, secret) = match api_keys::find_active_by_label(db, user_id, tenant.id, &label).await? {
         Some(existing) => api_keys::replace_secret(db, keys, existing, tenant.slug.clone()).await,
         None => api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None).await,
     }

@@ -48,7 +48,8 @@ impl AppState {
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: request id and span; security headers; problem rendering;
-/// panic catching; the request deadline; the body limit; authentication; then the routes.
+/// panic catching; the request deadline; authentication (before any body is buffered); the
+/// body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let keys = state.keys.clone();
@@ -59,8 +60,8 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .with(Authenticate::new(keys))
         .with(BodyLimit::new(settings.server.body_limit_bytes))
+        .with(Authenticate::new(keys))
         .with(Timeout::new(Duration::from_secs(
             settings.server.request_timeout_secs,
         )))

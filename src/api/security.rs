@@ -11,7 +11,8 @@ use poem_openapi::{
 
 use crate::auth::Principal;
 
-/// An API key: `Authorization: apikey <key>`.
+/// An API key: `Authorization: apikey <key>`. In the docs UI, enter `apikey iq_...` as the
+/// value (the scheme word included).
 #[derive(SecurityScheme)]
 #[oai(
     ty = "api_key",

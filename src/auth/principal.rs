@@ -23,6 +23,8 @@ pub struct ApiKeyGrant {
     pub lookup_id: String,
     pub tenant_id: Uuid,
     pub permissions: Permissions,
+    /// A key cannot hand out a lifetime longer than its own.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Principal {

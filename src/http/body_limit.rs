@@ -1,7 +1,7 @@
 //! Request body limit: 413 for a declared or actual body over the limit.
 //!
-//! poem's `SizeLimit` demands `Content-Length` on every request (even a GET), and a chunked body
-//! has none, so the body is read here, up to the limit, before any handler sees it.
+//! poem's `SizeLimit` demands `Content-Length` on every request (even a GET), and chunked or
+//! HTTP/2 bodies have none, so every body is read here, up to the limit, before any handler.
 use poem::{Body, Endpoint, Middleware, Request, Result, error::ReadBodyError, http::header};
 
 use crate::error::ApiError;
@@ -48,22 +48,19 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         if declared.is_some_and(|len| len > self.max_bytes as u64) {
             return Err(too_large());
         }
-        let has_body = declared.is_some_and(|len| len > 0)
-            || req.headers().contains_key(header::TRANSFER_ENCODING);
-        if has_body {
-            let bytes = req
-                .take_body()
-                .into_bytes_limit(self.max_bytes)
-                .await
-                .map_err(|err| match err {
-                    ReadBodyError::PayloadTooLarge => too_large(),
-                    other => {
-                        ApiError::BadRequest(format!("could not read the request body: {other}"))
-                            .into()
-                    }
-                })?;
-            req.set_body(Body::from_bytes(bytes));
-        }
+        // Always read through the limit: an HTTP/2 body needs neither Content-Length nor
+        // Transfer-Encoding, and an empty body costs nothing.
+        let bytes = req
+            .take_body()
+            .into_bytes_limit(self.max_bytes)
+            .await
+            .map_err(|err| match err {
+                ReadBodyError::PayloadTooLarge => too_large(),
+                other => {
+                    ApiError::BadRequest(format!("could not read the request body: {other}")).into()
+                }
+            })?;
+        req.set_body(Body::from_bytes(bytes));
         self.inner.call(req).await
     }
 }

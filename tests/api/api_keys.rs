@@ -414,3 +414,115 @@ async fn revocation_through_one_instance_is_refused_by_another_at_once() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_expiring_key_cannot_mint_or_rotate_a_longer_lived_one() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let in_a_day = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let in_a_week = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let short = app
+        .create_key(&owner.api_key, json!({"label": "ci", "tenant": "acme", "permissions": ["read", "write"], "expires_at": in_a_day}))
+        .await;
+    let short_secret = short["api_key"].as_str().unwrap();
+    for body in [
+        json!({"label": "forever", "tenant": "acme", "permissions": ["read"]}),
+        json!({"label": "longer", "tenant": "acme", "permissions": ["read"], "expires_at": in_a_week}),
+    ] {
+        assert_problem(app.post_json_with_key(KEYS, short_secret, &body).await, 403).await;
+    }
+    // Nor take over the owner's permanent key by rotating it.
+    let list: serde_json::Value = app
+        .get_with_key(KEYS, &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let permanent = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "cli:acme")
+        .unwrap()
+        .clone();
+    assert_problem(
+        app.post_json_with_key(&key_path(&permanent, "/rotate"), short_secret, &json!({}))
+            .await,
+        403,
+    )
+    .await;
+    assert_eq!(
+        app.get_me(&owner.api_key).await.status(),
+        200,
+        "the owner's key is untouched"
+    );
+    // Within its own lifetime it may.
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    app.create_key(
+        short_secret,
+        json!({"label": "shorter", "tenant": "acme", "permissions": ["read"], "expires_at": soon}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cli_labels_are_reserved() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let resp = app
+        .post_json_with_key(
+            KEYS,
+            &owner.api_key,
+            &json!({"label": "cli:beta", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let problem = assert_problem(resp, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "label");
+}
+
+/// The revocation marker, without Redis: two verifiers (two instances) over one database and
+/// one store. The second has the key cached; a revocation through the first reaches it anyway.
+#[tokio::test]
+async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
+    use ironquill::auth::api_keys::{KeyScope, KeyVerifier, revoke};
+
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .create_key(
+            &owner.api_key,
+            json!({"label": "x", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let secret = created["api_key"].as_str().unwrap();
+    let other = KeyVerifier::new(app.db.clone(), app.state.store.clone());
+    let principal = other
+        .verify(secret)
+        .await
+        .unwrap()
+        .expect("valid, and now cached by `other`");
+
+    let owner_principal = app
+        .state
+        .keys
+        .verify(&owner.api_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let id = created["id"].as_str().unwrap().parse().unwrap();
+    revoke(
+        &app.db,
+        &app.state.keys,
+        &KeyScope {
+            principal: &owner_principal,
+        },
+        id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(principal.user_id, owner.user_id);
+    assert!(
+        other.verify(secret).await.unwrap().is_none(),
+        "refused despite the warm cache"
+    );
+}

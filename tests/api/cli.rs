@@ -96,3 +96,322 @@ fn port_is_honoured_as_hosting_platforms_set_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.port"));
 }
+
+/// `admin ...` against a fresh SQLite file; returns (exit code, stdout, stderr).
+fn admin(db_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = ironquill()
+        .arg("admin")
+        .args(args)
+        .env("APP__DATABASE__URL", db_url)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sqlite_file() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("iq.db").display());
+    (dir, url)
+}
+
+#[test]
+fn admin_bootstrap_prints_tenant_user_and_key_as_json() {
+    let (_dir, url) = sqlite_file();
+    let (code, stdout, stderr) = admin(
+        &url,
+        &[
+            "bootstrap",
+            "--tenant",
+            "acme",
+            "--email",
+            "ann@example.com",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let issued: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("only JSON on stdout");
+    assert_eq!(issued["tenant"], "acme");
+    assert!(uuid::Uuid::parse_str(issued["user_id"].as_str().unwrap()).is_ok());
+    assert!(issued["api_key"].as_str().unwrap().starts_with("iq_"));
+    assert_eq!(issued.as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn admin_bootstrap_again_keeps_the_user_and_replaces_the_key() {
+    let (_dir, url) = sqlite_file();
+    let args = [
+        "bootstrap",
+        "--tenant",
+        "acme",
+        "--email",
+        "ann@example.com",
+    ];
+    let (_, first, _) = admin(&url, &args);
+    let (code, second, stderr) = admin(&url, &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let first: serde_json::Value = serde_json::from_str(first.trim()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(second.trim()).unwrap();
+    assert_eq!(first["user_id"], second["user_id"]);
+    assert_ne!(first["api_key"], second["api_key"]);
+    // Someone else cannot take over an existing tenant.
+    let (code, _, stderr) = admin(
+        &url,
+        &[
+            "bootstrap",
+            "--tenant",
+            "acme",
+            "--email",
+            "mallory@example.com",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("not its owner"), "{stderr}");
+}
+
+#[test]
+fn admin_add_user_finds_or_creates_the_user_with_the_role() {
+    let (_dir, url) = sqlite_file();
+    admin(
+        &url,
+        &[
+            "bootstrap",
+            "--tenant",
+            "acme",
+            "--email",
+            "ann@example.com",
+        ],
+    );
+    let (code, stdout, stderr) = admin(
+        &url,
+        &[
+            "add-user",
+            "--tenant",
+            "acme",
+            "--email",
+            "bob@example.com",
+            "--role",
+            "editor",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let bob: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(bob["tenant"], "acme");
+    let (_, again, _) = admin(
+        &url,
+        &[
+            "add-user",
+            "--tenant",
+            "acme",
+            "--email",
+            "BOB@example.com",
+            "--role",
+            "viewer",
+        ],
+    );
+    let again: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+    assert_eq!(
+        again["user_id"], bob["user_id"],
+        "found by email, case-insensitively"
+    );
+}
+
+#[test]
+fn admin_commands_refuse_bad_input_with_a_clear_message() {
+    let (_dir, url) = sqlite_file();
+    admin(
+        &url,
+        &[
+            "bootstrap",
+            "--tenant",
+            "acme",
+            "--email",
+            "ann@example.com",
+        ],
+    );
+    for (args, expected) in [
+        (
+            vec![
+                "add-user",
+                "--tenant",
+                "nope",
+                "--email",
+                "b@example.com",
+                "--role",
+                "viewer",
+            ],
+            "no tenant",
+        ),
+        (
+            vec![
+                "add-user",
+                "--tenant",
+                "acme",
+                "--email",
+                "b@example.com",
+                "--role",
+                "boss",
+            ],
+            "--role",
+        ),
+        (
+            vec![
+                "add-user",
+                "--tenant",
+                "acme",
+                "--email",
+                "not-an-email",
+                "--role",
+                "viewer",
+            ],
+            "--email",
+        ),
+        (
+            vec![
+                "bootstrap",
+                "--tenant",
+                "Bad Slug",
+                "--email",
+                "c@example.com",
+            ],
+            "--tenant",
+        ),
+        (
+            vec!["bootstrap", "--tenant", "api", "--email", "c@example.com"],
+            "reserved",
+        ),
+        (
+            vec![
+                "add-user",
+                "--tenant",
+                "acme",
+                "--email",
+                "ann@example.com",
+                "--role",
+                "viewer",
+            ],
+            "last owner",
+        ),
+    ] {
+        let (code, stdout, stderr) = admin(&url, &args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Runs the real server with every log level on and checks that no secret reaches the logs.
+#[tokio::test]
+async fn no_api_key_secret_ever_reaches_the_logs() {
+    use std::io::{BufRead, BufReader};
+
+    let (_dir, url) = sqlite_file();
+    let (_, stdout, _) = admin(
+        &url,
+        &[
+            "bootstrap",
+            "--tenant",
+            "acme",
+            "--email",
+            "ann@example.com",
+        ],
+    );
+    let owner: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let owner_key = owner["api_key"].as_str().unwrap().to_owned();
+
+    let mut server = ironquill()
+        .env("APP__DATABASE__URL", &url)
+        .env("APP__SERVER__PORT", "0")
+        .env("APP__LOG__FORMAT", "json")
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(server.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(server.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        let addr_tx = addr_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains("listening;") {
+                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if let Some(addr) = parsed["fields"]["addr"].as_str() {
+                        let _ = addr_tx.send(addr.to_owned());
+                    }
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let addr = addr_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("server started");
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let auth = |key: &str| format!("apikey {key}");
+
+    client
+        .get(format!("{base}/api/v1/me"))
+        .header("authorization", auth(&owner_key))
+        .send()
+        .await
+        .unwrap();
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/v1/me/api-keys"))
+        .header("authorization", auth(&owner_key))
+        .json(&serde_json::json!({"label": "logged?", "tenant": "acme", "permissions": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_key = created["api_key"].as_str().unwrap().to_owned();
+    client
+        .get(format!("{base}/api/v1/me"))
+        .header("authorization", auth(&new_key))
+        .send()
+        .await
+        .unwrap();
+    let mut wrong = new_key.clone();
+    wrong.pop();
+    wrong.push('0');
+    client
+        .get(format!("{base}/api/v1/me"))
+        .header("authorization", auth(&wrong))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/api/v1/me/api-keys"))
+        .header("authorization", auth(&owner_key))
+        .send()
+        .await
+        .unwrap();
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let logs = lines.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("request done"),
+        "the requests were logged at all"
+    );
+    for secret in [&owner_key, &new_key, &wrong] {
+        // The part after the non-secret lookup id must appear nowhere.
+        let secret_part = &secret[20..];
+        assert!(
+            !logs.contains(secret_part),
+            "a key secret appeared in the logs"
+        );
+    }
+}

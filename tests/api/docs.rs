@@ -57,3 +57,28 @@ async fn error_responses_are_documented_as_problem_documents() {
         assert!(problem[field].is_object(), "Problem.{field}");
     }
 }
+
+#[tokio::test]
+async fn each_accepted_credential_form_is_a_documented_security_scheme() {
+    let spec = spec().await;
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["ApiKeyAuth"]["type"], "apiKey");
+    assert_eq!(schemes["ApiKeyAuth"]["in"], "header");
+    assert_eq!(schemes["ApiKeyAuth"]["name"], "Authorization");
+    assert_eq!(schemes["ApiKeyBasicAuth"]["type"], "http");
+    assert_eq!(schemes["ApiKeyBasicAuth"]["scheme"], "basic");
+    for (path, method) in [
+        ("/api/v1/me", "get"),
+        ("/api/v1/tenants", "post"),
+        ("/api/v1/me/api-keys", "get"),
+        ("/api/v1/me/api-keys/{id}/rotate", "post"),
+    ] {
+        let security = spec["paths"][path][method]["security"].to_string();
+        assert!(
+            security.contains("ApiKeyAuth") && security.contains("ApiKeyBasicAuth"),
+            "{path}: {security}"
+        );
+    }
+    // Public operations require nothing.
+    assert!(spec["paths"]["/public/{tenant}/posts"]["get"]["security"].is_null());
+}

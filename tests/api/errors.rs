@@ -99,3 +99,24 @@ async fn every_response_gets_a_request_id() {
     let b = app.get("/healthz").await.headers()["x-request-id"].clone();
     assert_ne!(a, b);
 }
+
+#[tokio::test]
+async fn an_http2_body_without_a_length_is_limited_too() {
+    let app = spawn_app().await;
+    let limit = app.state.settings.server.body_limit_bytes;
+    // HTTP/2 over plain TCP: the body is DATA frames, with neither Content-Length nor chunking.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..=limit / 4096).map(|_| Ok(vec![b' '; 4096])).collect();
+    let resp = h2
+        .post(app.url("/healthz"))
+        .body(reqwest::Body::wrap_stream(stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_problem(resp, 413).await;
+}

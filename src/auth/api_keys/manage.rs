@@ -19,6 +19,8 @@ use crate::{
 };
 
 const LABEL_MAX: usize = 100;
+/// Labels the admin CLI gives its keys (`cli:<tenant>`); reserved so the CLI finds only its own.
+pub const CLI_LABEL_PREFIX: &str = "cli:";
 
 /// What a client may set when creating a key; everything else is ours.
 pub struct NewApiKey {
@@ -55,14 +57,32 @@ impl KeyScope<'_> {
                 .is_none_or(|t| t == key.tenant_id)
     }
 
-    /// A key may hand out only what it holds itself.
-    fn may_grant(&self, permissions: &Permissions) -> ApiResult<()> {
-        match self.principal.api_key() {
-            Some(grant) if !permissions.is_subset(&grant.permissions) => Err(ApiError::Forbidden(
+    /// A key may hand out only what it holds itself: no permission it lacks, and no lifetime
+    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one).
+    fn may_grant(
+        &self,
+        permissions: &Permissions,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> ApiResult<()> {
+        let Some(grant) = self.principal.api_key() else {
+            return Ok(());
+        };
+        if !permissions.is_subset(&grant.permissions) {
+            return Err(ApiError::Forbidden(
                 "an API key cannot grant permissions it does not have".into(),
-            )),
-            _ => Ok(()),
+            ));
         }
+        let outlives = match (grant.expires_at, expires_at) {
+            (Some(mine), Some(theirs)) => theirs > mine,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if outlives {
+            return Err(ApiError::Forbidden(
+                "an API key cannot grant a lifetime beyond its own expiry".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -78,6 +98,12 @@ fn validate_label(label: &str) -> ApiResult<String> {
         return Err(ApiError::validation(
             "label",
             "must not contain control characters",
+        ));
+    }
+    if label.starts_with(CLI_LABEL_PREFIX) {
+        return Err(ApiError::validation(
+            "label",
+            format!("{CLI_LABEL_PREFIX:?} is reserved for keys the admin CLI issues"),
         ));
     }
     Ok(label.to_owned())
@@ -120,7 +146,7 @@ pub async fn create(
     {
         return Err(ApiError::validation("tenant", "no such tenant among yours"));
     }
-    scope.may_grant(&new.permissions)?;
+    scope.may_grant(&new.permissions, new.expires_at)?;
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::validation("expires_at", "must be in the future"));
     }
@@ -238,7 +264,7 @@ pub async fn rotate(
     id: Uuid,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let (row, tenant_slug) = find_visible(db, scope, id).await?;
-    scope.may_grant(&permissions_of(&row)?)?;
+    scope.may_grant(&permissions_of(&row)?, row.expires_at)?;
     replace_secret(db, verifier, row, tenant_slug).await
 }
 
@@ -266,14 +292,16 @@ pub async fn replace_secret(
     Ok((info(row, tenant_slug)?, key.secret))
 }
 
-/// The user's active key with this label, if any.
+/// The user's active key with this label in this tenant, if any.
 pub async fn find_active_by_label(
     db: &impl ConnectionTrait,
     user_id: Uuid,
+    tenant_id: Uuid,
     label: &str,
 ) -> Result<Option<api_key::Model>, sea_orm::DbErr> {
     api_key::Entity::find()
         .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::TenantId.eq(tenant_id))
         .filter(api_key::Column::Label.eq(label))
         .filter(api_key::Column::RevokedAt.is_null())
         .one(db)

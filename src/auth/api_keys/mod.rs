@@ -4,7 +4,7 @@ pub mod token;
 mod verify;
 
 pub use manage::{
-    ApiKeyInfo, KeyScope, NewApiKey, create, find_active_by_label, insert_key, list,
-    replace_secret, revoke, rotate,
+    ApiKeyInfo, CLI_LABEL_PREFIX, KeyScope, NewApiKey, create, find_active_by_label, insert_key,
+    list, replace_secret, revoke, rotate,
 };
 pub use verify::{KeyVerifier, VerifyError};

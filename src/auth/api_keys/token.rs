@@ -86,6 +86,10 @@ pub fn generate() -> NewKey {
 
 /// Checks shape and checksum; no database involved.
 pub fn parse(candidate: &str) -> Result<ParsedKey, KeyFormatError> {
+    // ASCII first: the fixed-position slicing below must never split a UTF-8 character.
+    if !candidate.is_ascii() {
+        return Err(KeyFormatError::Alphabet);
+    }
     if candidate.len() != KEY_LEN {
         return Err(KeyFormatError::Length);
     }
@@ -190,6 +194,16 @@ mod tests {
         );
         let upper_body = format!("iq_{}", s[3..].to_uppercase());
         assert_eq!(parse(&upper_body).unwrap_err(), KeyFormatError::Alphabet);
+    }
+
+    #[test]
+    fn non_ascii_input_of_the_right_byte_length_is_refused_without_panicking() {
+        let key = generate();
+        let s = key.secret.expose_secret();
+        // 'é' is two bytes: drop one ASCII char so the byte length stays KEY_LEN.
+        let tricky = format!("{}é{}", &s[..18], &s[20..]);
+        assert_eq!(tricky.len(), KEY_LEN);
+        assert_eq!(parse(&tricky).unwrap_err(), KeyFormatError::Alphabet);
     }
 
     #[test]

@@ -22,8 +22,10 @@ use crate::{
 
 /// How long a verified key is trusted without asking the database again.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
-/// A revocation marker outlives every cache entry that could still hold the key.
-const REVOCATION_TTL: Duration = Duration::from_secs(CACHE_TTL.as_secs() * 3);
+/// A revocation marker must outlive every cache entry that could still hold the key, including
+/// one inserted by a verification that read the row just before the revocation and then ran
+/// as long as a request may (the request timeout). Markers are tiny, so be generous.
+const REVOCATION_TTL: Duration = Duration::from_secs(600);
 /// `last_used_at` is written at most this often per key.
 const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
@@ -102,6 +104,7 @@ impl KeyVerifier {
                 lookup_id: parsed.lookup_id().to_owned(),
                 tenant_id: key.tenant_id,
                 permissions: key.permissions.clone(),
+                expires_at: key.expires_at,
             }),
         }))
     }
