@@ -41,6 +41,6 @@ docs:
 ci:
     bash .ci/run
 
-# Criterion benchmarks (API key verification).
+# Criterion benchmarks (API key verification, authorization).
 bench:
-    cargo bench --bench api_keys
+    cargo bench --bench api_keys --bench authz

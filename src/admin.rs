@@ -4,12 +4,13 @@
 //! again finds the tenant and user and rotates their CLI key (label `cli:<tenant>`), so a lost
 //! key is replaced rather than duplicated, and the previous one stops working.
 use anyhow::{Context, anyhow, bail};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::TransactionTrait;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
+    app::AppState,
     auth::{
         api_keys::{self, KeyVerifier},
         permissions::Permissions,
@@ -41,15 +42,12 @@ fn cli_error(err: ApiError) -> anyhow::Error {
 }
 
 /// Creates the tenant (if new) with `email` as its owner, and issues the owner's CLI key.
-pub async fn bootstrap(
-    db: &DatabaseConnection,
-    keys: &KeyVerifier,
-    tenant_slug: &str,
-    email: &str,
-) -> anyhow::Result<Issued> {
+pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyhow::Result<Issued> {
+    let (db, keys) = (&state.db, state.keys.as_ref());
     let slug = TenantSlug::parse(tenant_slug).map_err(|e| anyhow!("--tenant: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let txn = db.begin().await.context("could not start a transaction")?;
+    state.authz.announce_change().await.map_err(cli_error)?;
     let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
     let tenant = match tenants::find_by_slug(&txn, slug.as_str()).await? {
         Some(existing) => {
@@ -68,20 +66,23 @@ pub async fn bootstrap(
     };
     let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
     txn.commit().await.context("could not commit")?;
+    // With Redis, running servers pick the new role up on their next request.
+    state.authz.announce_committed_change().await;
     Ok(issued)
 }
 
 /// Adds (or finds) the user by email, gives it `role` in the tenant, and issues its CLI key.
 pub async fn add_user(
-    db: &DatabaseConnection,
-    keys: &KeyVerifier,
+    state: &AppState,
     tenant_slug: &str,
     email: &str,
     role: &str,
 ) -> anyhow::Result<Issued> {
+    let (db, keys) = (&state.db, state.keys.as_ref());
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let txn = db.begin().await.context("could not start a transaction")?;
+    state.authz.announce_change().await.map_err(cli_error)?;
     let tenant = tenants::find_by_slug(&txn, tenant_slug)
         .await?
         .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
@@ -100,6 +101,8 @@ pub async fn add_user(
     memberships::set_role(&txn, tenant.id, user.id, role).await?;
     let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
     txn.commit().await.context("could not commit")?;
+    // With Redis, running servers pick the new role up on their next request.
+    state.authz.announce_committed_change().await;
     Ok(issued)
 }
 

@@ -2,13 +2,17 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use poem::{Endpoint, EndpointExt, Route, Server, listener::TcpAcceptor, middleware::CatchPanic};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Route, Server, endpoint::make_sync, listener::TcpAcceptor,
+    middleware::CatchPanic,
+};
 use sea_orm::DatabaseConnection;
 
 use crate::{
     api,
     auth::{Authenticate, api_keys::KeyVerifier},
-    config::Settings,
+    authz::{Authorizer, TenantAuthz},
+    config::{self, Settings},
     db,
     http::{BodyLimit, ProblemDetails, SecurityHeaders, Timeout},
     store::{MemoryStore, Store},
@@ -22,6 +26,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub store: Store,
     pub keys: Arc<KeyVerifier>,
+    pub authz: Arc<Authorizer>,
 }
 
 impl AppState {
@@ -32,35 +37,46 @@ impl AppState {
             db::migrate(&db).await?;
         }
         let store = Store::from_settings(&settings.redis)?;
-        Ok(Self::new(settings, db, store))
+        Self::new(settings, db, store).await
     }
 
-    pub fn new(settings: Settings, db: DatabaseConnection, store: Store) -> Self {
-        Self {
+    /// Loads the authorization policy from the config directory; touches no database yet.
+    pub async fn new(
+        settings: Settings,
+        db: DatabaseConnection,
+        store: Store,
+    ) -> anyhow::Result<Self> {
+        let authz = Authorizer::load(db.clone(), store.clone(), &config::config_dir()).await?;
+        Ok(Self {
             keys: Arc::new(KeyVerifier::new(db.clone(), store.clone())),
+            authz: Arc::new(authz),
             settings: Arc::new(settings),
             db,
             store,
-        }
+        })
     }
 }
 
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: request id and span; security headers; problem rendering;
-/// panic catching; the request deadline; authentication (before any body is buffered); the
-/// body limit; then the routes.
+/// panic catching; the request deadline; authentication, then tenant authorization (both
+/// before any body is buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let keys = state.keys.clone();
-    let api = api::service(state);
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let authz = TenantAuthz::new(state.authz.clone(), state.db.clone());
+    let (api, spec) = api::service_and_document(state);
+    let docs = api::docs_ui(&api, &spec);
     Route::new()
         .nest("/", api)
-        .at("/openapi.json", spec)
+        .at(
+            "/openapi.json",
+            make_sync(move |_| (spec.clone()).with_content_type("application/json")),
+        )
         .nest("/docs", docs)
         .with(BodyLimit::new(settings.server.body_limit_bytes))
+        .with(authz)
         .with(Authenticate::new(keys))
         .with(Timeout::new(Duration::from_secs(
             settings.server.request_timeout_secs,
@@ -72,13 +88,14 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
 }
 
 /// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.
-pub fn openapi_json(settings: Settings) -> String {
+pub async fn openapi_json(settings: Settings) -> anyhow::Result<String> {
     let state = AppState::new(
         settings,
         DatabaseConnection::default(),
         Store::Memory(MemoryStore::new(1)),
-    );
-    api::service(state).spec()
+    )
+    .await?;
+    Ok(api::service_and_document(state).1)
 }
 
 /// A bound, not yet running server. Binding first lets tests use port 0 and learn the port.

@@ -69,7 +69,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthorized,
-    #[error("missing permission: {0}")]
+    /// Authenticated, but not allowed; the message names what is missing.
+    #[error("{0}")]
     Forbidden(String),
     /// Also used for rows of other tenants: we never confirm that they exist.
     #[error("not found")]
@@ -78,6 +79,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the resource was changed since it was read; fetch it again")]
     PreconditionFailed,
+    #[error("send If-Match with the ETag you last read, so concurrent edits are not lost")]
+    PreconditionRequired,
     #[error("invalid {field}: {message}")]
     Validation { field: String, message: String },
     #[error("too many requests")]
@@ -92,6 +95,11 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// 403 naming the permission the caller lacks.
+    pub fn missing_permission(permission: impl std::fmt::Display) -> Self {
+        Self::Forbidden(format!("missing permission: {permission}"))
+    }
+
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation {
             field: field.into(),
@@ -135,6 +143,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -196,6 +205,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
         "Conflicts with an existing resource (a duplicate slug or label).",
     ),
     (412, "`If-Match` names a version that is no longer current."),
+    (428, "An update needs `If-Match` with the ETag last read."),
     (413, "The request body is larger than the configured limit."),
     (
         422,

@@ -26,7 +26,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            println!("{}", app::openapi_json(settings));
+            println!("{}", app::openapi_json(settings).await?);
             Ok(())
         }
         Command::Migrate => {
@@ -42,13 +42,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = AppState::connect(settings).await?;
             let issued = match cmd {
                 AdminCommand::Bootstrap { tenant, email } => {
-                    admin::bootstrap(&state.db, &state.keys, &tenant, &email).await?
+                    admin::bootstrap(&state, &tenant, &email).await?
                 }
                 AdminCommand::AddUser {
                     tenant,
                     email,
                     role,
-                } => admin::add_user(&state.db, &state.keys, &tenant, &email, &role).await?,
+                } => admin::add_user(&state, &tenant, &email, &role).await?,
             };
             println!("{}", serde_json::to_string(&issued)?);
             Ok(())

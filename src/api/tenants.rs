@@ -89,9 +89,12 @@ impl TenantsApi {
     async fn create(&self, auth: Auth, body: JsonBody<CreateTenant>) -> ApiResult<Created> {
         let body = body.0;
         let slug = TenantSlug::parse(&body.slug)?;
+        let authz = &self.state.authz;
+        authz.announce_change().await?;
         let created =
             tenants::create_with_owner(&self.state.db, &slug, &body.name, auth.principal().user_id)
                 .await?;
+        authz.announce_committed_change().await;
         Ok(Created::Tenant(Json(Tenant::new(created, Role::Owner))))
     }
 }

@@ -73,7 +73,7 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
         let principal = self.resolve(&req).await?;
         let needed = Permission::for_method(req.method());
         if !principal.credential_allows(needed) {
-            return Err(ApiError::Forbidden(needed.to_string()).into());
+            return Err(ApiError::missing_permission(needed).into());
         }
         req.extensions_mut().insert(principal);
         self.inner.call(req).await

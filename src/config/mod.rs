@@ -241,7 +241,7 @@ impl Settings {
 }
 
 /// `APP_CONFIG_DIR`, or `./config`.
-fn config_dir() -> PathBuf {
+pub fn config_dir() -> PathBuf {
     std::env::var_os("APP_CONFIG_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("config"))

@@ -1,6 +1,7 @@
 //! One authentication path: which credentials get in, and that every wrong one gets the same 401.
 use base64::Engine;
 use figment::providers::Serialized;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
@@ -272,8 +273,15 @@ async fn authentication_fails_closed_when_the_store_is_down() {
     // Redis on a port where nothing listens: revocations cannot be checked, so nobody gets in.
     let app =
         spawn_app_with(|f| f.merge(Serialized::default("redis.url", "redis://127.0.0.1:1"))).await;
-    let owner = app.bootstrap("acme", "ann@example.com").await;
-    let problem = assert_problem(app.get_me(&owner.api_key).await, 503).await;
+    // Issue a key straight into the database (the API itself would refuse to change anything).
+    let tenant = app.seed_tenant("acme").await;
+    let user = app.seed_user().await;
+    let all = ironquill::auth::permissions::Permissions::all();
+    let (_, secret) =
+        ironquill::auth::api_keys::insert_key(&app.db, user.id, &tenant, "k", &all, None)
+            .await
+            .unwrap();
+    let problem = assert_problem(app.get_me(secret.expose_secret()).await, 503).await;
     assert_eq!(
         problem["detail"],
         "authentication is temporarily unavailable"

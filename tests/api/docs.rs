@@ -82,3 +82,48 @@ async fn each_accepted_credential_form_is_a_documented_security_scheme() {
     // Public operations require nothing.
     assert!(spec["paths"]["/public/{tenant}/posts"]["get"]["security"].is_null());
 }
+
+#[tokio::test]
+async fn every_tenant_operation_states_its_permission_from_the_policy() {
+    let spec = spec().await;
+    let mut seen = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1/tenants/{tenant}/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let permission = op["x-permission"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no x-permission"));
+            let roles = op["x-roles"].as_array().unwrap();
+            assert!(!roles.is_empty(), "{method} {path}: nobody may call it");
+            assert!(
+                op["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("Requires `{permission}`"))
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        seen,
+        ironquill::authz::routes::table().len(),
+        "every route-table line is a documented operation"
+    );
+    let update = &spec["paths"]["/api/v1/tenants/{tenant}/posts/{id}"]["patch"];
+    assert_eq!(update["x-permission"], "posts:update");
+    assert_eq!(
+        update["x-roles"],
+        serde_json::json!(["owner", "admin", "editor", "author"])
+    );
+    let members = &spec["paths"]["/api/v1/tenants/{tenant}/members"]["get"];
+    assert_eq!(members["x-roles"], serde_json::json!(["owner", "admin"]));
+}
+
+#[tokio::test]
+async fn the_docs_ui_shows_the_annotated_document() {
+    let app = spawn_app().await;
+    let html = app.get("/docs").await.text().await.unwrap();
+    assert!(html.contains("x-permission"));
+}

@@ -203,14 +203,14 @@ impl TestApp {
 
     /// A new tenant with a new owner, through the operator bootstrap; returns the owner's key.
     pub async fn bootstrap(&self, tenant: &str, email: &str) -> Issued {
-        ironquill::admin::bootstrap(&self.db, &self.state.keys, tenant, email)
+        ironquill::admin::bootstrap(&self.state, tenant, email)
             .await
             .expect("bootstrap")
     }
 
     /// A user with `role` in an existing tenant; returns its key.
     pub async fn add_user(&self, tenant: &str, email: &str, role: &str) -> Issued {
-        ironquill::admin::add_user(&self.db, &self.state.keys, tenant, email, role)
+        ironquill::admin::add_user(&self.state, tenant, email, role)
             .await
             .expect("add user")
     }

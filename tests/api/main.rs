@@ -3,6 +3,7 @@
 //! `REDIS_URL` is set. Set `TEST_LOG=1` to see the application's logs.
 mod api_keys;
 mod authentication;
+mod authorization;
 mod cli;
 mod docs;
 mod errors;

@@ -17,10 +17,9 @@ fn bench(c: &mut Criterion) {
         let settings = Settings::from_figment(Settings::figment(AppEnv::Test), AppEnv::Test)
             .expect("settings");
         let state = AppState::connect(settings).await.expect("state");
-        let issued =
-            ironquill::admin::bootstrap(&state.db, &state.keys, "bench", "bench@example.com")
-                .await
-                .expect("bootstrap");
+        let issued = ironquill::admin::bootstrap(&state, "bench", "bench@example.com")
+            .await
+            .expect("bootstrap");
         let unknown = {
             use secrecy::ExposeSecret;
             token::generate().secret.expose_secret().to_owned()

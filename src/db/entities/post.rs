@@ -10,9 +10,11 @@ use sea_orm::entity::prelude::*;
     DeriveActiveEnum,
     serde::Serialize,
     serde::Deserialize,
+    poem_openapi::Enum,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
 pub enum PostStatus {
     #[sea_orm(string_value = "draft")]
     Draft,

@@ -1,0 +1,65 @@
+//! What a handler in a tenant route knows about the caller, and the ownership helpers.
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Permission, Snapshot};
+use crate::{
+    auth::{Principal, permissions::Permission as KeyPermission},
+    domain::TenantScope,
+    error::{ApiError, ApiResult},
+};
+
+/// Set by [`super::TenantAuthz`] for every tenant route: the tenant, the caller, and the policy
+/// snapshot the route decision was made with (so one request sees one consistent policy).
+#[derive(Clone)]
+pub struct TenantAccess {
+    pub scope: TenantScope,
+    pub principal: Principal,
+    snapshot: Arc<Snapshot>,
+}
+
+impl TenantAccess {
+    pub fn new(scope: TenantScope, principal: Principal, snapshot: Arc<Snapshot>) -> Self {
+        Self {
+            scope,
+            principal,
+            snapshot,
+        }
+    }
+
+    pub fn user_id(&self) -> Uuid {
+        self.principal.user_id
+    }
+
+    /// The role allows it and, for an API key, so do the key's permissions: a key never
+    /// exceeds its owner, and its permissions narrow further.
+    pub fn can(&self, permission: Permission) -> bool {
+        let key_needs = if permission.is_read() {
+            KeyPermission::Read
+        } else {
+            KeyPermission::Write
+        };
+        self.principal.credential_allows(key_needs)
+            && self
+                .snapshot
+                .allows(self.principal.user_id, self.scope.id(), permission)
+    }
+
+    pub fn require(&self, permission: Permission) -> ApiResult<()> {
+        if self.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::missing_permission(permission))
+        }
+    }
+
+    /// Ownership check: the caller owns the row, or holds the `*_any` permission.
+    pub fn require_owner_or(&self, owner: Uuid, any: Permission) -> ApiResult<()> {
+        if owner == self.user_id() {
+            Ok(())
+        } else {
+            self.require(any)
+        }
+    }
+}

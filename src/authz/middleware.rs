@@ -1,0 +1,123 @@
+//! Enforcement on every `/api/v1/tenants/{tenant}/...` route, before any handler runs:
+//! resolve the tenant, check membership (404 for non-members: no existence oracle), then the
+//! route's permission (403 naming it). Routes without a permission are refused.
+use std::{sync::Arc, time::Duration};
+
+use poem::{Endpoint, Middleware, Request, Result};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    Authorizer, AuthzError, TenantAccess, perms,
+    routes::{self, RoutePermission},
+};
+use crate::{auth::Principal, db::entities::tenant, domain::tenants, error::ApiError};
+
+/// Tenants by slug, briefly: a slug never changes owner, and this spares a query per request.
+type TenantCache = moka::sync::Cache<String, tenant::Model>;
+const TENANT_CACHE_TTL: Duration = Duration::from_secs(30);
+
+pub struct TenantAuthz {
+    authorizer: Arc<Authorizer>,
+    db: DatabaseConnection,
+    routes: Arc<Vec<RoutePermission>>,
+    tenants: TenantCache,
+}
+
+impl TenantAuthz {
+    pub fn new(authorizer: Arc<Authorizer>, db: DatabaseConnection) -> Self {
+        Self {
+            authorizer,
+            db,
+            routes: Arc::new(routes::table()),
+            tenants: TenantCache::builder()
+                .max_capacity(10_000)
+                .time_to_live(TENANT_CACHE_TTL)
+                .build(),
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for TenantAuthz {
+    type Output = TenantAuthzEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        TenantAuthzEndpoint {
+            inner: ep,
+            authorizer: self.authorizer.clone(),
+            db: self.db.clone(),
+            routes: self.routes.clone(),
+            tenants: self.tenants.clone(),
+        }
+    }
+}
+
+pub struct TenantAuthzEndpoint<E> {
+    inner: E,
+    authorizer: Arc<Authorizer>,
+    db: DatabaseConnection,
+    routes: Arc<Vec<RoutePermission>>,
+    tenants: TenantCache,
+}
+
+impl<E: Endpoint> Endpoint for TenantAuthzEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let path = req.uri().path().to_owned();
+        let Some(slug) = routes::tenant_slug(&path) else {
+            return self.inner.call(req).await;
+        };
+        let principal = req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)?;
+        let access = self.decide(&req, slug, principal).await?;
+        req.extensions_mut().insert(access);
+        self.inner.call(req).await
+    }
+}
+
+impl<E> TenantAuthzEndpoint<E> {
+    async fn decide(
+        &self,
+        req: &Request,
+        slug: &str,
+        principal: Principal,
+    ) -> Result<TenantAccess, ApiError> {
+        let tenant = match self.tenants.get(slug) {
+            Some(hit) => hit,
+            None => {
+                let found = tenants::find_by_slug(&self.db, slug)
+                    .await?
+                    .ok_or(ApiError::NotFound)?;
+                self.tenants.insert(slug.to_owned(), found.clone());
+                found
+            }
+        };
+        // A key bound to another tenant is useless here, and says nothing about this one.
+        if principal
+            .bound_tenant()
+            .is_some_and(|bound| bound != tenant.id)
+        {
+            return Err(ApiError::NotFound);
+        }
+        let snapshot = self.authorizer.snapshot().await.map_err(|err| match err {
+            AuthzError::Store(err) => {
+                tracing::error!(error = %err, "authorization impossible: store unavailable");
+                ApiError::Unavailable("authorization is temporarily unavailable".into())
+            }
+            AuthzError::Load(err) => ApiError::Internal(err),
+        })?;
+        if !snapshot.allows(principal.user_id, tenant.id, perms::TENANT_ACCESS) {
+            return Err(ApiError::NotFound);
+        }
+        let access = TenantAccess::new(tenant.into(), principal, snapshot);
+        let permission = routes::permission_for(&self.routes, req.method(), req.uri().path())
+            .ok_or_else(|| {
+                ApiError::Forbidden("no authorization policy covers this route".into())
+            })?;
+        access.require(permission)?;
+        Ok(access)
+    }
+}
