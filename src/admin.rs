@@ -47,7 +47,6 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
     let slug = TenantSlug::parse(tenant_slug).map_err(|e| anyhow!("--tenant: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let txn = db.begin().await.context("could not start a transaction")?;
-    state.authz.announce_change().await.map_err(cli_error)?;
     let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
     let tenant = match tenants::find_by_slug(&txn, slug.as_str()).await? {
         Some(existing) => {
@@ -67,7 +66,7 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
     let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
     txn.commit().await.context("could not commit")?;
     // With Redis, running servers pick the new role up on their next request.
-    state.authz.announce_committed_change().await;
+    state.authz.membership_changed().await;
     Ok(issued)
 }
 
@@ -82,7 +81,6 @@ pub async fn add_user(
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let txn = db.begin().await.context("could not start a transaction")?;
-    state.authz.announce_change().await.map_err(cli_error)?;
     let tenant = tenants::find_by_slug(&txn, tenant_slug)
         .await?
         .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
@@ -102,7 +100,7 @@ pub async fn add_user(
     let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
     txn.commit().await.context("could not commit")?;
     // With Redis, running servers pick the new role up on their next request.
-    state.authz.announce_committed_change().await;
+    state.authz.membership_changed().await;
     Ok(issued)
 }
 

@@ -3,14 +3,16 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Route, Server, endpoint::make_sync, listener::TcpAcceptor,
-    middleware::CatchPanic,
+    Endpoint, EndpointExt, IntoResponse, Route, Server,
+    endpoint::make_sync,
+    listener::TcpAcceptor,
+    middleware::{CatchPanic, CookieJarManager},
 };
 use sea_orm::DatabaseConnection;
 
 use crate::{
     api,
-    auth::{Authenticate, api_keys::KeyVerifier},
+    auth::{Authenticate, Authenticator, api_keys::KeyVerifier, tokens::TokenIssuer},
     authz::{Authorizer, TenantAuthz},
     config::{self, Settings},
     db,
@@ -23,34 +25,68 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
+    /// `server.public_url`, or the address actually bound (tests, local runs).
+    pub public_url: url::Url,
     pub db: DatabaseConnection,
     pub store: Store,
     pub keys: Arc<KeyVerifier>,
+    pub tokens: Arc<TokenIssuer>,
+    pub auth: Arc<Authenticator>,
     pub authz: Arc<Authorizer>,
+}
+
+/// `server.public_url`, else `http://host:port` as configured.
+fn default_public_url(settings: &Settings, addr: Option<SocketAddr>) -> anyhow::Result<url::Url> {
+    if let Some(url) = &settings.server.public_url {
+        return Ok(url.clone());
+    }
+    let authority = match addr {
+        Some(addr) => addr.to_string(),
+        None => format!("{}:{}", settings.server.host, settings.server.port),
+    };
+    url::Url::parse(&format!("http://{authority}"))
+        .context("invalid configuration: server.host/server.port")
 }
 
 impl AppState {
     /// Connects the database (migrating it when configured) and the ephemeral store.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let public_url = default_public_url(&settings, None)?;
+        Self::connect_at(settings, public_url).await
+    }
+
+    async fn connect_at(settings: Settings, public_url: url::Url) -> anyhow::Result<Self> {
         let db = db::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             db::migrate(&db).await?;
         }
         let store = Store::from_settings(&settings.redis)?;
-        Self::new(settings, db, store).await
+        Self::new(settings, public_url, db, store).await
     }
 
-    /// Loads the authorization policy from the config directory; touches no database yet.
+    /// Loads keys and the authorization policy; touches no database yet.
     pub async fn new(
         settings: Settings,
+        public_url: url::Url,
         db: DatabaseConnection,
         store: Store,
     ) -> anyhow::Result<Self> {
         let authz = Authorizer::load(db.clone(), store.clone(), &config::config_dir()).await?;
+        let keys = Arc::new(KeyVerifier::new(db.clone(), store.clone()));
+        let tokens = Arc::new(TokenIssuer::from_settings(&settings, &public_url)?);
+        let auth = Arc::new(Authenticator {
+            keys: keys.clone(),
+            tokens: tokens.clone(),
+            store: store.clone(),
+            origin: public_url.origin().ascii_serialization(),
+        });
         Ok(Self {
-            keys: Arc::new(KeyVerifier::new(db.clone(), store.clone())),
+            keys,
+            tokens,
+            auth,
             authz: Arc::new(authz),
             settings: Arc::new(settings),
+            public_url,
             db,
             store,
         })
@@ -60,11 +96,11 @@ impl AppState {
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: request id and span; security headers; problem rendering;
-/// panic catching; the request deadline; authentication, then tenant authorization (both
-/// before any body is buffered); the body limit; then the routes.
+/// cookies; panic catching; the request deadline; authentication, then tenant authorization
+/// (both before any body is buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
-    let keys = state.keys.clone();
+    let auth = state.auth.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone());
     let (api, spec) = api::service_and_document(state);
     let docs = api::docs_ui(&api, &spec);
@@ -72,16 +108,17 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .nest("/", api)
         .at(
             "/openapi.json",
-            make_sync(move |_| (spec.clone()).with_content_type("application/json")),
+            make_sync(move |_| spec.clone().with_content_type("application/json")),
         )
         .nest("/docs", docs)
         .with(BodyLimit::new(settings.server.body_limit_bytes))
         .with(authz)
-        .with(Authenticate::new(keys))
+        .with(Authenticate::new(auth))
         .with(Timeout::new(Duration::from_secs(
             settings.server.request_timeout_secs,
         )))
         .with(CatchPanic::new())
+        .with(CookieJarManager::new())
         .with(ProblemDetails)
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan)
@@ -89,8 +126,10 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
 
 /// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.
 pub async fn openapi_json(settings: Settings) -> anyhow::Result<String> {
+    let public_url = default_public_url(&settings, None)?;
     let state = AppState::new(
         settings,
+        public_url,
         DatabaseConnection::default(),
         Store::Memory(MemoryStore::new(1)),
     )
@@ -108,7 +147,6 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let bind = (settings.server.host.clone(), settings.server.port);
-        let state = AppState::connect(settings).await?;
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
             .with_context(|| {
@@ -120,6 +158,8 @@ impl Application {
         let addr = listener
             .local_addr()
             .context("could not read the listening address")?;
+        let public_url = default_public_url(&settings, Some(addr))?;
+        let state = AppState::connect_at(settings, public_url).await?;
         Ok(Self {
             state,
             listener,

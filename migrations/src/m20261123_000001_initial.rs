@@ -270,6 +270,20 @@ impl MigrationTrait for Migration {
             )
             .await?;
 
+        // One row: bumped in the same transaction as every membership change, so every
+        // instance (and the admin CLI, a separate process) can tell its policy snapshot is stale.
+        m.create_table(
+            Table::create()
+                .table(AuthzState::Table)
+                .col(integer(AuthzState::Id).primary_key())
+                .col(big_integer(AuthzState::Version))
+                .to_owned(),
+        )
+        .await?;
+        m.get_connection()
+            .execute_unprepared("INSERT INTO authz_state (id, version) VALUES (1, 0)")
+            .await?;
+
         // A session is one login; its refresh tokens form the rotation family.
         m.create_table(
             Table::create()
@@ -359,6 +373,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for table in [
             AuditEvents::Table.into_iden(),
+            AuthzState::Table.into_iden(),
             RefreshTokens::Table.into_iden(),
             Sessions::Table.into_iden(),
             ApiKeys::Table.into_iden(),
@@ -563,4 +578,11 @@ enum AuditEvents {
     RequestId,
     Detail,
     CreatedAt,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum AuthzState {
+    Table,
+    Id,
+    Version,
 }

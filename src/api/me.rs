@@ -33,7 +33,7 @@ struct Me {
 
 #[derive(Object)]
 struct Authentication {
-    /// `api_key` (sessions come with login).
+    /// `api_key` or `session`.
     method: String,
     /// For a key: its id, non-secret prefix, tenant and permissions.
     api_key_id: Option<Uuid>,
@@ -80,6 +80,13 @@ impl MeApi {
                 )),
                 tenant: memberships.first().map(|m| m.tenant.clone()),
                 permissions: Some(grant.permissions.to_vec()),
+            },
+            Credential::Session(_) => Authentication {
+                method: "session".into(),
+                api_key_id: None,
+                api_key_prefix: None,
+                tenant: None,
+                permissions: None,
             },
         };
         Ok(Json(Me {

@@ -159,12 +159,18 @@ impl MembersApi {
         let email = Email::parse(&body.email)?;
         let authz = &self.state.authz;
         let txn = self.state.db.begin().await?;
-        authz.announce_change().await?;
-        let added =
-            members::add_or_invite(&txn, &access.scope, &email, body.role, access.user_id())
-                .await?;
+        let may_manage_owners = access.can(perms::MEMBERS_MANAGE_OWNERS);
+        let added = members::add_or_invite(
+            &txn,
+            &access.scope,
+            &email,
+            body.role,
+            access.user_id(),
+            may_manage_owners,
+        )
+        .await?;
         txn.commit().await?;
-        authz.announce_committed_change().await;
+        authz.membership_changed().await;
         Ok(match added {
             Added::Member(m) => AddResponse::Added(Json(m.into())),
             Added::Invited(i) => AddResponse::Invited(Json(Invitation {
@@ -188,14 +194,13 @@ impl MembersApi {
         body: JsonBody<ChangeRole>,
     ) -> ApiResult<Json<Member>> {
         let db = &self.state.db;
-        let current = members::role_of(db, &access.scope, user.0).await?;
-        require_owner_rights(&access, &[current, body.0.role])?;
         let authz = &self.state.authz;
         let txn = db.begin().await?;
-        authz.announce_change().await?;
-        members::change_role(&txn, &access.scope, user.0, body.0.role).await?;
+        let current = members::role_of(&txn, &access.scope, user.0).await?;
+        require_owner_rights(&access, &[current, body.0.role])?;
+        members::change_role(&txn, &access.scope, user.0, current, body.0.role).await?;
         txn.commit().await?;
-        authz.announce_committed_change().await;
+        authz.membership_changed().await;
         let user = users::find(db, user.0).await?.ok_or(ApiError::NotFound)?;
         Ok(Json(Member {
             user_id: user.id,
@@ -217,12 +222,11 @@ impl MembersApi {
         user: Path<Uuid>,
     ) -> ApiResult<Removed> {
         let db = &self.state.db;
-        let current = members::role_of(db, &access.scope, user.0).await?;
-        require_owner_rights(&access, &[current])?;
         let authz = &self.state.authz;
         let txn = db.begin().await?;
-        authz.announce_change().await?;
-        let revoked = members::remove(&txn, &access.scope, user.0).await?;
+        let current = members::role_of(&txn, &access.scope, user.0).await?;
+        require_owner_rights(&access, &[current])?;
+        let revoked = members::remove(&txn, &access.scope, user.0, current).await?;
         for lookup_id in &revoked {
             self.state.keys.announce_revocation(lookup_id).await.map_err(|e| {
                 tracing::error!(error = %e, "cannot announce revocation of a removed member's key");
@@ -230,7 +234,7 @@ impl MembersApi {
             })?;
         }
         txn.commit().await?;
-        authz.announce_committed_change().await;
+        authz.membership_changed().await;
         Ok(Removed::Removed)
     }
 }

@@ -170,7 +170,7 @@ fn expected_version(if_match: Option<&str>) -> ApiResult<i32> {
 fn visibility(access: &TenantAccess) -> Visibility {
     if access.can(perms::POSTS_READ_DRAFTS) {
         Visibility::All
-    } else if access.can(perms::POSTS_CREATE) {
+    } else if access.role_allows(perms::POSTS_CREATE) {
         Visibility::PublishedAndOwnDrafts(access.user_id())
     } else {
         Visibility::Published

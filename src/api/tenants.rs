@@ -90,11 +90,10 @@ impl TenantsApi {
         let body = body.0;
         let slug = TenantSlug::parse(&body.slug)?;
         let authz = &self.state.authz;
-        authz.announce_change().await?;
         let created =
             tenants::create_with_owner(&self.state.db, &slug, &body.name, auth.principal().user_id)
                 .await?;
-        authz.announce_committed_change().await;
+        authz.membership_changed().await;
         Ok(Created::Tenant(Json(Tenant::new(created, Role::Owner))))
     }
 }

@@ -1,30 +1,161 @@
-//! The one authentication path for `/api/...`: resolves the [`Principal`] or refuses.
+//! The one authentication path: resolves the [`Principal`] of every request to `/api/...` (and
+//! to logout), or refuses.
 //!
-//! Accepted: `Authorization: apikey <key>`, and HTTP Basic with user `apikey` and the key as
-//! password (for tools that only speak Basic). Every failure is the same 401, so a client
-//! cannot learn which part of its credential was wrong.
+//! Accepted: `Authorization: apikey <key>`; HTTP Basic with user `apikey` and the key as
+//! password; `Authorization: Bearer <access token>`; and the access token cookie. Every failure
+//! is the same 401, so a client cannot learn which part of its credential was wrong. A cookie
+//! is sent by the browser on its own, so unsafe methods authenticated by cookie also need CSRF
+//! proof: the `X-CSRF-Token` header matching the CSRF cookie, or an `Origin` /
+//! `Sec-Fetch-Site` showing the request comes from this site.
 use std::sync::Arc;
 
 use base64::Engine;
+use chrono::Utc;
 use poem::{Endpoint, Middleware, Request, Result, http::header};
+use subtle::ConstantTimeEq;
 
 use super::{
-    Principal,
+    Credential, Principal, SessionGrant,
     api_keys::{KeyVerifier, VerifyError},
+    cookies,
     permissions::Permission,
+    sessions,
+    tokens::TokenIssuer,
 };
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    store::{EphemeralStore, Store, StoreError},
+};
 
-/// Paths under this prefix require a principal; everything else is public.
+/// Paths under this prefix require a principal; so do [`PROTECTED_PATHS`].
 pub const PROTECTED_PREFIX: &str = "/api/";
+pub const PROTECTED_PATHS: &[&str] = &["/auth/logout", "/auth/logout-all"];
+
+/// Everything needed to turn a request into a principal.
+pub struct Authenticator {
+    pub keys: Arc<KeyVerifier>,
+    pub tokens: Arc<TokenIssuer>,
+    pub store: Store,
+    /// `scheme://host[:port]` of `server.public_url`, for the Origin check.
+    pub origin: String,
+}
+
+enum Presented {
+    ApiKey(String),
+    Bearer(String),
+    Cookie(String),
+}
+
+fn presented(req: &Request) -> Option<Presented> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return req
+            .cookie()
+            .get(cookies::ACCESS)
+            .map(|c| Presented::Cookie(c.value_str().to_owned()));
+    };
+    let (scheme, rest) = value.to_str().ok()?.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("apikey") {
+        return Some(Presented::ApiKey(rest.to_owned()));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Presented::Bearer(rest.to_owned()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (user, key) = decoded.split_once(':')?;
+        return (user == "apikey").then(|| Presented::ApiKey(key.to_owned()));
+    }
+    None
+}
+
+fn store_down(err: StoreError) -> ApiError {
+    // Fail closed: if revocations cannot be checked, nobody gets in.
+    tracing::error!(error = %err, "credential check impossible: store unavailable");
+    ApiError::Unavailable("authentication is temporarily unavailable".into())
+}
+
+impl Authenticator {
+    /// The principal of a request, or the error to answer with.
+    pub async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
+        match presented(req).ok_or(ApiError::Unauthorized)? {
+            Presented::ApiKey(key) => match self.keys.verify(&key).await {
+                Ok(Some(principal)) => Ok(principal),
+                Ok(None) => Err(ApiError::Unauthorized),
+                Err(VerifyError::Store(err)) => Err(store_down(err)),
+                Err(VerifyError::Db(err)) => Err(err.into()),
+            },
+            Presented::Bearer(token) => self.session(&token, false).await,
+            Presented::Cookie(token) => self.session(&token, true).await,
+        }
+    }
+
+    async fn session(&self, token: &str, via_cookie: bool) -> Result<Principal, ApiError> {
+        let claims = self.tokens.verify(token).ok_or(ApiError::Unauthorized)?;
+        let revoked = |key: String| async move { self.store.get(&key).await.map_err(store_down) };
+        if revoked(sessions::revoked_session_key(claims.sid))
+            .await?
+            .is_some()
+            || revoked(sessions::revoked_token_key(claims.jti))
+                .await?
+                .is_some()
+        {
+            return Err(ApiError::Unauthorized);
+        }
+        if let Some(before) = revoked(sessions::revoked_before_key(claims.sub)).await? {
+            let before: i64 = String::from_utf8_lossy(&before).parse().unwrap_or(i64::MAX);
+            if claims.iat <= before {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            credential: Credential::Session(SessionGrant {
+                session_id: claims.sid,
+                token_id: claims.jti,
+                expires_at: claims.exp,
+                via_cookie,
+            }),
+        })
+    }
+
+    /// For unsafe methods on cookie authentication: proof that this site sent the request.
+    pub fn csrf_ok(&self, req: &Request) -> bool {
+        let header_str = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if header_str("sec-fetch-site") == Some("same-origin") {
+            return true;
+        }
+        if header_str("origin").is_some_and(|o| o == self.origin) {
+            return true;
+        }
+        match (header_str("x-csrf-token"), req.cookie().get(cookies::CSRF)) {
+            (Some(sent), Some(cookie)) => {
+                !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(cookie.value_str().as_bytes()))
+            }
+            _ => false,
+        }
+    }
+
+    /// Seconds until this session's access token expires (how long revocations must last).
+    pub fn remaining(grant: &SessionGrant) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            u64::try_from(grant.expires_at - Utc::now().timestamp())
+                .unwrap_or(0)
+                .max(1),
+        )
+    }
+}
 
 pub struct Authenticate {
-    keys: Arc<KeyVerifier>,
+    auth: Arc<Authenticator>,
 }
 
 impl Authenticate {
-    pub fn new(keys: Arc<KeyVerifier>) -> Self {
-        Self { keys }
+    pub fn new(auth: Arc<Authenticator>) -> Self {
+        Self { auth }
     }
 }
 
@@ -34,66 +165,42 @@ impl<E: Endpoint> Middleware<E> for Authenticate {
     fn transform(&self, ep: E) -> Self::Output {
         AuthenticateEndpoint {
             inner: ep,
-            keys: self.keys.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
 
 pub struct AuthenticateEndpoint<E> {
     inner: E,
-    keys: Arc<KeyVerifier>,
+    auth: Arc<Authenticator>,
 }
 
-/// The API key a request presents, in either accepted form.
-fn presented_key(req: &Request) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("apikey") {
-        return Some(rest.to_owned());
-    }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (user, key) = decoded.split_once(':')?;
-        return (user == "apikey").then(|| key.to_owned());
-    }
-    None
+fn protected(path: &str) -> bool {
+    path.starts_with(PROTECTED_PREFIX) || PROTECTED_PATHS.contains(&path)
 }
 
 impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        if !req.uri().path().starts_with(PROTECTED_PREFIX) {
+        if !protected(req.uri().path()) {
             return self.inner.call(req).await;
         }
-        let principal = self.resolve(&req).await?;
+        let principal = self.auth.resolve(&req).await?;
         let needed = Permission::for_method(req.method());
         if !principal.credential_allows(needed) {
             return Err(ApiError::missing_permission(needed).into());
         }
+        if needed == Permission::Write
+            && principal.session().is_some_and(|s| s.via_cookie)
+            && !self.auth.csrf_ok(&req)
+        {
+            return Err(ApiError::Forbidden(
+                "CSRF check failed: send X-CSRF-Token with the CSRF cookie's value".into(),
+            )
+            .into());
+        }
         req.extensions_mut().insert(principal);
         self.inner.call(req).await
-    }
-}
-
-impl<E> AuthenticateEndpoint<E> {
-    async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
-        let key = presented_key(req).ok_or(ApiError::Unauthorized)?;
-        match self.keys.verify(&key).await {
-            Ok(Some(principal)) => Ok(principal),
-            Ok(None) => Err(ApiError::Unauthorized),
-            // Fail closed: if revocations cannot be checked, nobody gets in.
-            Err(VerifyError::Store(err)) => {
-                tracing::error!(error = %err, "credential check impossible: store unavailable");
-                Err(ApiError::Unavailable(
-                    "authentication is temporarily unavailable".into(),
-                ))
-            }
-            Err(VerifyError::Db(err)) => Err(err.into()),
-        }
     }
 }

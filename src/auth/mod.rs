@@ -1,9 +1,12 @@
 //! Identity: who is calling. Every `/api/...` request resolves to a [`Principal`] through one
 //! middleware ([`Authenticate`]) or is refused with 401.
 pub mod api_keys;
+pub mod cookies;
 mod middleware;
 pub mod permissions;
 mod principal;
+pub mod sessions;
+pub mod tokens;
 
-pub use middleware::Authenticate;
-pub use principal::{ApiKeyGrant, Credential, Principal};
+pub use middleware::{Authenticate, Authenticator};
+pub use principal::{ApiKeyGrant, Credential, Principal, SessionGrant};

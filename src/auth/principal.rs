@@ -15,6 +15,8 @@ pub struct Principal {
 pub enum Credential {
     /// An API key: bound to one tenant, narrowed to its permissions.
     ApiKey(ApiKeyGrant),
+    /// A login session: the user's full roles in each of its tenants.
+    Session(SessionGrant),
 }
 
 #[derive(Debug, Clone)]
@@ -27,11 +29,22 @@ pub struct ApiKeyGrant {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub session_id: Uuid,
+    pub token_id: Uuid,
+    /// When the access token expires (revocation entries need to live until then).
+    pub expires_at: i64,
+    /// Whether it came in a cookie (then unsafe methods need CSRF proof).
+    pub via_cookie: bool,
+}
+
 impl Principal {
     /// The one tenant this credential is confined to, if any.
     pub fn bound_tenant(&self) -> Option<Uuid> {
         match &self.credential {
             Credential::ApiKey(grant) => Some(grant.tenant_id),
+            Credential::Session(_) => None,
         }
     }
 
@@ -39,6 +52,7 @@ impl Principal {
     pub fn credential_allows(&self, permission: Permission) -> bool {
         match &self.credential {
             Credential::ApiKey(grant) => grant.permissions.contains(permission),
+            Credential::Session(_) => true,
         }
     }
 
@@ -46,6 +60,14 @@ impl Principal {
     pub fn api_key(&self) -> Option<&ApiKeyGrant> {
         match &self.credential {
             Credential::ApiKey(grant) => Some(grant),
+            Credential::Session(_) => None,
+        }
+    }
+
+    pub fn session(&self) -> Option<&SessionGrant> {
+        match &self.credential {
+            Credential::Session(grant) => Some(grant),
+            Credential::ApiKey(_) => None,
         }
     }
 }

@@ -46,6 +46,13 @@ impl TenantAccess {
                 .allows(self.principal.user_id, self.scope.id(), permission)
     }
 
+    /// The role alone, whatever the credential: for what the caller may *see* (a read-only key
+    /// of an author still sees that author's drafts).
+    pub fn role_allows(&self, permission: Permission) -> bool {
+        self.snapshot
+            .allows(self.principal.user_id, self.scope.id(), permission)
+    }
+
     pub fn require(&self, permission: Permission) -> ApiResult<()> {
         if self.can(permission) {
             Ok(())

@@ -1,6 +1,13 @@
 //! The Casbin enforcer: model and role permissions from `config/`, role assignments from the
 //! memberships table, held as an immutable snapshot that is swapped, never locked, per request.
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
@@ -11,6 +18,7 @@ use uuid::Uuid;
 use super::{Permission, perms};
 use crate::{
     db::entities::{Role, membership},
+    domain::memberships,
     store::{EphemeralStore, Store, StoreError},
 };
 
@@ -30,6 +38,18 @@ pub enum AuthzError {
 pub struct Snapshot {
     enforcer: Enforcer,
     epoch: Option<Vec<u8>>,
+    /// `authz_state.version` when loaded, and when last confirmed (unix millis).
+    db_version: i64,
+    confirmed_at: AtomicI64,
+}
+
+/// How stale a snapshot may be before the database version is asked again. Changes made
+/// through this service are announced and seen at once; this bounds the rest (the admin CLI
+/// without Redis, an announcement lost to a Redis blip).
+const DB_CHECK_INTERVAL_MS: i64 = 1_000;
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Snapshot {
@@ -147,6 +167,8 @@ impl Authorizer {
             current: ArcSwap::from_pointee(Snapshot {
                 enforcer,
                 epoch: None,
+                db_version: -1,
+                confirmed_at: AtomicI64::new(0),
             }),
             reloading: tokio::sync::Mutex::new(()),
         };
@@ -165,48 +187,60 @@ impl Authorizer {
             .collect()
     }
 
-    /// A snapshot at least as new as the last membership change on any instance.
+    /// A snapshot at least as new as the last membership change: at once for changes
+    /// announced through the store (every instance, with Redis), within a second otherwise.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, AuthzError> {
-        let published = self.store.get(EPOCH_KEY).await?;
-        let current = self.current.load_full();
-        if published.is_some() && current.epoch == published {
+        if let Some(current) = self.still_current().await? {
             return Ok(current);
         }
         let _guard = self.reloading.lock().await;
         // Another request may have reloaded while this one waited.
-        let current = self.current.load_full();
-        let published = self.store.get(EPOCH_KEY).await?;
-        if published.is_some() && current.epoch == published {
+        if let Some(current) = self.still_current().await? {
             return Ok(current);
         }
-        let epoch = match published {
+        let epoch = match self.store.get(EPOCH_KEY).await? {
             Some(epoch) => epoch,
             None => self.publish_new_epoch().await?,
         };
-        // The epoch was read before the assignments: a change that lands meanwhile publishes a
-        // newer epoch, and the next request reloads again.
+        // Epoch and version are read before the assignments: a change that lands meanwhile
+        // moves them on, and the next request reloads again.
+        let db_version = memberships::version(&self.db)
+            .await
+            .map_err(anyhow::Error::from)?;
         let fresh = Arc::new(Snapshot {
             enforcer: build_enforcer(&self.model, &self.policy, self.assignments().await?).await?,
             epoch: Some(epoch),
+            db_version,
+            confirmed_at: AtomicI64::new(now_millis()),
         });
         self.current.store(fresh.clone());
         Ok(fresh)
     }
 
-    /// Called before a membership change commits. If the store is down this fails (503) and
-    /// the change is not made, so no instance can keep a stale role unnoticed.
-    pub async fn announce_change(&self) -> Result<(), crate::error::ApiError> {
-        self.publish_new_epoch().await.map(|_| ()).map_err(|err| {
-            tracing::error!(error = %err, "cannot announce a membership change");
-            crate::error::ApiError::Unavailable("try again shortly".into())
-        })
+    async fn still_current(&self) -> Result<Option<Arc<Snapshot>>, AuthzError> {
+        let current = self.current.load_full();
+        let published = self.store.get(EPOCH_KEY).await?;
+        if published.is_none() || current.epoch != published {
+            return Ok(None);
+        }
+        if now_millis() - current.confirmed_at.load(Ordering::Relaxed) < DB_CHECK_INTERVAL_MS {
+            return Ok(Some(current));
+        }
+        let version = memberships::version(&self.db)
+            .await
+            .map_err(anyhow::Error::from)?;
+        if version != current.db_version {
+            return Ok(None);
+        }
+        current.confirmed_at.store(now_millis(), Ordering::Relaxed);
+        Ok(Some(current))
     }
 
-    /// Called after the change commits: instances that reloaded between the first
-    /// announcement and the commit reload once more.
-    pub async fn announce_committed_change(&self) {
+    /// Called after a membership change commits, so every instance reloads on its next
+    /// request. Best effort: if the store is unreachable, the database version still tells.
+    pub async fn membership_changed(&self) {
         if let Err(err) = self.publish_new_epoch().await {
-            tracing::error!(error = %err, "membership change committed but not re-announced");
+            tracing::warn!(error = %err, "membership change not announced; instances notice within a second");
         }
     }
 

@@ -13,30 +13,35 @@ pub struct RoutePermission {
     /// In OpenAPI form, as the generated document spells it.
     pub path: &'static str,
     pub permission: Permission,
+    /// What the handler also requires for rows the caller does not own (or cannot otherwise
+    /// see), documented beside the route's own permission.
+    pub others: Option<Permission>,
 }
 
 macro_rules! routes {
-    ($($method:ident $path:literal => $perm:expr),* $(,)?) => {
-        vec![$(RoutePermission { method: Method::$method, path: $path, permission: $perm }),*]
+    ($($method:ident $path:literal => $perm:expr $(, others $any:expr)?);* $(;)?) => {
+        vec![$(RoutePermission { method: Method::$method, path: $path, permission: $perm, others: routes!(@any $($any)?) }),*]
     };
+    (@any $any:expr) => { Some($any) };
+    (@any) => { None };
 }
 
 pub fn table() -> Vec<RoutePermission> {
     routes![
-        GET    "/api/v1/tenants/{tenant}/members" => MEMBERS_READ,
-        POST   "/api/v1/tenants/{tenant}/members" => MEMBERS_MANAGE,
-        PATCH  "/api/v1/tenants/{tenant}/members/{user}" => MEMBERS_MANAGE,
-        DELETE "/api/v1/tenants/{tenant}/members/{user}" => MEMBERS_MANAGE,
-        GET    "/api/v1/tenants/{tenant}/posts" => POSTS_READ,
-        POST   "/api/v1/tenants/{tenant}/posts" => POSTS_CREATE,
-        GET    "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_READ,
-        PATCH  "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_UPDATE,
-        DELETE "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_DELETE,
-        POST   "/api/v1/tenants/{tenant}/posts/{id}/publish" => POSTS_PUBLISH,
-        POST   "/api/v1/tenants/{tenant}/posts/{id}/unpublish" => POSTS_PUBLISH,
-        GET    "/api/v1/tenants/{tenant}/posts/{id}/comments" => COMMENTS_READ,
-        POST   "/api/v1/tenants/{tenant}/posts/{id}/comments" => COMMENTS_CREATE,
-        DELETE "/api/v1/tenants/{tenant}/posts/{id}/comments/{cid}" => COMMENTS_DELETE,
+        GET    "/api/v1/tenants/{tenant}/members" => MEMBERS_READ;
+        POST   "/api/v1/tenants/{tenant}/members" => MEMBERS_MANAGE, others MEMBERS_MANAGE_OWNERS;
+        PATCH  "/api/v1/tenants/{tenant}/members/{user}" => MEMBERS_MANAGE, others MEMBERS_MANAGE_OWNERS;
+        DELETE "/api/v1/tenants/{tenant}/members/{user}" => MEMBERS_MANAGE, others MEMBERS_MANAGE_OWNERS;
+        GET    "/api/v1/tenants/{tenant}/posts" => POSTS_READ, others POSTS_READ_DRAFTS;
+        POST   "/api/v1/tenants/{tenant}/posts" => POSTS_CREATE;
+        GET    "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_READ, others POSTS_READ_DRAFTS;
+        PATCH  "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_UPDATE, others POSTS_UPDATE_ANY;
+        DELETE "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_DELETE, others POSTS_DELETE_ANY;
+        POST   "/api/v1/tenants/{tenant}/posts/{id}/publish" => POSTS_PUBLISH, others POSTS_PUBLISH_ANY;
+        POST   "/api/v1/tenants/{tenant}/posts/{id}/unpublish" => POSTS_PUBLISH, others POSTS_PUBLISH_ANY;
+        GET    "/api/v1/tenants/{tenant}/posts/{id}/comments" => COMMENTS_READ, others POSTS_READ_DRAFTS;
+        POST   "/api/v1/tenants/{tenant}/posts/{id}/comments" => COMMENTS_CREATE, others POSTS_READ_DRAFTS;
+        DELETE "/api/v1/tenants/{tenant}/posts/{id}/comments/{cid}" => COMMENTS_DELETE, others COMMENTS_DELETE_ANY;
     ]
 }
 
@@ -68,11 +73,12 @@ fn matches(pattern: &str, segments: &[&str]) -> bool {
             .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
 }
 
-/// The tenant slug of a tenant-scoped path (`/api/v1/tenants/{slug}/...`).
+/// The tenant slug of a tenant-scoped path (`/api/v1/tenants/{slug}/...`). Any path below a
+/// tenant is scoped, even with an empty slug or tail (which then resolves to no tenant), so
+/// nothing under the prefix reaches a handler without the middleware's decision.
 pub fn tenant_slug(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(TENANT_PREFIX)?;
-    let (slug, tail) = rest.split_once('/')?;
-    (!slug.is_empty() && !tail.is_empty()).then_some(slug)
+    rest.split_once('/').map(|(slug, _)| slug)
 }
 
 #[cfg(test)]
@@ -129,6 +135,8 @@ mod tests {
     #[test]
     fn the_tenant_slug_is_read_from_tenant_paths_only() {
         assert_eq!(tenant_slug("/api/v1/tenants/acme/posts"), Some("acme"));
+        assert_eq!(tenant_slug("/api/v1/tenants//members"), Some(""));
+        assert_eq!(tenant_slug("/api/v1/tenants/acme/"), Some("acme"));
         assert_eq!(tenant_slug("/api/v1/tenants"), None);
         assert_eq!(tenant_slug("/api/v1/tenants/"), None);
         assert_eq!(tenant_slug("/api/v1/tenants/acme"), None);

@@ -10,6 +10,13 @@ use figment::{
     providers::{Env, Format, Toml},
 };
 use secrecy::{ExposeSecret, SecretString};
+
+mod auth;
+
+pub use auth::{
+    AuthSettings, GithubProviderSettings, OidcProviderSettings, ProviderSettings,
+    SigningKeySettings, check_outbound_url,
+};
 use serde::{Deserialize, Serialize};
 
 /// Which deployment this process is: picks the config file and the secure-default checks.
@@ -73,6 +80,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
+    pub auth: AuthSettings,
 }
 
 fn default_env() -> AppEnv {
@@ -137,7 +145,7 @@ pub enum LogFormat {
 pub struct ConfigError(String);
 
 impl ConfigError {
-    fn new(msg: impl Into<String>) -> Self {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
         Self(msg.into())
     }
 }
@@ -191,6 +199,18 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let production = self.env == AppEnv::Production;
+        self.auth.validate(production)?;
+        let https_public_url = self
+            .server
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
+        if production && !https_public_url {
+            return Err(ConfigError::new(
+                "server.public_url: production needs the https URL clients reach (cookies are Secure, redirect URIs derive from it)",
+            ));
+        }
         if self.server.body_limit_bytes == 0 {
             return Err(ConfigError::new(
                 "server.body_limit_bytes must be greater than 0",

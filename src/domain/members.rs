@@ -64,13 +64,15 @@ pub async fn pending_invitations(
         .await
 }
 
-/// Adds an existing user by email, or invites the address.
+/// Adds an existing user by email, or invites the address. Replacing a pending `owner`
+/// invitation needs `may_manage_owners`, like granting `owner` does.
 pub async fn add_or_invite(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     email: &Email,
     role: Role,
     invited_by: Uuid,
+    may_manage_owners: bool,
 ) -> Result<Added, ApiError> {
     if let Some(user) = super::users::find_by_email(db, email).await? {
         if memberships::role_of(db, scope.id(), user.id)
@@ -81,7 +83,9 @@ pub async fn add_or_invite(
                 "already a member; change the role instead".into(),
             ));
         }
-        memberships::set_role(db, scope.id(), user.id, role).await?;
+        memberships::set_role(db, scope.id(), user.id, role)
+            .await
+            .map_err(duplicate)?;
         return Ok(Added::Member(Member { user, role }));
     }
     let now = Utc::now();
@@ -90,6 +94,11 @@ pub async fn add_or_invite(
         .filter(invitation::Column::Email.eq(email.as_str()))
         .one(db)
         .await?;
+    if existing.as_ref().is_some_and(|i| i.role == Role::Owner) && !may_manage_owners {
+        return Err(ApiError::missing_permission(
+            crate::authz::perms::MEMBERS_MANAGE_OWNERS,
+        ));
+    }
     let invitation = match existing {
         // Re-inviting refreshes the role and the expiry.
         Some(existing) => {
@@ -104,33 +113,46 @@ pub async fn add_or_invite(
             .update(db)
             .await?
         }
-        None => {
-            invitation::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                tenant_id: Set(scope.id()),
-                email: Set(email.as_str().to_owned()),
-                role: Set(role),
-                invited_by: Set(Some(invited_by)),
-                created_at: Set(now),
-                expires_at: Set(now + INVITATION_LIFETIME),
-                accepted_at: Set(None),
-            }
-            .insert(db)
-            .await?
+        None => invitation::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(scope.id()),
+            email: Set(email.as_str().to_owned()),
+            role: Set(role),
+            invited_by: Set(Some(invited_by)),
+            created_at: Set(now),
+            expires_at: Set(now + INVITATION_LIFETIME),
+            accepted_at: Set(None),
         }
+        .insert(db)
+        .await
+        .map_err(duplicate)?,
     };
     Ok(Added::Invited(invitation))
 }
 
 /// The member's current role, or 404.
+/// The member's current role, or 404. Locks the row (PostgreSQL) for the rest of the
+/// transaction, so the permission decided on it still holds when the change is written.
 pub async fn role_of(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
 ) -> Result<Role, ApiError> {
-    memberships::role_of(db, scope.id(), user_id)
+    membership::Entity::find_by_id((scope.id(), user_id))
+        .lock_exclusive()
+        .one(db)
         .await?
+        .map(|m| m.role)
         .ok_or(ApiError::NotFound)
+}
+
+fn duplicate(err: sea_orm::DbErr) -> ApiError {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::Conflict("already a member or invited".into())
+        }
+        _ => err.into(),
+    }
 }
 
 /// Fails with 409 if `user_id` is the tenant's last owner. Locks the owner rows meanwhile.
@@ -154,13 +176,14 @@ async fn ensure_not_last_owner(
 }
 
 /// Changes a member's role. Run inside a transaction.
+/// Changes a member's role from `current` (read with [`role_of`] in the same transaction).
 pub async fn change_role(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
+    current: Role,
     role: Role,
 ) -> Result<(), ApiError> {
-    let current = role_of(db, scope, user_id).await?;
     if current == Role::Owner && role != Role::Owner {
         ensure_not_last_owner(db, scope, user_id).await?;
     }
@@ -168,18 +191,18 @@ pub async fn change_role(
     Ok(())
 }
 
-/// Removes a member and revokes their API keys for this tenant. Run inside a transaction.
+/// Removes a member (whose role is `current`, read with [`role_of`] in the same transaction)
+/// and revokes their API keys for this tenant.
 pub async fn remove(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
+    current: Role,
 ) -> Result<Vec<String>, ApiError> {
-    if role_of(db, scope, user_id).await? == Role::Owner {
+    if current == Role::Owner {
         ensure_not_last_owner(db, scope, user_id).await?;
     }
-    membership::Entity::delete_by_id((scope.id(), user_id))
-        .exec(db)
-        .await?;
+    memberships::remove(db, scope.id(), user_id).await?;
     // Their keys for this tenant would be refused anyway (not a member); revoke them for the
     // record, and return their lookup ids so the caller can announce the revocation.
     let keys = api_key::Entity::find()

@@ -5,7 +5,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::db::entities::{Role, membership, tenant};
+use sea_orm::sea_query::{Expr, ExprTrait};
+
+use crate::db::entities::{Role, authz_state, membership, tenant};
 
 /// The user's role in the tenant, if a member.
 pub async fn role_of(
@@ -36,6 +38,41 @@ pub async fn of_user(
         .collect())
 }
 
+/// Marks every policy snapshot stale. Called by each function here that changes a membership,
+/// inside the caller's transaction, so no change can forget it.
+pub async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    authz_state::Entity::update_many()
+        .col_expr(
+            authz_state::Column::Version,
+            Expr::col(authz_state::Column::Version).add(1),
+        )
+        .filter(authz_state::Column::Id.eq(1))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The current version of all role assignments.
+pub async fn version(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
+    Ok(authz_state::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .map(|s| s.version)
+        .unwrap_or(0))
+}
+
+/// Removes the membership.
+pub async fn remove(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    membership::Entity::delete_by_id((tenant_id, user_id))
+        .exec(db)
+        .await?;
+    bump_version(db).await
+}
+
 /// Makes the user a member with `role`, or changes the role of an existing member.
 pub async fn set_role(
     db: &impl ConnectionTrait,
@@ -43,6 +80,7 @@ pub async fn set_role(
     user_id: Uuid,
     role: Role,
 ) -> Result<(), sea_orm::DbErr> {
+    bump_version(db).await?;
     let now = Utc::now();
     match membership::Entity::find_by_id((tenant_id, user_id))
         .one(db)

@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table. Behaviour lives in the domain modules, not here.
 pub mod api_key;
 pub mod audit_event;
+pub mod authz_state;
 pub mod comment;
 pub mod identity;
 pub mod invitation;

@@ -1,0 +1,204 @@
+//! Login sessions and their rotating refresh tokens.
+//!
+//! A session is one login; its refresh tokens form a family. Each refresh spends the presented
+//! token and issues the next. Presenting a spent token again means it was copied: the whole
+//! session is revoked (RFC 9700 refresh token rotation with reuse detection).
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use data_encoding::BASE32_DNSSEC;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait, sea_query::Expr,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::{
+    auth::api_keys::token::hash,
+    db::entities::{refresh_token, session},
+    store::{EphemeralStore, Store, StoreError},
+};
+
+const REFRESH_PREFIX: &str = "iqr_";
+
+/// Store keys of the revocation list, consulted on every access token.
+pub fn revoked_session_key(sid: Uuid) -> String {
+    format!("revoked:sid:{sid}")
+}
+
+pub fn revoked_token_key(jti: Uuid) -> String {
+    format!("revoked:jti:{jti}")
+}
+
+/// Access tokens of this user issued before the stored time are refused (logout everywhere).
+pub fn revoked_before_key(user: Uuid) -> String {
+    format!("revoked:user:{user}")
+}
+
+fn new_refresh_token() -> SecretString {
+    let mut bytes = [0u8; 32];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)
+        .expect("the operating system's random number generator failed");
+    format!("{REFRESH_PREFIX}{}", BASE32_DNSSEC.encode(&bytes)).into()
+}
+
+pub enum RefreshOutcome {
+    /// The next refresh token, for this session.
+    Rotated {
+        session: session::Model,
+        refresh: SecretString,
+    },
+    /// Unknown, expired, or belonging to a revoked session.
+    Invalid,
+    /// A spent token came back: the session it belonged to is now revoked.
+    Reused { session: session::Model },
+}
+
+/// Starts a session for `user` and returns its first refresh token.
+pub async fn start(
+    db: &DatabaseConnection,
+    user: Uuid,
+    provider: &str,
+    user_agent: Option<&str>,
+    ttl: Duration,
+) -> Result<(session::Model, SecretString), sea_orm::DbErr> {
+    let now = Utc::now();
+    let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
+    let txn = db.begin().await?;
+    let session = session::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user),
+        provider: Set(provider.to_owned()),
+        user_agent: Set(user_agent.map(|ua| ua.chars().take(255).collect())),
+        created_at: Set(now),
+        last_seen_at: Set(now),
+        expires_at: Set(expires),
+        revoked_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    let refresh = insert_refresh(&txn, session.id, expires).await?;
+    txn.commit().await?;
+    Ok((session, refresh))
+}
+
+async fn insert_refresh(
+    db: &impl ConnectionTrait,
+    session: Uuid,
+    expires: DateTime<Utc>,
+) -> Result<SecretString, sea_orm::DbErr> {
+    let token = new_refresh_token();
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(session),
+        token_hash: Set(hash(token.expose_secret())),
+        created_at: Set(Utc::now()),
+        expires_at: Set(expires),
+        spent_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(token)
+}
+
+/// Spends `presented` and issues its successor, detecting reuse.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    presented: &str,
+    ttl: Duration,
+) -> Result<RefreshOutcome, sea_orm::DbErr> {
+    if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
+        return Ok(RefreshOutcome::Invalid);
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let found = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash(presented)))
+        .find_also_related(session::Entity)
+        .one(&txn)
+        .await?;
+    let Some((token, Some(session))) = found else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
+        return Ok(RefreshOutcome::Invalid);
+    }
+    // Spend it atomically: of two concurrent uses of one token, only one rotates.
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::SpentAt, Expr::value(Some(now)))
+        .filter(refresh_token::Column::Id.eq(token.id))
+        .filter(refresh_token::Column::SpentAt.is_null())
+        .exec(&txn)
+        .await?;
+    if spent.rows_affected == 0 {
+        txn.rollback().await?;
+        let session = revoke_session(db, session.id).await?.unwrap_or(session);
+        return Ok(RefreshOutcome::Reused { session });
+    }
+    let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
+    let refresh = insert_refresh(&txn, session.id, expires).await?;
+    let session = session::ActiveModel {
+        id: Set(session.id),
+        last_seen_at: Set(now),
+        expires_at: Set(expires),
+        ..Default::default()
+    }
+    .update(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(RefreshOutcome::Rotated { session, refresh })
+}
+
+/// Marks the session revoked and spends its live refresh tokens.
+pub async fn revoke_session(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<session::Model>, sea_orm::DbErr> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::SpentAt, Expr::value(Some(now)))
+        .filter(refresh_token::Column::SessionId.eq(id))
+        .filter(refresh_token::Column::SpentAt.is_null())
+        .exec(&txn)
+        .await?;
+    let session = session::Entity::find_by_id(id).one(&txn).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+/// Every live session of the user.
+pub async fn live_sessions(
+    db: &DatabaseConnection,
+    user: Uuid,
+) -> Result<Vec<session::Model>, sea_orm::DbErr> {
+    session::Entity::find()
+        .filter(session::Column::UserId.eq(user))
+        .filter(session::Column::RevokedAt.is_null())
+        .all(db)
+        .await
+}
+
+/// Puts the session (and optionally one token) on the revocation list until any access token
+/// of it has expired: with Redis every instance refuses it at once.
+pub async fn announce_revoked(
+    store: &Store,
+    sid: Uuid,
+    jti: Option<Uuid>,
+    access_ttl: Duration,
+) -> Result<(), StoreError> {
+    store
+        .set(&revoked_session_key(sid), b"1", access_ttl)
+        .await?;
+    if let Some(jti) = jti {
+        store.set(&revoked_token_key(jti), b"1", access_ttl).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! Our own access tokens: short-lived JWTs signed with Ed25519 (asymmetric, so services that
+//! only verify never hold a signing key), `kid` in the header so keys can rotate. The newest
+//! configured key signs; every configured key verifies; public halves are served as a JWKS.
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use data_encoding::BASE64URL_NOPAD;
+use ed25519_dalek::{
+    SigningKey,
+    pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{AppEnv, Settings};
+
+/// The claims of an access token; all are required and validated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    /// The session (login) this token belongs to: logout revokes it.
+    pub sid: Uuid,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+struct KeyPair {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_x: String,
+}
+
+pub struct TokenIssuer {
+    keys: Vec<KeyPair>,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Jwk {
+    pub kty: &'static str,
+    pub crv: &'static str,
+    pub alg: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    pub kid: String,
+    pub x: String,
+}
+
+fn key_pair(kid: String, pem: &str) -> anyhow::Result<KeyPair> {
+    let signing = SigningKey::from_pkcs8_pem(pem)
+        .map_err(|e| anyhow!("signing key {kid}: not an Ed25519 PKCS#8 PEM key: {e}"))?;
+    let public_x = BASE64URL_NOPAD.encode(signing.verifying_key().as_bytes());
+    Ok(KeyPair {
+        encoding: EncodingKey::from_ed_pem(pem.as_bytes())
+            .with_context(|| format!("signing key {kid}"))?,
+        decoding: DecodingKey::from_ed_components(&public_x)
+            .with_context(|| format!("signing key {kid}"))?,
+        public_x,
+        kid,
+    })
+}
+
+fn generate_pem() -> anyhow::Result<String> {
+    let mut seed = [0u8; 32];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
+        .map_err(|e| anyhow!("OS random generator: {e}"))?;
+    let pem = SigningKey::from_bytes(&seed)
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| anyhow!("could not encode a generated key: {e}"))?;
+    Ok(pem.to_string())
+}
+
+/// Development: the key under `path`, generated on first start (owner-only permissions).
+fn dev_key(path: &Path) -> anyhow::Result<String> {
+    if let Ok(pem) = std::fs::read_to_string(path) {
+        return Ok(pem);
+    }
+    let pem = generate_pem()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    write_private(path, &pem).with_context(|| {
+        format!(
+            "could not write the development signing key {}",
+            path.display()
+        )
+    })?;
+    tracing::warn!(path = %path.display(), "generated a development signing key; configure auth.signing_keys for production");
+    Ok(pem)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+impl TokenIssuer {
+    /// Configured keys; else in development a key kept on disk; in tests a fresh one in memory.
+    pub fn from_settings(settings: &Settings, public_url: &url::Url) -> anyhow::Result<Self> {
+        let auth = &settings.auth;
+        let keys = if !auth.signing_keys.is_empty() {
+            auth.signing_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| key_pair(k.kid.clone(), &k.pem(i)?))
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            match settings.env {
+                AppEnv::Production => anyhow::bail!(
+                    "invalid configuration: auth.signing_keys is required in production"
+                ),
+                AppEnv::Development => vec![key_pair(
+                    "dev".into(),
+                    &dev_key(&auth.dev_signing_key_file)?,
+                )?],
+                AppEnv::Test => vec![key_pair("test".into(), &generate_pem()?)?],
+            }
+        };
+        let base = public_url.as_str().trim_end_matches('/').to_owned();
+        Ok(Self {
+            keys,
+            issuer: base.clone(),
+            audience: format!("{base}/api"),
+            ttl_secs: i64::try_from(auth.access_token_ttl_secs).unwrap_or(900),
+        })
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    /// A new access token for the user's session.
+    pub fn issue(&self, user: Uuid, session: Uuid) -> anyhow::Result<(String, AccessClaims)> {
+        let now = Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user,
+            sid: session,
+            jti: Uuid::now_v7(),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_secs,
+        };
+        let key = self.keys.first().ok_or_else(|| anyhow!("no signing key"))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .context("could not sign an access token")?;
+        Ok((token, claims))
+    }
+
+    /// Validates signature (by `kid`, EdDSA only), issuer, audience and times. `None` for
+    /// anything wrong; the caller answers 401 without saying what.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::EdDSA {
+            return None;
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|k| Some(&k.kid) == header.kid.as_ref())?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .ok()?
+            .claims;
+        // Not issued in the future (beyond clock skew).
+        (claims.iat <= Utc::now().timestamp() + 5).then_some(claims)
+    }
+
+    /// The public keys, for `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> Vec<Jwk> {
+        self.keys
+            .iter()
+            .map(|k| Jwk {
+                kty: "OKP",
+                crv: "Ed25519",
+                alg: "EdDSA",
+                use_: "sig",
+                kid: k.kid.clone(),
+                x: k.public_x.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer(keys: Vec<KeyPair>) -> TokenIssuer {
+        TokenIssuer {
+            keys,
+            issuer: "https://iq.example".into(),
+            audience: "https://iq.example/api".into(),
+            ttl_secs: 900,
+        }
+    }
+
+    fn pair(kid: &str) -> KeyPair {
+        key_pair(kid.into(), &generate_pem().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_every_claim() {
+        let iss = issuer(vec![pair("a")]);
+        let (token, claims) = iss.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        let back = iss.verify(&token).unwrap();
+        assert_eq!(back.sub, claims.sub);
+        assert_eq!(back.sid, claims.sid);
+        assert_eq!(back.exp - back.iat, 900);
+    }
+
+    #[test]
+    fn the_old_key_still_verifies_after_rotation() {
+        let old = issuer(vec![pair("old")]);
+        let (token, _) = old.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        let pem_old = old.keys.into_iter().next().unwrap();
+        let rotated = issuer(vec![pair("new"), pem_old]);
+        assert!(rotated.verify(&token).is_some());
+        let (fresh, _) = rotated.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(),
+            Some("new")
+        );
+    }
+
+    #[test]
+    fn foreign_keys_audiences_and_tampering_are_refused() {
+        let a = issuer(vec![pair("k")]);
+        let b = issuer(vec![pair("k")]);
+        let (token, _) = a.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        assert!(b.verify(&token).is_none(), "same kid, other key");
+        let mut other_aud = issuer(vec![]);
+        other_aud.keys = a.keys;
+        other_aud.audience = "https://elsewhere/api".into();
+        assert!(other_aud.verify(&token).is_none());
+        let tampered = format!("{}x", &token[..token.len() - 1]);
+        assert!(a_verify_fails(&tampered));
+    }
+
+    fn a_verify_fails(token: &str) -> bool {
+        issuer(vec![pair("k")]).verify(token).is_none()
+    }
+}
