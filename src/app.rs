@@ -12,7 +12,10 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     api,
-    auth::{Authenticate, Authenticator, api_keys::KeyVerifier, tokens::TokenIssuer},
+    auth::{
+        Authenticate, Authenticator, api_keys::KeyVerifier, providers::Providers,
+        tokens::TokenIssuer,
+    },
     authz::{Authorizer, TenantAuthz},
     config::{self, Settings},
     db,
@@ -33,6 +36,7 @@ pub struct AppState {
     pub tokens: Arc<TokenIssuer>,
     pub auth: Arc<Authenticator>,
     pub authz: Arc<Authorizer>,
+    pub providers: Arc<Providers>,
 }
 
 /// `server.public_url`, else `http://host:port` as configured.
@@ -80,10 +84,12 @@ impl AppState {
             store: store.clone(),
             origin: public_url.origin().ascii_serialization(),
         });
+        let providers = Arc::new(Providers::from_settings(&settings, &public_url)?);
         Ok(Self {
             keys,
             tokens,
             auth,
+            providers,
             authz: Arc::new(authz),
             settings: Arc::new(settings),
             public_url,
@@ -102,9 +108,11 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let auth = state.auth.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone());
+    let landing = api::landing.data(state.clone());
     let (api, spec) = api::service_and_document(state);
     let docs = api::docs_ui(&api, &spec);
     Route::new()
+        .at("/", landing)
         .nest("/", api)
         .at(
             "/openapi.json",

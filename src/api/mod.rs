@@ -5,6 +5,7 @@ use poem_openapi::{OpenApiService, Tags};
 use crate::app::AppState;
 
 mod api_keys;
+mod auth;
 mod health;
 mod json;
 mod me;
@@ -31,7 +32,11 @@ pub enum ApiTags {
     Members,
     /// Posts and comments in a tenant.
     Posts,
+    /// Login through identity providers, and sessions.
+    Auth,
 }
+
+pub use auth::landing;
 
 const DESCRIPTION: &str = "\
 A secure multi-tenant REST service starter. Every error is an RFC 9457 problem document \
@@ -46,7 +51,12 @@ pub type Api = (
         me::MeApi,
         tenants::TenantsApi,
     ),
-    (api_keys::ApiKeysApi, members::MembersApi, posts::PostsApi),
+    (
+        api_keys::ApiKeysApi,
+        members::MembersApi,
+        posts::PostsApi,
+        auth::AuthApi,
+    ),
 );
 
 /// The OpenAPI service, and its document annotated with each route's permission.
@@ -63,7 +73,8 @@ pub fn service_and_document(state: AppState) -> (OpenApiService<Api, ()>, String
             (
                 api_keys::ApiKeysApi::new(state.clone()),
                 members::MembersApi::new(state.clone()),
-                posts::PostsApi::new(state),
+                posts::PostsApi::new(state.clone()),
+                auth::AuthApi::new(state),
             ),
         ),
         "ironquill",

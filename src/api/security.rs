@@ -6,7 +6,7 @@
 use poem::Request;
 use poem_openapi::{
     SecurityScheme,
-    auth::{ApiKey, Basic},
+    auth::{ApiKey, Basic, Bearer},
 };
 
 use crate::auth::Principal;
@@ -27,25 +27,58 @@ pub struct ApiKeyAuth(Principal);
 #[oai(ty = "basic", checker = "resolved_by_basic")]
 pub struct ApiKeyBasicAuth(Principal);
 
+/// A session's access token (from `POST /auth/refresh`), for native clients.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT", checker = "resolved_by_bearer")]
+pub struct BearerAuth(Principal);
+
+/// A browser session: the access token cookie set at login. Unsafe methods also need CSRF
+/// proof (`X-CSRF-Token` echoing the `__Host-iq_csrf` cookie, or a same-origin request).
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "__Host-iq_access",
+    key_in = "cookie",
+    checker = "resolved_by_cookie"
+)]
+pub struct SessionCookieAuth(Principal);
+
 /// Any accepted credential.
 #[derive(SecurityScheme)]
 pub enum Auth {
     ApiKey(ApiKeyAuth),
     Basic(ApiKeyBasicAuth),
+    Bearer(BearerAuth),
+    Cookie(SessionCookieAuth),
 }
 
 impl Auth {
     pub fn principal(&self) -> &Principal {
         match self {
-            Auth::ApiKey(ApiKeyAuth(p)) | Auth::Basic(ApiKeyBasicAuth(p)) => p,
+            Auth::ApiKey(ApiKeyAuth(p))
+            | Auth::Basic(ApiKeyBasicAuth(p))
+            | Auth::Bearer(BearerAuth(p))
+            | Auth::Cookie(SessionCookieAuth(p)) => p,
         }
     }
 }
 
-async fn resolved_by_key(req: &Request, _: ApiKey) -> Option<Principal> {
+fn resolved(req: &Request) -> Option<Principal> {
     req.extensions().get::<Principal>().cloned()
 }
 
+async fn resolved_by_key(req: &Request, _: ApiKey) -> Option<Principal> {
+    resolved(req)
+}
+
 async fn resolved_by_basic(req: &Request, _: Basic) -> Option<Principal> {
-    req.extensions().get::<Principal>().cloned()
+    resolved(req)
+}
+
+async fn resolved_by_bearer(req: &Request, _: Bearer) -> Option<Principal> {
+    resolved(req)
+}
+
+async fn resolved_by_cookie(req: &Request, _: ApiKey) -> Option<Principal> {
+    resolved(req)
 }

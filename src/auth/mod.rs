@@ -2,9 +2,11 @@
 //! middleware ([`Authenticate`]) or is refused with 401.
 pub mod api_keys;
 pub mod cookies;
+pub mod login;
 mod middleware;
 pub mod permissions;
 mod principal;
+pub mod providers;
 pub mod sessions;
 pub mod tokens;
 

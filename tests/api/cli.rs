@@ -418,7 +418,11 @@ async fn no_api_key_secret_ever_reaches_the_logs() {
 
 #[test]
 fn production_refuses_to_start_without_its_own_signing_keys() {
-    let out = ironquill().arg("openapi").env("APP_ENV", "production").output().unwrap();
+    let out = ironquill()
+        .arg("openapi")
+        .env("APP_ENV", "production")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("auth.signing_keys"), "{stderr}");

@@ -1,0 +1,137 @@
+//! External identity providers: OpenID Connect issuers and GitHub's plain OAuth2.
+//!
+//! Outbound calls go only to configured URLs and the endpoints the configured issuer's
+//! discovery document names, with timeouts and without following redirects (no SSRF).
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use openidconnect::reqwest;
+use secrecy::SecretString;
+
+use crate::config::{ProviderSettings, Settings};
+
+mod github;
+mod oidc;
+
+pub use github::GithubProvider;
+pub use oidc::OidcProvider;
+
+/// Who the provider says logged in.
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    pub subject: String,
+    pub email: Option<String>,
+    /// Only an address the provider says it verified may link accounts or accept invitations.
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// What the login redirect carries, and what the callback needs back (kept server-side).
+pub struct AuthorizationStart {
+    pub url: url::Url,
+    pub state: String,
+    pub pkce_verifier: String,
+    pub nonce: Option<String>,
+}
+
+/// Why a callback failed; the detail is logged, the client learns only that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the identity provider is unreachable: {0}")]
+    Unavailable(String),
+    #[error("the identity provider's answer failed validation: {0}")]
+    Invalid(String),
+}
+
+pub enum Provider {
+    Oidc(Box<OidcProvider>),
+    Github(Box<GithubProvider>),
+}
+
+impl Provider {
+    pub async fn start(&self) -> Result<AuthorizationStart, ProviderError> {
+        match self {
+            Provider::Oidc(p) => p.start().await,
+            Provider::Github(p) => Ok(p.start()),
+        }
+    }
+
+    pub async fn finish(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: Option<&str>,
+    ) -> Result<ExternalIdentity, ProviderError> {
+        match self {
+            Provider::Oidc(p) => {
+                p.finish(code, pkce_verifier, nonce.unwrap_or_default())
+                    .await
+            }
+            Provider::Github(p) => p.finish(code, pkce_verifier).await,
+        }
+    }
+}
+
+pub struct ProviderEntry {
+    pub name: String,
+    pub display_name: String,
+    pub provider: Provider,
+}
+
+/// The configured providers, by name.
+pub struct Providers {
+    by_name: BTreeMap<String, Arc<ProviderEntry>>,
+}
+
+/// The one HTTP client for identity providers.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        // Following redirects would let a provider (or whoever answers for it) send us elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("could not build the identity-provider HTTP client")
+}
+
+impl Providers {
+    pub fn from_settings(settings: &Settings, public_url: &url::Url) -> anyhow::Result<Self> {
+        let http = http_client()?;
+        let mut by_name = BTreeMap::new();
+        for (name, config) in &settings.auth.providers {
+            let redirect = public_url
+                .join(&format!("/auth/callback/{name}"))
+                .with_context(|| format!("auth.providers.{name}: redirect URI"))?;
+            let secret: SecretString = config.client_secret(name)?;
+            let provider = match config {
+                ProviderSettings::Oidc(c) => Provider::Oidc(Box::new(OidcProvider::new(
+                    c.clone(),
+                    secret,
+                    redirect,
+                    http.clone(),
+                ))),
+                ProviderSettings::Github(c) => Provider::Github(Box::new(GithubProvider::new(
+                    c.clone(),
+                    secret,
+                    redirect,
+                    http.clone(),
+                )?)),
+            };
+            let entry = ProviderEntry {
+                name: name.clone(),
+                display_name: config.display_name(name),
+                provider,
+            };
+            by_name.insert(name.clone(), Arc::new(entry));
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<ProviderEntry>> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ProviderEntry> {
+        self.by_name.values().map(AsRef::as_ref)
+    }
+}
