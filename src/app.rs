@@ -108,11 +108,9 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let auth = state.auth.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone());
-    let landing = api::landing.data(state.clone());
     let (api, spec) = api::service_and_document(state);
     let docs = api::docs_ui(&api, &spec);
     Route::new()
-        .at("/", landing)
         .nest("/", api)
         .at(
             "/openapi.json",

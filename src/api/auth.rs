@@ -1,12 +1,9 @@
 //! Login through external providers, and our sessions: refresh, logout, the public keys.
-use poem::{
-    Request,
-    web::{Html, cookie::CookieJar},
-};
+use poem::{Request, web::cookie::CookieJar};
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path, Query},
-    payload::{Json, PlainText},
+    payload::{Html, Json},
 };
 use secrecy::ExposeSecret;
 
@@ -96,8 +93,8 @@ enum Redirect {
 #[derive(ApiResponse)]
 enum SignedIn {
     /// Signed in: the session cookies are set; the page continues to `/`.
-    #[oai(status = 200, content_type = "text/html; charset=utf-8")]
-    Page(PlainText<String>),
+    #[oai(status = 200)]
+    Page(Html<String>),
 }
 
 #[derive(ApiResponse)]
@@ -296,7 +293,7 @@ impl AuthApi {
             .email
             .or(user.display_name)
             .unwrap_or_else(|| "you".into());
-        Ok(SignedIn::Page(PlainText(format!(
+        Ok(SignedIn::Page(Html(format!(
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=\"0;url=/\"><title>Signed in</title>\
              <p>Signed in as {}. <a href=\"/\">Continue</a></p>",
             escape(&who)
@@ -399,22 +396,62 @@ impl AuthApi {
         }
         let access_ttl =
             std::time::Duration::from_secs(self.state.settings.auth.access_token_ttl_secs);
-        let now = chrono::Utc::now().timestamp().to_string();
-        use crate::store::EphemeralStore;
-        self.state
-            .store
-            .set(
-                &sessions::revoked_before_key(principal.user_id),
-                now.as_bytes(),
-                access_ttl,
-            )
-            .await
-            .map_err(store_down)?;
+        // Each session on the revocation list (every instance refuses its access tokens at
+        // once), then revoked in the database (its refresh tokens die).
         for session in sessions::live_sessions(&self.state.db, principal.user_id).await? {
+            sessions::announce_revoked(&self.state.store, session.id, None, access_ttl)
+                .await
+                .map_err(store_down)?;
             sessions::revoke_session(&self.state.db, session.id).await?;
         }
         Self::clear_session_cookies(jar);
         Ok(LoggedOut::Done)
+    }
+
+    /// A plain page: what this server is, how to log in, who is logged in.
+    #[oai(path = "/", method = "get")]
+    async fn landing(&self, req: &Request) -> Html<String> {
+        let state = &self.state;
+        let me = match state.auth.resolve(req).await {
+            Ok(principal) => crate::domain::users::find(&state.db, principal.user_id)
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        let providers: String = state
+            .providers
+            .all()
+            .map(|p| {
+                format!(
+                    "<li><a href=\"/auth/login/{}\">Log in with {}</a></li>",
+                    escape(&p.name),
+                    escape(&p.display_name)
+                )
+            })
+            .collect();
+        let providers = if providers.is_empty() {
+            "<p>No identity provider is configured yet (see the README).</p>".to_owned()
+        } else {
+            format!("<ul>{providers}</ul>")
+        };
+        let who = match me {
+            Some(user) => format!(
+                "<p>Signed in as <strong>{}</strong>.</p>",
+                escape(
+                    &user
+                        .email
+                        .or(user.display_name)
+                        .unwrap_or_else(|| user.id.to_string())
+                )
+            ),
+            None => "<p>Not signed in.</p>".to_owned(),
+        };
+        Html(format!(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>ironquill</title>\
+             <h1>ironquill</h1><p>A secure multi-tenant REST service. The API is documented at \
+             <a href=\"/docs\">/docs</a> (<a href=\"/openapi.json\">OpenAPI</a>).</p>{who}{providers}</html>"
+        ))
     }
 
     /// The public keys that verify our access tokens (JWKS).
@@ -430,49 +467,4 @@ impl AuthApi {
                 .collect(),
         })
     }
-}
-
-/// `GET /`: what this server is, how to log in, who you are.
-#[poem::handler]
-pub async fn landing(req: &Request, state: poem::web::Data<&AppState>) -> Html<String> {
-    let me = match state.auth.resolve(req).await {
-        Ok(principal) => crate::domain::users::find(&state.db, principal.user_id)
-            .await
-            .ok()
-            .flatten(),
-        Err(_) => None,
-    };
-    let providers: String = state
-        .providers
-        .all()
-        .map(|p| {
-            format!(
-                "<li><a href=\"/auth/login/{}\">Log in with {}</a></li>",
-                escape(&p.name),
-                escape(&p.display_name)
-            )
-        })
-        .collect();
-    let providers = if providers.is_empty() {
-        "<p>No identity provider is configured yet (see the README).</p>".to_owned()
-    } else {
-        format!("<ul>{providers}</ul>")
-    };
-    let who = match me {
-        Some(user) => format!(
-            "<p>Signed in as <strong>{}</strong>.</p>",
-            escape(
-                &user
-                    .email
-                    .or(user.display_name)
-                    .unwrap_or_else(|| user.id.to_string())
-            )
-        ),
-        None => "<p>Not signed in.</p>".to_owned(),
-    };
-    Html(format!(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>ironquill</title>\
-         <h1>ironquill</h1><p>A secure multi-tenant REST service. The API is documented at \
-         <a href=\"/docs\">/docs</a> (<a href=\"/openapi.json\">OpenAPI</a>).</p>{who}{providers}</html>"
-    ))
 }

@@ -36,8 +36,6 @@ pub enum ApiTags {
     Auth,
 }
 
-pub use auth::landing;
-
 const DESCRIPTION: &str = "\
 A secure multi-tenant REST service starter. Every error is an RFC 9457 problem document \
 (`application/problem+json`) carrying the `request_id` that is also sent in `X-Request-Id`. \

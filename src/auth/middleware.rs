@@ -105,12 +105,6 @@ impl Authenticator {
         {
             return Err(ApiError::Unauthorized);
         }
-        if let Some(before) = revoked(sessions::revoked_before_key(claims.sub)).await? {
-            let before: i64 = String::from_utf8_lossy(&before).parse().unwrap_or(i64::MAX);
-            if claims.iat <= before {
-                return Err(ApiError::Unauthorized);
-            }
-        }
         Ok(Principal {
             user_id: claims.sub,
             credential: Credential::Session(SessionGrant {

@@ -31,11 +31,6 @@ pub fn revoked_token_key(jti: Uuid) -> String {
     format!("revoked:jti:{jti}")
 }
 
-/// Access tokens of this user issued before the stored time are refused (logout everywhere).
-pub fn revoked_before_key(user: Uuid) -> String {
-    format!("revoked:user:{user}")
-}
-
 fn new_refresh_token() -> SecretString {
     let mut bytes = [0u8; 32];
     rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)

@@ -13,6 +13,16 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, S
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// One Ed25519 signing key for the whole suite, in PKCS#8 PEM.
+static SIGNING_KEY: LazyLock<String> = LazyLock::new(|| {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+    let seed: [u8; 32] = rand::random();
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("encode the test key")
+        .to_string()
+});
+
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     let settings = Settings::from_figment(Settings::figment(AppEnv::Test), AppEnv::Test)
         .expect("test settings");
@@ -72,7 +82,12 @@ pub async fn test_figment() -> Figment {
             "database.url",
             fresh_database_url().await,
         ))
-        .merge(Serialized::default("server.port", 0));
+        .merge(Serialized::default("server.port", 0))
+        // A configured key, as production has, so sibling instances verify each other's tokens.
+        .merge(Serialized::default(
+            "auth.signing_keys",
+            serde_json::json!([{"kid": "test-1", "private_key_pem": SIGNING_KEY.as_str()}]),
+        ));
     if let Ok(url) = std::env::var("REDIS_URL") {
         figment = figment
             .merge(Serialized::default("redis.url", url))
@@ -98,7 +113,10 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
 /// A second instance on the same database and Redis as `other`, as behind a load balancer.
 /// Only meaningful when both are shared services (PostgreSQL and Redis).
 pub async fn spawn_sibling(other: &TestApp) -> TestApp {
-    spawn_app_from(other.state.settings.as_ref().clone()).await
+    let mut settings = other.state.settings.as_ref().clone();
+    // Behind one load balancer every instance has the same public URL (token issuer).
+    settings.server.public_url = Some(other.state.public_url.clone());
+    spawn_app_from(settings).await
 }
 
 /// Whether the suite runs on shared services, so that two instances see the same state.

@@ -98,7 +98,10 @@ impl OidcProvider {
     ) -> Result<tokio::sync::MutexGuard<'_, Option<Discovered>>, ProviderError> {
         let mut guard = self.discovered.lock().await;
         if guard.is_none() {
-            let issuer = IssuerUrl::from_url(self.config.issuer.clone());
+            // The URL type adds a trailing slash; the issuer must match the provider's exactly.
+            let issuer =
+                IssuerUrl::new(self.config.issuer.as_str().trim_end_matches('/').to_owned())
+                    .map_err(invalid)?;
             let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
                 .await
                 .map_err(unavailable)?;

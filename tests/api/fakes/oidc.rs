@@ -1,0 +1,340 @@
+//! A local OpenID Connect provider: real discovery, JWKS, RS256 and ES256 signing, key rotation,
+//! PKCE checks, single-use codes, and switches that make it misbehave.
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use poem::{
+    EndpointExt, IntoResponse, Response, Route, get, handler,
+    http::StatusCode,
+    post,
+    web::{Data, Form, Json, Query},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub const CLIENT_ID: &str = "ironquill-test";
+pub const CLIENT_SECRET: &str = "test-secret";
+
+#[derive(Clone)]
+pub struct Key {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+    pub jwk: Value,
+    /// The public key in PEM (what an attacker would use as an HMAC secret).
+    pub public_pem: String,
+}
+
+fn rsa_key(kid: &str) -> Key {
+    use rsa::{
+        pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding},
+        traits::PublicKeyParts,
+    };
+    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let public = private.to_public_key();
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": B64.encode(public.n().to_bytes_be()), "e": B64.encode(public.e().to_bytes_be())}),
+        public_pem: public.to_public_key_pem(LineEnding::LF).unwrap(),
+    }
+}
+
+fn ec_key(kid: &str) -> Key {
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let point =
+        p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::ES256,
+        encoding: EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+        jwk: json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": B64.encode(point.x().unwrap()), "y": B64.encode(point.y().unwrap())}),
+        public_pem: secret
+            .public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    }
+}
+
+/// RSA keys are slow to make: a few, made once for the whole suite.
+static RSA_KEYS: LazyLock<Vec<Key>> =
+    LazyLock::new(|| (0..3).map(|i| rsa_key(&format!("rsa-{i}"))).collect());
+
+/// How the next ID token is made.
+#[derive(Clone)]
+pub enum Signing {
+    /// With the key of this kid (RS256 `rsa-0` unless changed).
+    Key(String),
+    /// `alg: none`, no signature.
+    None,
+    /// HS256 with the RSA public key as the secret (the algorithm-confusion attack).
+    Hs256WithPublicKey,
+    /// Claims to be `rsa-0` but is signed by another key.
+    Forged,
+}
+
+#[derive(Clone)]
+pub struct Behaviour {
+    pub signing: Signing,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub exp_offset: i64,
+    pub iat_offset: i64,
+    pub nonce: Option<String>,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// Answer the authorization request with this `error`.
+    pub deny: Option<String>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            signing: Signing::Key("rsa-0".into()),
+            issuer: None,
+            audience: None,
+            exp_offset: 300,
+            iat_offset: 0,
+            nonce: None,
+            subject: "subject-1".into(),
+            email: Some("user@example.com".into()),
+            email_verified: true,
+            deny: None,
+        }
+    }
+}
+
+struct Grant {
+    nonce: String,
+    challenge: String,
+    redirect_uri: String,
+}
+
+pub struct State {
+    pub issuer: String,
+    pub behaviour: Behaviour,
+    /// Keys that sign; `published` are those in the JWKS.
+    keys: Vec<Key>,
+    published: Vec<String>,
+    grants: HashMap<String, Grant>,
+    pub jwks_fetches: u32,
+}
+
+#[derive(Clone)]
+pub struct FakeOidc {
+    pub issuer: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeOidc {
+    pub async fn start() -> Self {
+        let mut keys = RSA_KEYS.clone();
+        keys.push(ec_key("ec-0"));
+        let published = vec!["rsa-0".into(), "rsa-1".into(), "ec-0".into()];
+        let state = Arc::new(Mutex::new(State {
+            issuer: String::new(),
+            behaviour: Behaviour::default(),
+            keys,
+            published,
+            grants: HashMap::new(),
+            jwks_fetches: 0,
+        }));
+        let app = Route::new()
+            .at("/.well-known/openid-configuration", get(discovery))
+            .at("/authorize", get(authorize))
+            .at("/token", post(token))
+            .at("/jwks", get(jwks))
+            .data(state.clone());
+        let addr = super::serve(app).await;
+        let issuer = format!("http://{addr}");
+        state.lock().unwrap().issuer = issuer.clone();
+        Self { issuer, state }
+    }
+
+    pub fn behave(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.state.lock().unwrap().behaviour);
+    }
+
+    /// Adds `kid` to the JWKS (a key rotated in after clients cached the old set).
+    pub fn publish(&self, kid: &str) {
+        self.state.lock().unwrap().published.push(kid.into());
+    }
+
+    pub fn jwks_fetches(&self) -> u32 {
+        self.state.lock().unwrap().jwks_fetches
+    }
+
+    /// The provider settings for ironquill, as JSON for figment.
+    pub fn settings(&self) -> Value {
+        json!({"kind": "oidc", "issuer": self.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+               "display_name": "Fake OIDC"})
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+#[handler]
+fn discovery(state: Data<&Shared>) -> Json<Value> {
+    let issuer = state.lock().unwrap().issuer.clone();
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    }))
+}
+
+#[handler]
+fn jwks(state: Data<&Shared>) -> Json<Value> {
+    let mut s = state.lock().unwrap();
+    s.jwks_fetches += 1;
+    let keys: Vec<Value> = s
+        .keys
+        .iter()
+        .filter(|k| s.published.contains(&k.kid))
+        .map(|k| k.jwk.clone())
+        .collect();
+    Json(json!({ "keys": keys }))
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    client_id: String,
+    redirect_uri: String,
+    state: String,
+    nonce: String,
+    code_challenge: String,
+    code_challenge_method: String,
+}
+
+#[handler]
+fn authorize(state: Data<&Shared>, Query(q): Query<AuthorizeQuery>) -> Response {
+    assert_eq!(q.client_id, CLIENT_ID);
+    assert_eq!(q.code_challenge_method, "S256", "PKCE must use S256");
+    let mut s = state.lock().unwrap();
+    let mut target = url::Url::parse(&q.redirect_uri).unwrap();
+    if let Some(error) = s.behaviour.deny.clone() {
+        target
+            .query_pairs_mut()
+            .append_pair("error", &error)
+            .append_pair("error_description", "The user said no")
+            .append_pair("state", &q.state);
+    } else {
+        let code = uuid::Uuid::new_v4().to_string();
+        s.grants.insert(
+            code.clone(),
+            Grant {
+                nonce: q.nonce,
+                challenge: q.code_challenge,
+                redirect_uri: q.redirect_uri.clone(),
+            },
+        );
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &q.state);
+    }
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("location", target.as_str())
+        .finish()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    code: String,
+    redirect_uri: String,
+    code_verifier: String,
+}
+
+fn token_error(error: &str) -> Response {
+    Json(json!({"error": error}))
+        .with_status(StatusCode::BAD_REQUEST)
+        .into_response()
+}
+
+#[handler]
+fn token(state: Data<&Shared>, req: &poem::Request, Form(form): Form<TokenForm>) -> Response {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if req.header("authorization") != Some(expected.as_str()) {
+        return token_error("invalid_client");
+    }
+    let mut s = state.lock().unwrap();
+    // Single use: a replayed code finds nothing.
+    let Some(grant) = s.grants.remove(&form.code) else {
+        return token_error("invalid_grant");
+    };
+    let challenge = B64.encode(Sha256::digest(form.code_verifier.as_bytes()));
+    if form.grant_type != "authorization_code"
+        || challenge != grant.challenge
+        || form.redirect_uri != grant.redirect_uri
+    {
+        return token_error("invalid_grant");
+    }
+    let b = s.behaviour.clone();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": b.issuer.clone().unwrap_or_else(|| s.issuer.clone()),
+        "sub": b.subject,
+        "aud": b.audience.clone().unwrap_or_else(|| CLIENT_ID.into()),
+        "exp": now + b.exp_offset,
+        "iat": now + b.iat_offset,
+        "nonce": b.nonce.clone().unwrap_or(grant.nonce),
+        "email": b.email,
+        "email_verified": b.email_verified,
+        "name": "Test Person",
+    });
+    let rsa0 = s.keys.iter().find(|k| k.kid == "rsa-0").unwrap().clone();
+    let id_token = match &b.signing {
+        Signing::Key(kid) => {
+            let key = s.keys.iter().find(|k| &k.kid == kid).unwrap();
+            let mut header = Header::new(key.alg);
+            header.kid = Some(key.kid.clone());
+            jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
+        }
+        Signing::None => format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            B64.encode(claims.to_string())
+        ),
+        Signing::Hs256WithPublicKey => {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(rsa0.kid.clone());
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_secret(rsa0.public_pem.as_bytes()),
+            )
+            .unwrap()
+        }
+        Signing::Forged => {
+            let other = s.keys.iter().find(|k| k.kid == "rsa-2").unwrap();
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some("rsa-0".into());
+            jsonwebtoken::encode(&header, &claims, &other.encoding).unwrap()
+        }
+    };
+    Json(json!({"access_token": "provider-access-token", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}))
+        .into_response()
+}

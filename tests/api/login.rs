@@ -1,0 +1,728 @@
+//! Login through the local OIDC provider and the local GitHub, followed as a browser would,
+//! and the sessions that result: cookies, CSRF, refresh rotation, reuse detection, logout.
+use std::collections::HashMap;
+
+use figment::providers::Serialized;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    fakes::{
+        github::FakeGithub,
+        oidc::{FakeOidc, Signing},
+    },
+    helpers::{TestApp, assert_problem, shared_backends, spawn_app_with, spawn_sibling},
+};
+
+/// A browser: follows redirects by hand and keeps the cookies it is given. (A cookie store
+/// would refuse to send `Secure` cookies over the tests' plain HTTP, as browsers do except
+/// for localhost.)
+#[derive(Default, Clone)]
+struct Browser {
+    cookies: HashMap<String, String>,
+    /// Every `Set-Cookie` seen, by cookie name, as sent.
+    set_cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn absorb(&mut self, resp: &reqwest::Response) {
+        for value in resp.headers().get_all("set-cookie") {
+            let raw = value.to_str().unwrap().to_owned();
+            let (pair, _) = raw.split_once(';').unwrap_or((&raw, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+            self.set_cookies.insert(name.to_owned(), raw);
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn request(&mut self, app: &TestApp, method: Method, url: &str) -> reqwest::Response {
+        let resp = app
+            .client
+            .request(method, url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.absorb(&resp);
+        resp
+    }
+
+    async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
+        self.request(app, Method::GET, url).await
+    }
+
+    /// Starts a login and follows it to the provider and back to our callback URL (not yet
+    /// visited), returning that URL.
+    async fn follow_to_callback(&mut self, app: &TestApp, provider: &str) -> String {
+        let start = self
+            .get(app, &app.url(&format!("/auth/login/{provider}")))
+            .await;
+        assert_eq!(start.status(), 302, "login redirects to the provider");
+        let at_provider = location(&start);
+        let back = self.get(app, &at_provider).await;
+        assert_eq!(back.status(), 302, "the provider redirects back");
+        location(&back)
+    }
+
+    /// A whole login; returns the callback's response.
+    async fn login(&mut self, app: &TestApp, provider: &str) -> reqwest::Response {
+        let callback = self.follow_to_callback(app, provider).await;
+        self.get(app, &callback).await
+    }
+
+    fn access(&self) -> String {
+        self.cookies["__Host-iq_access"].clone()
+    }
+
+    /// An unsafe request with the session cookies, with or without the CSRF header.
+    async fn post(&mut self, app: &TestApp, path: &str, csrf: bool) -> reqwest::Response {
+        let mut req = app
+            .client
+            .post(app.url(path))
+            .header("cookie", self.cookie_header());
+        if csrf {
+            req = req.header("x-csrf-token", self.cookies["__Host-iq_csrf"].clone());
+        }
+        let resp = req.send().await.unwrap();
+        self.absorb(&resp);
+        resp
+    }
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn app_with(oidc: Option<&FakeOidc>, github: Option<&FakeGithub>) -> TestApp {
+    let oidc = oidc.map(FakeOidc::settings);
+    let github = github.map(FakeGithub::settings);
+    spawn_app_with(move |mut f| {
+        if let Some(p) = oidc {
+            f = f.merge(Serialized::default("auth.providers.fake", p));
+        }
+        if let Some(p) = github {
+            f = f.merge(Serialized::default("auth.providers.gh", p));
+        }
+        f
+    })
+    .await
+}
+
+async fn me_with_bearer(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_full_oidc_login_starts_a_session_in_secure_cookies() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    let resp = browser.login(&app, "fake").await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+
+    // Exactly these attributes: host-only, Secure, HttpOnly, SameSite=Strict, Path=/.
+    let access = &browser.set_cookies["__Host-iq_access"];
+    let mut attrs: Vec<&str> = access.split("; ").skip(1).collect();
+    attrs.sort_unstable();
+    assert_eq!(
+        attrs,
+        [
+            "HttpOnly",
+            "Max-Age=900",
+            "Path=/",
+            "SameSite=Strict",
+            "Secure"
+        ]
+    );
+    let refresh = &browser.set_cookies["__Host-iq_refresh"];
+    let mut attrs: Vec<&str> = refresh.split("; ").skip(1).collect();
+    attrs.sort_unstable();
+    assert_eq!(
+        attrs,
+        [
+            "HttpOnly",
+            "Max-Age=604800",
+            "Path=/",
+            "SameSite=Strict",
+            "Secure"
+        ]
+    );
+    let csrf = &browser.set_cookies["__Host-iq_csrf"];
+    assert!(
+        !csrf.contains("HttpOnly"),
+        "the page must read the CSRF token: {csrf}"
+    );
+    assert!(csrf.contains("Secure") && csrf.contains("SameSite=Strict"));
+
+    let me: Value = browser
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["authentication"]["method"], "session");
+    assert_eq!(me["email"], "user@example.com");
+    // Native clients send the same access token as a bearer token.
+    assert_eq!(me_with_bearer(&app, &browser.access()).await.status(), 200);
+    // The landing page knows who is signed in.
+    let page = browser.get(&app, &app.url("/")).await.text().await.unwrap();
+    assert!(
+        page.contains("Signed in as <strong>user@example.com</strong>"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn es256_signed_id_tokens_are_accepted_too() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| b.signing = Signing::Key("ec-0".into()));
+    let app = app_with(Some(&idp), None).await;
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+}
+
+#[tokio::test]
+async fn every_id_token_validation_failure_refuses_the_login() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    type Change = Box<dyn Fn(&mut crate::fakes::oidc::Behaviour)>;
+    let cases: Vec<(&str, Change)> = vec![
+        ("bad signature", Box::new(|b| b.signing = Signing::Forged)),
+        ("alg none", Box::new(|b| b.signing = Signing::None)),
+        (
+            "HS256 with the public key",
+            Box::new(|b| b.signing = Signing::Hs256WithPublicKey),
+        ),
+        ("expired", Box::new(|b| b.exp_offset = -120)),
+        ("not yet valid", Box::new(|b| b.iat_offset = 600)),
+        (
+            "wrong iss",
+            Box::new(|b| b.issuer = Some("https://evil.example".into())),
+        ),
+        (
+            "wrong aud",
+            Box::new(|b| b.audience = Some("someone-else".into())),
+        ),
+        (
+            "wrong nonce",
+            Box::new(|b| b.nonce = Some("not-the-nonce".into())),
+        ),
+    ];
+    for (what, change) in cases {
+        idp.behave(|b| *b = Default::default());
+        idp.behave(|b| change(b));
+        let mut browser = Browser::default();
+        let resp = browser.login(&app, "fake").await;
+        let problem = assert_problem(resp, 400).await;
+        assert_eq!(
+            problem["detail"], "the identity provider's answer failed validation",
+            "{what}"
+        );
+        assert!(
+            !browser.cookies.contains_key("__Host-iq_access"),
+            "{what}: no session"
+        );
+    }
+    // And the provider still works when it behaves.
+    idp.behave(|b| *b = Default::default());
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_replayed_state_or_code_is_refused() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    let callback = browser.follow_to_callback(&app, "fake").await;
+    let login_cookie = browser.cookies.get("__Host-iq_login").cloned().unwrap();
+    assert_eq!(browser.get(&app, &callback).await.status(), 200);
+
+    // The same callback again (state already used), even with the binding cookie restored.
+    browser
+        .cookies
+        .insert("__Host-iq_login".into(), login_cookie);
+    let problem = assert_problem(browser.get(&app, &callback).await, 400).await;
+    assert!(problem["detail"].as_str().unwrap().contains("login state"));
+
+    // A fresh flow, but the old code: the provider refuses it, so do we.
+    let fresh = browser.follow_to_callback(&app, "fake").await;
+    let old_code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let mut replay = url::Url::parse(&fresh).unwrap();
+    let state = replay
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    replay
+        .query_pairs_mut()
+        .clear()
+        .append_pair("code", &old_code)
+        .append_pair("state", &state);
+    assert_problem(browser.get(&app, replay.as_str()).await, 400).await;
+}
+
+#[tokio::test]
+async fn a_login_finished_in_another_browser_is_refused() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    // The attacker starts a login and sends the victim the callback link (login CSRF).
+    let callback = Browser::default().follow_to_callback(&app, "fake").await;
+    let mut victim = Browser::default();
+    let problem = assert_problem(victim.get(&app, &callback).await, 400).await;
+    assert_eq!(
+        problem["detail"],
+        "this login was not started by this browser"
+    );
+}
+
+#[tokio::test]
+async fn the_providers_error_is_shown_as_a_problem() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| b.deny = Some("access_denied".into()));
+    let app = app_with(Some(&idp), None).await;
+    let problem = assert_problem(Browser::default().login(&app, "fake").await, 400).await;
+    assert_eq!(
+        problem["detail"],
+        "the identity provider refused the login: access_denied The user said no"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refreshes_the_jwks_once_and_accepts_the_rotated_key() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    // Discovery (and the first JWKS fetch) happens when the login starts.
+    let callback = browser.follow_to_callback(&app, "fake").await;
+    assert_eq!(idp.jwks_fetches(), 1);
+    // Meanwhile the provider rotates in a key the client has not seen.
+    idp.publish("rsa-2");
+    idp.behave(|b| b.signing = Signing::Key("rsa-2".into()));
+    // (The code in `callback` was issued before the switch; tokens are minted at exchange.)
+    assert_eq!(browser.get(&app, &callback).await.status(), 200);
+    assert_eq!(idp.jwks_fetches(), 2, "refreshed exactly once");
+}
+
+#[tokio::test]
+async fn a_full_github_login_uses_the_verified_primary_address() {
+    let gh = FakeGithub::start().await;
+    let app = app_with(None, Some(&gh)).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "gh").await.status(), 200);
+    let me: Value = browser
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "octo@example.com");
+    assert_eq!(me["display_name"], "The Octocat");
+}
+
+#[tokio::test]
+async fn a_github_error_sent_with_status_200_refuses_the_login() {
+    let gh = FakeGithub::start().await;
+    let app = app_with(None, Some(&gh)).await;
+    let mut browser = Browser::default();
+    let callback = browser.follow_to_callback(&app, "gh").await;
+    let mut bad = url::Url::parse(&callback).unwrap();
+    let state = bad
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    bad.query_pairs_mut()
+        .clear()
+        .append_pair("code", "wrong")
+        .append_pair("state", &state);
+    assert_problem(browser.get(&app, bad.as_str()).await, 400).await;
+}
+
+#[tokio::test]
+async fn an_unverified_github_address_is_not_taken_as_the_users() {
+    let gh = FakeGithub::start().await;
+    gh.behave(|b| {
+        b.emails = json!([{"email": "octo@example.com", "primary": true, "verified": false}])
+    });
+    let app = app_with(None, Some(&gh)).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "gh").await.status(), 200);
+    let me: Value = browser
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me["email"].is_null());
+}
+
+#[tokio::test]
+async fn an_invitation_is_accepted_only_with_a_verified_address() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let owner = app.bootstrap("acme", "owner@example.com").await;
+    let resp = app
+        .post_json_with_key(
+            "/api/v1/tenants/acme/members",
+            &owner.api_key,
+            &json!({"email": "new@example.com", "role": "author"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+
+    idp.behave(|b| {
+        b.subject = "unverified-person".into();
+        b.email = Some("new@example.com".into());
+        b.email_verified = false;
+    });
+    let mut impostor = Browser::default();
+    assert_eq!(impostor.login(&app, "fake").await.status(), 200);
+    let me: Value = impostor
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["memberships"],
+        json!([]),
+        "an unverified address joins nothing"
+    );
+    assert!(me["email"].is_null());
+    assert_eq!(
+        impostor
+            .get(&app, &app.url("/api/v1/tenants/acme/posts"))
+            .await
+            .status(),
+        404
+    );
+
+    idp.behave(|b| {
+        b.subject = "verified-person".into();
+        b.email_verified = true;
+    });
+    let mut invitee = Browser::default();
+    assert_eq!(invitee.login(&app, "fake").await.status(), 200);
+    let me: Value = invitee
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["memberships"][0]["tenant"], "acme");
+    assert_eq!(me["memberships"][0]["role"], "author");
+    assert_eq!(
+        invitee
+            .get(&app, &app.url("/api/v1/tenants/acme/posts"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_verified_address_links_to_the_user_the_operator_created() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let owner = app.bootstrap("acme", "user@example.com").await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let me: Value = browser
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user_id"], owner.user_id.to_string());
+}
+
+#[tokio::test]
+async fn cookie_authenticated_writes_need_csrf_proof() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let create = |req: reqwest::RequestBuilder| req.json(&json!({"slug": "mine", "name": "Mine"}));
+    let cookie = browser.cookie_header();
+
+    let no_proof = create(
+        app.client
+            .post(app.url("/api/v1/tenants"))
+            .header("cookie", &cookie),
+    )
+    .send()
+    .await
+    .unwrap();
+    let problem = assert_problem(no_proof, 403).await;
+    assert!(problem["detail"].as_str().unwrap().starts_with("CSRF"));
+    let wrong = create(
+        app.client
+            .post(app.url("/api/v1/tenants"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", "nope"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(wrong, 403).await;
+    let cross_site = create(
+        app.client
+            .post(app.url("/api/v1/tenants"))
+            .header("cookie", &cookie)
+            .header("origin", "https://evil.example"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(cross_site, 403).await;
+
+    let double_submit = create(
+        app.client
+            .post(app.url("/api/v1/tenants"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", browser.cookies["__Host-iq_csrf"].clone()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(double_submit.status(), 201);
+    let same_origin = app
+        .client
+        .post(app.url("/api/v1/tenants"))
+        .header("cookie", &cookie)
+        .header("origin", app.address.clone())
+        .json(&json!({"slug": "mine-too", "name": "Mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), 201);
+    // A bearer token is not sent by a browser on its own: no CSRF proof needed.
+    let bearer = app
+        .client
+        .post(app.url("/api/v1/tenants"))
+        .bearer_auth(browser.access())
+        .json(&json!({"slug": "mine-three", "name": "Mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 201);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let first_refresh = browser.cookies["__Host-iq_refresh"].clone();
+    let first_access = browser.access();
+
+    assert_problem(browser.post(&app, "/auth/refresh", false).await, 403).await;
+    let resp = browser.post(&app, "/auth/refresh", true).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["refresh_token"].is_null(),
+        "browsers keep it in the cookie"
+    );
+    let second_refresh = browser.cookies["__Host-iq_refresh"].clone();
+    assert_ne!(second_refresh, first_refresh);
+    assert_ne!(browser.access(), first_access);
+    assert_eq!(me_with_bearer(&app, &browser.access()).await.status(), 200);
+
+    // Someone replays the first (spent) refresh token: the whole session dies.
+    let replay = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("x-refresh-token", &first_refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(replay, 401).await;
+    let legit = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("x-refresh-token", &second_refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(legit, 401).await;
+    assert_problem(me_with_bearer(&app, &browser.access()).await, 401).await;
+    // ... and it is on the record.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let events = ironquill::db::entities::audit_event::Entity::find()
+        .filter(ironquill::db::entities::audit_event::Column::Action.eq("refresh_token_reuse"))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn native_clients_refresh_with_a_header_and_get_the_next_token_in_the_body() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let refresh = browser.cookies["__Host-iq_refresh"].clone();
+    let body: Value = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("x-refresh-token", &refresh)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("iqr_"));
+    assert_eq!(
+        me_with_bearer(&app, body["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_at_once() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let access = browser.access();
+    let refresh = browser.cookies["__Host-iq_refresh"].clone();
+    assert_problem(browser.post(&app, "/auth/logout", false).await, 403).await;
+    assert_eq!(browser.post(&app, "/auth/logout", true).await.status(), 204);
+    assert!(
+        !browser.cookies.contains_key("__Host-iq_access"),
+        "cookies cleared"
+    );
+    assert_problem(me_with_bearer(&app, &access).await, 401).await;
+    let resp = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("x-refresh-token", &refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 401).await;
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_of_the_user() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut laptop = Browser::default();
+    let mut phone = Browser::default();
+    laptop.login(&app, "fake").await;
+    phone.login(&app, "fake").await;
+    // A second passes so the new epoch is strictly after both tokens' issue time.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        laptop.post(&app, "/auth/logout-all", true).await.status(),
+        204
+    );
+    assert_problem(me_with_bearer(&app, &phone.access()).await, 401).await;
+    let resp = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header(
+            "x-refresh-token",
+            phone.cookies["__Host-iq_refresh"].clone(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 401).await;
+    // A new login works again.
+    let mut again = Browser::default();
+    again.login(&app, "fake").await;
+    assert_eq!(me_with_bearer(&app, &again.access()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_token_revoked_through_one_instance_is_refused_by_another() {
+    if !shared_backends() {
+        return; // In-process state is per instance by design; this needs PostgreSQL and Redis.
+    }
+    let idp = FakeOidc::start().await;
+    let a = app_with(Some(&idp), None).await;
+    let b = spawn_sibling(&a).await;
+    let mut browser = Browser::default();
+    browser.login(&a, "fake").await;
+    let access = browser.access();
+    assert_eq!(
+        me_with_bearer(&b, &access).await.status(),
+        200,
+        "b verifies a's tokens"
+    );
+    assert_eq!(browser.post(&a, "/auth/logout", true).await.status(), 204);
+    assert_problem(me_with_bearer(&b, &access).await, 401).await;
+}
+
+#[tokio::test]
+async fn providers_and_public_keys_are_published() {
+    let idp = FakeOidc::start().await;
+    let gh = FakeGithub::start().await;
+    let app = app_with(Some(&idp), Some(&gh)).await;
+    let list: Value = app.get("/auth/providers").await.json().await.unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fake", "gh"]);
+    assert_eq!(
+        list["items"][0]["login_url"],
+        format!("{}/auth/login/fake", app.address)
+    );
+    assert_eq!(list["items"][0]["display_name"], "Fake OIDC");
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("/auth/login/fake")
+            && page.contains("Log in with Fake OIDC")
+            && page.contains("/docs")
+    );
+    assert_problem(app.get("/auth/login/nope").await, 404).await;
+}
