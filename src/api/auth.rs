@@ -11,7 +11,7 @@ use super::{ApiTags, security::Auth};
 use crate::{
     app::AppState,
     auth::{
-        Authenticator, cookies,
+        cookies,
         login::{self, Flow},
         providers::ProviderError,
         sessions::{self, RefreshOutcome},
@@ -130,6 +130,10 @@ fn provider_failure(err: ProviderError) -> ApiError {
     }
 }
 
+fn csrf_failed() -> ApiError {
+    ApiError::Forbidden("CSRF check failed: send X-CSRF-Token with the CSRF cookie's value".into())
+}
+
 fn store_down(err: crate::store::StoreError) -> ApiError {
     tracing::error!(error = %err, "login state unavailable");
     ApiError::Unavailable("login is temporarily unavailable".into())
@@ -144,6 +148,12 @@ impl AuthApi {
         jar.add(cookies::token(cookies::ACCESS, access, access_ttl));
         jar.add(cookies::token(cookies::REFRESH, refresh, refresh_ttl));
         jar.add(cookies::csrf(&random_token(), refresh_ttl));
+    }
+
+    /// How long a revocation must be remembered: past the expiry of any access token the
+    /// session could still hold, plus the verifier's clock leeway.
+    fn revocation_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.state.settings.auth.access_token_ttl_secs + 30)
     }
 
     fn clear_session_cookies(jar: &CookieJar) {
@@ -319,9 +329,7 @@ impl AuthApi {
             ),
         };
         if via_cookie && !self.state.auth.csrf_ok(req) {
-            return Err(ApiError::Forbidden(
-                "CSRF check failed: send X-CSRF-Token with the CSRF cookie's value".into(),
-            ));
+            return Err(csrf_failed());
         }
         let ttl = std::time::Duration::from_secs(self.state.settings.auth.refresh_token_ttl_secs);
         match sessions::rotate(&self.state.db, &presented, ttl).await? {
@@ -338,11 +346,14 @@ impl AuthApi {
                 }))
             }
             RefreshOutcome::Reused { session } => {
-                let access_ttl =
-                    std::time::Duration::from_secs(self.state.settings.auth.access_token_ttl_secs);
-                sessions::announce_revoked(&self.state.store, session.id, None, access_ttl)
-                    .await
-                    .map_err(store_down)?;
+                sessions::announce_revoked(
+                    &self.state.store,
+                    session.id,
+                    None,
+                    self.revocation_ttl(),
+                )
+                .await
+                .map_err(store_down)?;
                 audit::record(
                     &self.state.db,
                     Event {
@@ -366,21 +377,46 @@ impl AuthApi {
     }
 
     /// Ends this session: its refresh tokens are spent and its access tokens refused by every
-    /// instance until they expire.
+    /// instance until they expire. Works with the access token, or with only the refresh
+    /// cookie once the access token has expired.
     #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(&self, auth: Auth, jar: &CookieJar) -> ApiResult<LoggedOut> {
-        let grant = auth.principal().session().ok_or_else(|| {
-            ApiError::BadRequest("logout ends a session; API keys are revoked instead".into())
-        })?;
+    async fn logout(&self, req: &Request, jar: &CookieJar) -> ApiResult<LoggedOut> {
+        // Resolved here rather than by the middleware: a browser whose access token has
+        // expired must still be able to end its session with the refresh cookie.
+        let (session_id, token_id) = match self.state.auth.resolve(req).await {
+            Ok(principal) => {
+                let grant = principal.session().ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "logout ends a session; API keys are revoked instead".into(),
+                    )
+                })?;
+                if grant.via_cookie && !self.state.auth.csrf_ok(req) {
+                    return Err(csrf_failed());
+                }
+                (grant.session_id, Some(grant.token_id))
+            }
+            Err(ApiError::Unauthorized) => {
+                let refresh = jar.get(cookies::REFRESH).ok_or(ApiError::Unauthorized)?;
+                if !self.state.auth.csrf_ok(req) {
+                    return Err(csrf_failed());
+                }
+                let session =
+                    sessions::find_by_refresh(&self.state.db, refresh.value_str()).await?;
+                Self::clear_session_cookies(jar);
+                (session.ok_or(ApiError::Unauthorized)?.id, None)
+            }
+            Err(other) => return Err(other),
+        };
+        // The database first: if the store is down, the refresh tokens are dead already.
+        sessions::revoke_session(&self.state.db, session_id).await?;
         sessions::announce_revoked(
             &self.state.store,
-            grant.session_id,
-            Some(grant.token_id),
-            Authenticator::remaining(grant),
+            session_id,
+            token_id,
+            self.revocation_ttl(),
         )
         .await
         .map_err(store_down)?;
-        sessions::revoke_session(&self.state.db, grant.session_id).await?;
         Self::clear_session_cookies(jar);
         Ok(LoggedOut::Done)
     }
@@ -394,15 +430,13 @@ impl AuthApi {
                 "logout ends sessions; API keys are revoked instead".into(),
             ));
         }
-        let access_ttl =
-            std::time::Duration::from_secs(self.state.settings.auth.access_token_ttl_secs);
         // Each session on the revocation list (every instance refuses its access tokens at
         // once), then revoked in the database (its refresh tokens die).
         for session in sessions::live_sessions(&self.state.db, principal.user_id).await? {
-            sessions::announce_revoked(&self.state.store, session.id, None, access_ttl)
+            sessions::revoke_session(&self.state.db, session.id).await?;
+            sessions::announce_revoked(&self.state.store, session.id, None, self.revocation_ttl())
                 .await
                 .map_err(store_down)?;
-            sessions::revoke_session(&self.state.db, session.id).await?;
         }
         Self::clear_session_cookies(jar);
         Ok(LoggedOut::Done)

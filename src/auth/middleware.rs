@@ -29,7 +29,8 @@ use crate::{
 
 /// Paths under this prefix require a principal; so do [`PROTECTED_PATHS`].
 pub const PROTECTED_PREFIX: &str = "/api/";
-pub const PROTECTED_PATHS: &[&str] = &["/auth/logout", "/auth/logout-all"];
+/// (`/auth/logout` resolves its caller itself, so an expired access token can still log out.)
+pub const PROTECTED_PATHS: &[&str] = &["/auth/logout-all"];
 
 /// Everything needed to turn a request into a principal.
 pub struct Authenticator {

@@ -107,29 +107,36 @@ pub async fn rotate(
         return Ok(RefreshOutcome::Invalid);
     }
     let now = Utc::now();
+    let token_hash = hash(presented);
     let txn = db.begin().await?;
+    // Spend it first, atomically: the write comes first so SQLite takes its write lock at once
+    // (a concurrent use waits instead of failing), and of two uses only one finds it unspent.
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::SpentAt, Expr::value(Some(now)))
+        .filter(refresh_token::Column::TokenHash.eq(&token_hash))
+        .filter(refresh_token::Column::SpentAt.is_null())
+        .exec(&txn)
+        .await?;
     let found = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash(presented)))
+        .filter(refresh_token::Column::TokenHash.eq(&token_hash))
         .find_also_related(session::Entity)
         .one(&txn)
         .await?;
     let Some((token, Some(session))) = found else {
         return Ok(RefreshOutcome::Invalid);
     };
-    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
-        return Ok(RefreshOutcome::Invalid);
-    }
-    // Spend it atomically: of two concurrent uses of one token, only one rotates.
-    let spent = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::SpentAt, Expr::value(Some(now)))
-        .filter(refresh_token::Column::Id.eq(token.id))
-        .filter(refresh_token::Column::SpentAt.is_null())
-        .exec(&txn)
-        .await?;
     if spent.rows_affected == 0 {
         txn.rollback().await?;
+        // Presented again after being spent: whoever holds it copied it.
+        if session.revoked_at.is_some() {
+            return Ok(RefreshOutcome::Invalid);
+        }
         let session = revoke_session(db, session.id).await?.unwrap_or(session);
         return Ok(RefreshOutcome::Reused { session });
+    }
+    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
+        txn.rollback().await?;
+        return Ok(RefreshOutcome::Invalid);
     }
     let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
     let refresh = insert_refresh(&txn, session.id, expires).await?;
@@ -143,6 +150,22 @@ pub async fn rotate(
     .await?;
     txn.commit().await?;
     Ok(RefreshOutcome::Rotated { session, refresh })
+}
+
+/// The session a refresh token (spent or not) belongs to.
+pub async fn find_by_refresh(
+    db: &DatabaseConnection,
+    presented: &str,
+) -> Result<Option<session::Model>, sea_orm::DbErr> {
+    if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
+        return Ok(None);
+    }
+    Ok(refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash(presented)))
+        .find_also_related(session::Entity)
+        .one(db)
+        .await?
+        .and_then(|(_, session)| session))
 }
 
 /// Marks the session revoked and spends its live refresh tokens.

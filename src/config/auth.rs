@@ -34,6 +34,7 @@ pub struct SigningKeySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)] // read once at start-up; boxing would only obscure it
 pub enum ProviderSettings {
     /// Any OpenID Connect issuer with discovery (Google, Microsoft Entra, Keycloak, ...).
     Oidc(OidcProviderSettings),
@@ -46,7 +47,8 @@ pub enum ProviderSettings {
 pub struct OidcProviderSettings {
     /// Shown on the login page.
     pub display_name: Option<String>,
-    pub issuer: url::Url,
+    /// Exactly as the provider spells it (some end in `/`, most do not).
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub client_secret_file: Option<PathBuf>,
@@ -161,7 +163,9 @@ impl AuthSettings {
             let key = format!("auth.providers.{name}");
             match provider {
                 ProviderSettings::Oidc(p) => {
-                    check_outbound_url(&format!("{key}.issuer"), &p.issuer)?;
+                    let issuer = url::Url::parse(&p.issuer)
+                        .map_err(|e| ConfigError::new(format!("{key}.issuer: not a URL: {e}")))?;
+                    check_outbound_url(&format!("{key}.issuer"), &issuer)?;
                     resolve_secret(
                         &format!("{key}.client_secret"),
                         p.client_secret.as_ref(),

@@ -201,6 +201,16 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let production = self.env == AppEnv::Production;
         self.auth.validate(production)?;
+        if self
+            .server
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.path() != "/" || u.query().is_some())
+        {
+            return Err(ConfigError::new(
+                "server.public_url: give the origin only (scheme, host, port); the service is served at its root",
+            ));
+        }
         let https_public_url = self
             .server
             .public_url

@@ -44,19 +44,38 @@ impl Expiry<String, Entry> for UntilDeadline {
     }
 }
 
-/// Bounded so that a flood of distinct keys (rate-limit counters per IP) cannot exhaust memory.
+/// Bounded so that a flood of distinct keys (login flows, rate-limit counters per IP) cannot
+/// exhaust memory. Revocations and policy epochs live in a cache of their own: only
+/// authenticated actions write them, so anonymous traffic cannot crowd them out (a bounded
+/// cache may refuse or evict entries when full, and a lost revocation would let a token back in).
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Cache<String, Entry>,
+    protected: Cache<String, Entry>,
 }
+
+/// Key prefixes kept in the protected cache.
+const PROTECTED_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:"];
 
 impl MemoryStore {
     pub fn new(max_entries: u64) -> Self {
-        Self {
-            cache: Cache::builder()
-                .max_capacity(max_entries)
+        let build = |capacity| {
+            Cache::builder()
+                .max_capacity(capacity)
                 .expire_after(UntilDeadline)
-                .build(),
+                .build()
+        };
+        Self {
+            cache: build(max_entries),
+            protected: build(max_entries.saturating_mul(10)),
+        }
+    }
+
+    fn cache_for(&self, key: &str) -> &Cache<String, Entry> {
+        if PROTECTED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            &self.protected
+        } else {
+            &self.cache
         }
     }
 }
@@ -70,7 +89,7 @@ fn bytes(value: Option<Value>) -> Option<Vec<u8>> {
 
 impl EphemeralStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(bytes(self.cache.get(key).and_then(Entry::live)))
+        Ok(bytes(self.cache_for(key).get(key).and_then(Entry::live)))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
@@ -78,32 +97,35 @@ impl EphemeralStore for MemoryStore {
             value: Value::Bytes(value.into()),
             expires_at: Instant::now() + ttl,
         };
-        self.cache.insert(key.to_owned(), entry);
+        self.cache_for(key).insert(key.to_owned(), entry);
         Ok(())
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(bytes(self.cache.remove(key).and_then(Entry::live)))
+        Ok(bytes(self.cache_for(key).remove(key).and_then(Entry::live)))
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         // `and_upsert_with` runs serially per key, so concurrent increments are never lost.
-        let entry = self.cache.entry(key.to_owned()).and_upsert_with(|current| {
-            let now = Instant::now();
-            match current.map(|e| e.into_value()) {
-                Some(Entry {
-                    value: Value::Counter(n),
-                    expires_at,
-                }) if expires_at > now => Entry {
-                    value: Value::Counter(n.saturating_add(1)),
-                    expires_at,
-                },
-                _ => Entry {
-                    value: Value::Counter(1),
-                    expires_at: now + ttl,
-                },
-            }
-        });
+        let entry = self
+            .cache_for(key)
+            .entry(key.to_owned())
+            .and_upsert_with(|current| {
+                let now = Instant::now();
+                match current.map(|e| e.into_value()) {
+                    Some(Entry {
+                        value: Value::Counter(n),
+                        expires_at,
+                    }) if expires_at > now => Entry {
+                        value: Value::Counter(n.saturating_add(1)),
+                        expires_at,
+                    },
+                    _ => Entry {
+                        value: Value::Counter(1),
+                        expires_at: now + ttl,
+                    },
+                }
+            });
         match entry.into_value().value {
             Value::Counter(n) => Ok(n),
             Value::Bytes(_) => Err(StoreError::Unavailable("counter key holds a value".into())),

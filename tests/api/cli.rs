@@ -427,3 +427,14 @@ fn production_refuses_to_start_without_its_own_signing_keys() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("auth.signing_keys"), "{stderr}");
 }
+
+#[test]
+fn a_public_url_with_a_path_is_refused() {
+    let out = ironquill()
+        .arg("openapi")
+        .env("APP__SERVER__PUBLIC_URL", "https://example.com/blog")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.public_url"));
+}

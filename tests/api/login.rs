@@ -214,6 +214,11 @@ async fn every_id_token_validation_failure_refuses_the_login() {
             "HS256 with the public key",
             Box::new(|b| b.signing = Signing::Hs256WithPublicKey),
         ),
+        (
+            "HS256 with the client secret",
+            Box::new(|b| b.signing = Signing::Hs256WithClientSecret),
+        ),
+        ("issued too long ago", Box::new(|b| b.iat_offset = -900)),
         ("expired", Box::new(|b| b.exp_offset = -120)),
         ("not yet valid", Box::new(|b| b.iat_offset = 600)),
         (
@@ -227,6 +232,10 @@ async fn every_id_token_validation_failure_refuses_the_login() {
         (
             "wrong nonce",
             Box::new(|b| b.nonce = Some("not-the-nonce".into())),
+        ),
+        (
+            "wrong azp",
+            Box::new(|b| b.azp = Some("another-client".into())),
         ),
     ];
     for (what, change) in cases {
@@ -725,4 +734,74 @@ async fn providers_and_public_keys_are_published() {
             && page.contains("/docs")
     );
     assert_problem(app.get("/auth/login/nope").await, 404).await;
+}
+
+#[tokio::test]
+async fn logout_works_with_only_the_refresh_cookie_once_the_access_token_is_gone() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let access = browser.access();
+    let refresh = browser.cookies["__Host-iq_refresh"].clone();
+    // The access cookie has expired (Max-Age 900) while the refresh cookie lives on.
+    browser.cookies.remove("__Host-iq_access");
+    assert_problem(browser.post(&app, "/auth/logout", false).await, 403).await;
+    assert_eq!(browser.post(&app, "/auth/logout", true).await.status(), 204);
+    let resp = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("x-refresh-token", &refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 401).await;
+    assert_problem(me_with_bearer(&app, &access).await, 401).await;
+}
+
+#[tokio::test]
+async fn logout_with_an_older_access_token_also_ends_the_newer_ones() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let older = browser.access();
+    assert_eq!(
+        browser.post(&app, "/auth/refresh", true).await.status(),
+        200
+    );
+    let newer = browser.access();
+    assert_ne!(older, newer);
+    let resp = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&older)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_problem(me_with_bearer(&app, &newer).await, 401).await;
+}
+
+#[tokio::test]
+async fn of_two_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let refresh = browser.cookies["__Host-iq_refresh"].clone();
+    let attempt = || {
+        app.client
+            .post(app.url("/auth/refresh"))
+            .header("x-refresh-token", &refresh)
+            .send()
+    };
+    let (a, b) = tokio::join!(attempt(), attempt());
+    let mut statuses = vec![a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 401],
+        "one rotates, the other is treated as reuse"
+    );
 }

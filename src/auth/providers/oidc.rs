@@ -20,6 +20,10 @@ use tokio::sync::Mutex;
 use super::{AuthorizationStart, ExternalIdentity, ProviderError};
 use crate::config::{OidcProviderSettings, check_outbound_url};
 
+fn is_loopback(url: &url::Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
 type Client = CoreClient<
     EndpointSet,
     EndpointNotSet,
@@ -98,24 +102,31 @@ impl OidcProvider {
     ) -> Result<tokio::sync::MutexGuard<'_, Option<Discovered>>, ProviderError> {
         let mut guard = self.discovered.lock().await;
         if guard.is_none() {
-            // The URL type adds a trailing slash; the issuer must match the provider's exactly.
-            let issuer =
-                IssuerUrl::new(self.config.issuer.as_str().trim_end_matches('/').to_owned())
-                    .map_err(invalid)?;
+            // Exactly as configured: the issuer must match the provider's byte for byte.
+            let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(invalid)?;
+            let issuer_is_local = is_loopback(issuer.url());
             let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
                 .await
                 .map_err(unavailable)?;
-            for (what, url) in [
+            // The endpoints the issuer names: https, and on loopback only if the issuer itself
+            // is (a remote issuer must not make us send the client secret to a local service).
+            let mut endpoints = vec![
                 (
                     "authorization_endpoint",
                     metadata.authorization_endpoint().url(),
                 ),
                 ("jwks_uri", metadata.jwks_uri().url()),
-            ] {
-                check_outbound_url(what, url).map_err(invalid)?;
-            }
+            ];
             if let Some(token) = metadata.token_endpoint() {
-                check_outbound_url("token_endpoint", token.url()).map_err(invalid)?;
+                endpoints.push(("token_endpoint", token.url()));
+            }
+            for (what, url) in endpoints {
+                check_outbound_url(what, url).map_err(invalid)?;
+                if is_loopback(url) && !issuer_is_local {
+                    return Err(invalid(format!(
+                        "{what}: a remote issuer named a local endpoint"
+                    )));
+                }
             }
             let client = self.client(metadata.clone())?;
             *guard = Some(Discovered {
@@ -235,6 +246,15 @@ fn verify(
             }
         });
     let claims = id_token.claims(&verifier, nonce)?;
+    // openidconnect leaves `azp` to the client: if present, it must name us.
+    if claims
+        .authorized_party()
+        .is_some_and(|azp| azp.as_str() != client.client_id().as_str())
+    {
+        return Err(openidconnect::ClaimsVerificationError::InvalidAudience(
+            "azp names another client".into(),
+        ));
+    }
     Ok(ExternalIdentity {
         subject: claims.subject().as_str().to_owned(),
         email: claims.email().map(|e| e.as_str().to_lowercase()),

@@ -84,6 +84,9 @@ pub enum Signing {
     Hs256WithPublicKey,
     /// Claims to be `rsa-0` but is signed by another key.
     Forged,
+    /// HS256 with the client secret, which discovery advertises: still refused, because
+    /// only asymmetric algorithms are allowed.
+    Hs256WithClientSecret,
 }
 
 #[derive(Clone)]
@@ -94,6 +97,8 @@ pub struct Behaviour {
     pub exp_offset: i64,
     pub iat_offset: i64,
     pub nonce: Option<String>,
+    /// An `azp` claim (the authorized party) to add.
+    pub azp: Option<String>,
     pub subject: String,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -110,6 +115,7 @@ impl Default for Behaviour {
             exp_offset: 300,
             iat_offset: 0,
             nonce: None,
+            azp: None,
             subject: "subject-1".into(),
             email: Some("user@example.com".into()),
             email_verified: true,
@@ -197,7 +203,7 @@ fn discovery(state: Data<&Shared>) -> Json<Value> {
         "jwks_uri": format!("{issuer}/jwks"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
     }))
 }
 
@@ -294,7 +300,7 @@ fn token(state: Data<&Shared>, req: &poem::Request, Form(form): Form<TokenForm>)
     }
     let b = s.behaviour.clone();
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "iss": b.issuer.clone().unwrap_or_else(|| s.issuer.clone()),
         "sub": b.subject,
         "aud": b.audience.clone().unwrap_or_else(|| CLIENT_ID.into()),
@@ -305,6 +311,9 @@ fn token(state: Data<&Shared>, req: &poem::Request, Form(form): Form<TokenForm>)
         "email_verified": b.email_verified,
         "name": "Test Person",
     });
+    if let Some(azp) = &b.azp {
+        claims["azp"] = json!(azp);
+    }
     let rsa0 = s.keys.iter().find(|k| k.kid == "rsa-0").unwrap().clone();
     let id_token = match &b.signing {
         Signing::Key(kid) => {
@@ -328,6 +337,12 @@ fn token(state: Data<&Shared>, req: &poem::Request, Form(form): Form<TokenForm>)
             )
             .unwrap()
         }
+        Signing::Hs256WithClientSecret => jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+        )
+        .unwrap(),
         Signing::Forged => {
             let other = s.keys.iter().find(|k| k.kid == "rsa-2").unwrap();
             let mut header = Header::new(Algorithm::RS256);
