@@ -14,6 +14,7 @@ use crate::{
         cookies,
         login::{self, Flow},
         providers::ProviderError,
+        secrets::{self, random_token},
         sessions::{self, RefreshOutcome},
         tokens::Jwk,
     },
@@ -104,13 +105,6 @@ enum LoggedOut {
     Done,
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)
-        .expect("the operating system's random number generator failed");
-    data_encoding::BASE32_DNSSEC.encode(&bytes)
-}
-
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -197,7 +191,7 @@ impl AuthApi {
             provider: entry.name.clone(),
             pkce_verifier: start.pkce_verifier,
             nonce: start.nonce,
-            binding: crate::auth::api_keys::token::hash(&binding),
+            binding: secrets::sha256_hex(&binding),
         };
         login::save_flow(&self.state.store, &start.state, &flow)
             .await
@@ -231,11 +225,10 @@ impl AuthApi {
             })?;
         let binding = jar
             .get(cookies::LOGIN)
-            .map(|c| crate::auth::api_keys::token::hash(c.value_str()));
+            .map(|c| secrets::sha256_hex(c.value_str()));
         cookies::clear(jar, cookies::LOGIN);
         if flow.provider != provider.0
-            || !binding
-                .is_some_and(|b| crate::auth::api_keys::token::hashes_match(&b, &flow.binding))
+            || !binding.is_some_and(|b| secrets::equal(&b, &flow.binding))
         {
             return Err(ApiError::BadRequest(
                 "this login was not started by this browser".into(),

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{api_keys::token::hash, providers::ExternalIdentity};
+use super::{providers::ExternalIdentity, secrets::sha256_hex as hash};
 use crate::{
     db::entities::{identity, invitation, user},
     domain::{memberships, users},

@@ -7,6 +7,7 @@ mod middleware;
 pub mod permissions;
 mod principal;
 pub mod providers;
+pub mod secrets;
 pub mod sessions;
 pub mod tokens;
 

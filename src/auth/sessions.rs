@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use data_encoding::BASE32_DNSSEC;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set, TransactionTrait, sea_query::Expr,
@@ -15,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
-    auth::api_keys::token::hash,
+    auth::secrets::{random_token, sha256_hex as hash},
     db::entities::{refresh_token, session},
     store::{EphemeralStore, Store, StoreError},
 };
@@ -32,10 +31,7 @@ pub fn revoked_token_key(jti: Uuid) -> String {
 }
 
 fn new_refresh_token() -> SecretString {
-    let mut bytes = [0u8; 32];
-    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)
-        .expect("the operating system's random number generator failed");
-    format!("{REFRESH_PREFIX}{}", BASE32_DNSSEC.encode(&bytes)).into()
+    format!("{REFRESH_PREFIX}{}", random_token()).into()
 }
 
 pub enum RefreshOutcome {

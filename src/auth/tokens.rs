@@ -70,9 +70,7 @@ fn key_pair(kid: String, pem: &str) -> anyhow::Result<KeyPair> {
 }
 
 fn generate_pem() -> anyhow::Result<String> {
-    let mut seed = [0u8; 32];
-    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
-        .map_err(|e| anyhow!("OS random generator: {e}"))?;
+    let seed = crate::auth::secrets::random_bytes::<32>();
     let pem = SigningKey::from_bytes(&seed)
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| anyhow!("could not encode a generated key: {e}"))?;

@@ -8,11 +8,9 @@
 //!
 //! Only a SHA-256 of the whole key is stored. A fast hash is right here: with 256 random bits
 //! there is nothing to brute-force, unlike a password.
+use crate::auth::secrets;
 use data_encoding::BASE32_DNSSEC;
-use rand::TryRngCore;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 pub const PREFIX: &str = "iq_";
 const LOOKUP_BYTES: usize = 10;
@@ -57,23 +55,14 @@ pub struct NewKey {
     pub hash: String,
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // The OS generator; failing to read it is not recoverable.
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the operating system's random number generator failed");
-    bytes
-}
-
 fn checksum(body: &str) -> String {
     BASE32_DNSSEC.encode(&crc32fast::hash(body.as_bytes()).to_be_bytes())
 }
 
 /// Generates a fresh key from the OS CSPRNG.
 pub fn generate() -> NewKey {
-    let lookup_id = BASE32_DNSSEC.encode(&random_bytes::<LOOKUP_BYTES>());
-    let secret = BASE32_DNSSEC.encode(&random_bytes::<SECRET_BYTES>());
+    let lookup_id = BASE32_DNSSEC.encode(&secrets::random_bytes::<LOOKUP_BYTES>());
+    let secret = BASE32_DNSSEC.encode(&secrets::random_bytes::<SECRET_BYTES>());
     let body = format!("{PREFIX}{lookup_id}_{secret}");
     let full = format!("{body}{}", checksum(&body));
     debug_assert_eq!(full.len(), KEY_LEN);
@@ -110,7 +99,7 @@ pub fn parse(candidate: &str) -> Result<ParsedKey, KeyFormatError> {
         return Err(KeyFormatError::Alphabet);
     }
     let (body, sum) = candidate.split_at(KEY_LEN - CHECKSUM_LEN);
-    if !bool::from(checksum(body).as_bytes().ct_eq(sum.as_bytes())) {
+    if !secrets::equal(&checksum(body), sum) {
         return Err(KeyFormatError::Checksum);
     }
     Ok(ParsedKey {
@@ -121,7 +110,7 @@ pub fn parse(candidate: &str) -> Result<ParsedKey, KeyFormatError> {
 
 /// The stored form of a key: hex SHA-256 of the whole key.
 pub fn hash(full_key: &str) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(full_key.as_bytes()))
+    secrets::sha256_hex(full_key)
 }
 
 impl ParsedKey {
@@ -136,7 +125,7 @@ impl ParsedKey {
 
 /// Constant-time comparison of two stored hashes.
 pub fn hashes_match(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    secrets::equal(a, b)
 }
 
 /// The non-secret part shown in listings: `iq_<lookup>`.
