@@ -84,9 +84,33 @@ pub async fn sign_in(
             }
             .update(&txn)
             .await?;
-            users::find(&txn, row.user_id)
+            let user = users::find(&txn, row.user_id)
                 .await?
-                .ok_or_else(|| sea_orm::DbErr::RecordNotFound("identity without user".into()))?
+                .ok_or_else(|| sea_orm::DbErr::RecordNotFound("identity without user".into()))?;
+            // The provider has verified the address since this user was created: adopt it,
+            // unless another user already holds it (accounts are never merged silently).
+            match verified_email {
+                Some(email) if user.email.is_none() => {
+                    let taken = user::Entity::find()
+                        .filter(user::Column::Email.eq(email))
+                        .one(&txn)
+                        .await?
+                        .is_some();
+                    if taken {
+                        user
+                    } else {
+                        user::ActiveModel {
+                            id: Set(user.id),
+                            email: Set(Some(email.to_owned())),
+                            updated_at: Set(now),
+                            ..Default::default()
+                        }
+                        .update(&txn)
+                        .await?
+                    }
+                }
+                _ => user,
+            }
         }
         None => {
             let linked = match verified_email {

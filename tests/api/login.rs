@@ -805,3 +805,48 @@ async fn of_two_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
         "one rotates, the other is treated as reuse"
     );
 }
+
+#[tokio::test]
+async fn an_address_verified_later_is_adopted_and_then_accepts_invitations() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    let owner = app.bootstrap("acme", "owner@example.com").await;
+    idp.behave(|b| {
+        b.email = Some("later@example.com".into());
+        b.email_verified = false;
+    });
+    let mut browser = Browser::default();
+    browser.login(&app, "fake").await;
+    let me: Value = browser
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me["email"].is_null());
+    let resp = app
+        .post_json_with_key(
+            "/api/v1/tenants/acme/members",
+            &owner.api_key,
+            &json!({"email": "later@example.com", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "no user holds the address yet: an invitation"
+    );
+
+    idp.behave(|b| b.email_verified = true);
+    let mut again = Browser::default();
+    again.login(&app, "fake").await;
+    let me_again: Value = again
+        .get(&app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me_again["user_id"], me["user_id"], "the same user");
+    assert_eq!(me_again["email"], "later@example.com");
+    assert_eq!(me_again["memberships"][0]["tenant"], "acme");
+}
