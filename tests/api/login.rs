@@ -850,3 +850,19 @@ async fn an_address_verified_later_is_adopted_and_then_accepts_invitations() {
     assert_eq!(me_again["email"], "later@example.com");
     assert_eq!(me_again["memberships"][0]["tenant"], "acme");
 }
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_a_503_and_is_not_hammered() {
+    // Port 1 on loopback: nothing listens, every connection is refused.
+    let app = spawn_app_with(|f| {
+        f.merge(Serialized::default(
+            "auth.providers.down",
+            json!({"kind": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "c", "client_secret": "s"}),
+        ))
+    })
+    .await;
+    let first = assert_problem(app.get("/auth/login/down").await, 503).await;
+    assert_eq!(first["detail"], "the identity provider is unreachable");
+    // Within the back-off the next login fails fast, without another fetch.
+    assert_problem(app.get("/auth/login/down").await, 503).await;
+}

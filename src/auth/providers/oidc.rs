@@ -33,6 +33,8 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
+/// After a failed discovery, how long logins fail fast before it is tried again.
+const DISCOVERY_BACKOFF: Duration = Duration::from_secs(5);
 /// At most one JWKS refresh per this interval, whatever tokens arrive.
 const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// How far an ID token's `iat` may be from now (clock skew, then staleness).
@@ -61,6 +63,7 @@ pub struct OidcProvider {
     redirect: url::Url,
     http: reqwest::Client,
     discovered: Mutex<Option<Discovered>>,
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ProviderError {
@@ -84,6 +87,7 @@ impl OidcProvider {
             redirect,
             http,
             discovered: Mutex::new(None),
+            failed_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -96,46 +100,68 @@ impl OidcProvider {
         .set_redirect_uri(RedirectUrl::from_url(self.redirect.clone())))
     }
 
-    /// The cached discovery, fetched on first use (a failed fetch is retried next time).
+    /// The cached discovery, fetched on first use. One request fetches while the others wait;
+    /// after a failure, requests fail fast for a few seconds instead of queueing up behind
+    /// more fetches of an unreachable issuer.
     async fn discovered(
         &self,
     ) -> Result<tokio::sync::MutexGuard<'_, Option<Discovered>>, ProviderError> {
         let mut guard = self.discovered.lock().await;
         if guard.is_none() {
-            // Exactly as configured: the issuer must match the provider's byte for byte.
-            let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(invalid)?;
-            let issuer_is_local = is_loopback(issuer.url());
-            let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
-                .await
-                .map_err(unavailable)?;
-            // The endpoints the issuer names: https, and on loopback only if the issuer itself
-            // is (a remote issuer must not make us send the client secret to a local service).
-            let mut endpoints = vec![
-                (
-                    "authorization_endpoint",
-                    metadata.authorization_endpoint().url(),
-                ),
-                ("jwks_uri", metadata.jwks_uri().url()),
-            ];
-            if let Some(token) = metadata.token_endpoint() {
-                endpoints.push(("token_endpoint", token.url()));
+            let failed_at = *self
+                .failed_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if failed_at.is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF) {
+                return Err(unavailable("discovery failed moments ago"));
             }
-            for (what, url) in endpoints {
-                check_outbound_url(what, url).map_err(invalid)?;
-                if is_loopback(url) && !issuer_is_local {
-                    return Err(invalid(format!(
-                        "{what}: a remote issuer named a local endpoint"
-                    )));
+            match self.discover().await {
+                Ok(discovered) => *guard = Some(discovered),
+                Err(err) => {
+                    *self
+                        .failed_at
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                    return Err(err);
                 }
             }
-            let client = self.client(metadata.clone())?;
-            *guard = Some(Discovered {
-                metadata,
-                client,
-                jwks_refreshed_at: None,
-            });
         }
         Ok(guard)
+    }
+
+    async fn discover(&self) -> Result<Discovered, ProviderError> {
+        // Exactly as configured: the issuer must match the provider's byte for byte.
+        let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(invalid)?;
+        let issuer_is_local = is_loopback(issuer.url());
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(unavailable)?;
+        // The endpoints the issuer names: https, and on loopback only if the issuer itself
+        // is (a remote issuer must not make us send the client secret to a local service).
+        let mut endpoints = vec![
+            (
+                "authorization_endpoint",
+                metadata.authorization_endpoint().url(),
+            ),
+            ("jwks_uri", metadata.jwks_uri().url()),
+        ];
+        if let Some(token) = metadata.token_endpoint() {
+            endpoints.push(("token_endpoint", token.url()));
+        }
+        for (what, url) in endpoints {
+            check_outbound_url(what, url).map_err(invalid)?;
+            if is_loopback(url) && !issuer_is_local {
+                return Err(invalid(format!(
+                    "{what}: a remote issuer named a local endpoint"
+                )));
+            }
+        }
+        let client = self.client(metadata.clone())?;
+        Ok(Discovered {
+            metadata,
+            client,
+            jwks_refreshed_at: None,
+        })
     }
 
     pub async fn start(&self) -> Result<AuthorizationStart, ProviderError> {
