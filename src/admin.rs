@@ -17,7 +17,7 @@ use crate::{
     },
     db::entities::{Role, tenant},
     domain::{
-        memberships,
+        TenantScope, members, memberships,
         tenants::{self, TenantSlug},
         users::{self, Email},
     },
@@ -85,18 +85,14 @@ pub async fn add_user(
         .await?
         .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
     let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
-    let current = memberships::role_of(&txn, tenant.id, user.id).await?;
-    if current == Some(Role::Owner)
-        && role != Role::Owner
-        && memberships::owner_count(&txn, tenant.id).await? <= 1
-    {
-        bail!(
-            "{} is the last owner of {}: add another owner first",
-            email.as_str(),
-            tenant.slug
-        );
+    let scope = TenantScope::from(tenant.clone());
+    match memberships::role_of(&txn, tenant.id, user.id).await? {
+        // The same last-owner guard as the members API.
+        Some(current) => members::change_role(&txn, &scope, user.id, current, role)
+            .await
+            .map_err(|e| anyhow!("{}: {}", email.as_str(), cli_error(e)))?,
+        None => memberships::set_role(&txn, tenant.id, user.id, role).await?,
     }
-    memberships::set_role(&txn, tenant.id, user.id, role).await?;
     let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
     txn.commit().await.context("could not commit")?;
     // With Redis, running servers pick the new role up on their next request.

@@ -128,6 +128,15 @@ impl ApiError {
     }
 }
 
+/// The ephemeral store could not be asked while changing state: nothing was changed, and the
+/// client may retry. (Checks that depend on the store name their own 503s.)
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        tracing::error!(error = %err, "ephemeral store unavailable");
+        ApiError::Unavailable("try again shortly".into())
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         ApiError::Internal(anyhow::Error::new(err).context("database error"))

@@ -137,9 +137,8 @@ impl AuthApi {
     /// Sets the session cookies for a fresh access token and refresh token.
     fn set_session_cookies(&self, jar: &CookieJar, access: &str, refresh: &str) {
         let auth = &self.state.settings.auth;
-        let access_ttl = std::time::Duration::from_secs(auth.access_token_ttl_secs);
-        let refresh_ttl = std::time::Duration::from_secs(auth.refresh_token_ttl_secs);
-        jar.add(cookies::token(cookies::ACCESS, access, access_ttl));
+        let refresh_ttl = auth.refresh_ttl();
+        jar.add(cookies::token(cookies::ACCESS, access, auth.access_ttl()));
         jar.add(cookies::token(cookies::REFRESH, refresh, refresh_ttl));
         jar.add(cookies::csrf(&random_token(), refresh_ttl));
     }
@@ -147,7 +146,16 @@ impl AuthApi {
     /// How long a revocation must be remembered: past the expiry of any access token the
     /// session could still hold, plus the verifier's clock leeway.
     fn revocation_ttl(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.state.settings.auth.access_token_ttl_secs + 30)
+        self.state.settings.auth.access_ttl() + std::time::Duration::from_secs(30)
+    }
+
+    /// Ends a session: the database first (its refresh tokens die even if the store is down),
+    /// then the revocation list (every instance refuses its access tokens at once).
+    async fn end_session(&self, session: uuid::Uuid, token: Option<uuid::Uuid>) -> ApiResult<()> {
+        sessions::revoke_session(&self.state.db, session).await?;
+        sessions::announce_revoked(&self.state.store, session, token, self.revocation_ttl())
+            .await
+            .map_err(store_down)
     }
 
     fn clear_session_cookies(jar: &CookieJar) {
@@ -269,7 +277,7 @@ impl AuthApi {
             self.state.authz.membership_changed().await;
         }
         let user = signed_in.user;
-        let ttl = std::time::Duration::from_secs(self.state.settings.auth.refresh_token_ttl_secs);
+        let ttl = self.state.settings.auth.refresh_ttl();
         let (session, refresh) = sessions::start(
             &self.state.db,
             user.id,
@@ -324,7 +332,7 @@ impl AuthApi {
         if via_cookie && !self.state.auth.csrf_ok(req) {
             return Err(csrf_failed());
         }
-        let ttl = std::time::Duration::from_secs(self.state.settings.auth.refresh_token_ttl_secs);
+        let ttl = self.state.settings.auth.refresh_ttl();
         match sessions::rotate(&self.state.db, &presented, ttl).await? {
             RefreshOutcome::Rotated { session, refresh } => {
                 let (access, _) = self.state.tokens.issue(session.user_id, session.id)?;
@@ -400,16 +408,7 @@ impl AuthApi {
             }
             Err(other) => return Err(other),
         };
-        // The database first: if the store is down, the refresh tokens are dead already.
-        sessions::revoke_session(&self.state.db, session_id).await?;
-        sessions::announce_revoked(
-            &self.state.store,
-            session_id,
-            token_id,
-            self.revocation_ttl(),
-        )
-        .await
-        .map_err(store_down)?;
+        self.end_session(session_id, token_id).await?;
         Self::clear_session_cookies(jar);
         Ok(LoggedOut::Done)
     }
@@ -423,13 +422,8 @@ impl AuthApi {
                 "logout ends sessions; API keys are revoked instead".into(),
             ));
         }
-        // Each session on the revocation list (every instance refuses its access tokens at
-        // once), then revoked in the database (its refresh tokens die).
         for session in sessions::live_sessions(&self.state.db, principal.user_id).await? {
-            sessions::revoke_session(&self.state.db, session.id).await?;
-            sessions::announce_revoked(&self.state.store, session.id, None, self.revocation_ttl())
-                .await
-                .map_err(store_down)?;
+            self.end_session(session.id, None).await?;
         }
         Self::clear_session_cookies(jar);
         Ok(LoggedOut::Done)

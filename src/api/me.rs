@@ -60,11 +60,10 @@ impl MeApi {
         let user = users::find(db, principal.user_id)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        let bound = principal.bound_tenant();
         let memberships: Vec<Membership> = memberships::of_user(db, user.id)
             .await?
             .into_iter()
-            .filter(|(tenant, _)| bound.is_none_or(|id| id == tenant.id))
+            .filter(|(tenant, _)| principal.can_reach(tenant.id))
             .map(|(tenant, role)| Membership {
                 tenant: tenant.slug,
                 tenant_name: tenant.name,

@@ -228,10 +228,7 @@ impl MembersApi {
         require_owner_rights(&access, &[current])?;
         let revoked = members::remove(&txn, &access.scope, user.0, current).await?;
         for lookup_id in &revoked {
-            self.state.keys.announce_revocation(lookup_id).await.map_err(|e| {
-                tracing::error!(error = %e, "cannot announce revocation of a removed member's key");
-                ApiError::Unavailable("try again shortly".into())
-            })?;
+            self.state.keys.announce_revocation(lookup_id).await?;
         }
         txn.commit().await?;
         authz.membership_changed().await;

@@ -74,11 +74,10 @@ impl TenantsApi {
     #[oai(path = "/tenants", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<TenantList>> {
         let principal = auth.principal();
-        let bound = principal.bound_tenant();
         let items = memberships::of_user(&self.state.db, principal.user_id)
             .await?
             .into_iter()
-            .filter(|(t, _)| bound.is_none_or(|id| id == t.id))
+            .filter(|(t, _)| principal.can_reach(t.id))
             .map(|(t, role)| Tenant::new(t, role))
             .collect();
         Ok(Json(TenantList { items }))

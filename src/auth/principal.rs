@@ -48,6 +48,11 @@ impl Principal {
         }
     }
 
+    /// Whether this credential may act in `tenant` at all (a key only in the one it is bound to).
+    pub fn can_reach(&self, tenant: Uuid) -> bool {
+        self.bound_tenant().is_none_or(|bound| bound == tenant)
+    }
+
     /// Whether the credential itself carries `permission` (the role is checked separately).
     pub fn credential_allows(&self, permission: Permission) -> bool {
         match &self.credential {

@@ -96,10 +96,7 @@ impl<E> TenantAuthzEndpoint<E> {
             }
         };
         // A key bound to another tenant is useless here, and says nothing about this one.
-        if principal
-            .bound_tenant()
-            .is_some_and(|bound| bound != tenant.id)
-        {
+        if !principal.can_reach(tenant.id) {
             return Err(ApiError::NotFound);
         }
         let snapshot = self.authorizer.snapshot().await.map_err(|err| match err {

@@ -127,6 +127,14 @@ pub fn check_outbound_url(key: &str, url: &url::Url) -> Result<(), ConfigError> 
 }
 
 impl AuthSettings {
+    pub fn access_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn refresh_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
     pub(super) fn validate(&self, production: bool) -> Result<(), ConfigError> {
         if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 3600 {
             return Err(ConfigError::new(

@@ -5,8 +5,8 @@
 //! each other at once cannot leave the tenant without one.
 use chrono::{Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -222,11 +222,4 @@ pub async fn remove(
         .exec(db)
         .await?;
     Ok(keys.into_iter().map(|k| k.lookup_id).collect())
-}
-
-pub async fn count(db: &impl ConnectionTrait, scope: &TenantScope) -> Result<u64, sea_orm::DbErr> {
-    membership::Entity::find()
-        .filter(membership::Column::TenantId.eq(scope.id()))
-        .count(db)
-        .await
 }

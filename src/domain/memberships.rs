@@ -113,16 +113,3 @@ pub async fn set_role(
         }
     }
 }
-
-/// How many owners the tenant has (the last one must not be removed or demoted).
-pub async fn owner_count(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-) -> Result<u64, sea_orm::DbErr> {
-    use sea_orm::PaginatorTrait;
-    membership::Entity::find()
-        .filter(membership::Column::TenantId.eq(tenant_id))
-        .filter(membership::Column::Role.eq(Role::Owner))
-        .count(db)
-        .await
-}

@@ -50,11 +50,7 @@ pub struct KeyScope<'a> {
 
 impl KeyScope<'_> {
     fn visible(&self, key: &api_key::Model) -> bool {
-        key.user_id == self.principal.user_id
-            && self
-                .principal
-                .bound_tenant()
-                .is_none_or(|t| t == key.tenant_id)
+        key.user_id == self.principal.user_id && self.principal.can_reach(key.tenant_id)
     }
 
     /// A key may hand out only what it holds itself: no permission it lacks, and no lifetime
@@ -139,7 +135,7 @@ pub async fn create(
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let label = validate_label(&new.label)?;
     let principal = scope.principal;
-    if principal.bound_tenant().is_some_and(|t| t != new.tenant.id)
+    if !principal.can_reach(new.tenant.id)
         || memberships::role_of(db, new.tenant.id, principal.user_id)
             .await?
             .is_none()
@@ -241,10 +237,7 @@ pub async fn revoke(
 ) -> ApiResult<()> {
     let (row, _) = find_visible(db, scope, id).await?;
     // Announce first: if the store is down nothing has changed and the caller may retry.
-    verifier
-        .announce_revocation(&row.lookup_id)
-        .await
-        .map_err(store_down)?;
+    verifier.announce_revocation(&row.lookup_id).await?;
     api_key::ActiveModel {
         id: Set(row.id),
         revoked_at: Set(Some(Utc::now())),
@@ -275,10 +268,7 @@ pub async fn replace_secret(
     row: api_key::Model,
     tenant_slug: String,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
-    verifier
-        .announce_revocation(&row.lookup_id)
-        .await
-        .map_err(store_down)?;
+    verifier.announce_revocation(&row.lookup_id).await?;
     let key = token::generate();
     let row = api_key::ActiveModel {
         id: Set(row.id),
@@ -306,9 +296,4 @@ pub async fn find_active_by_label(
         .filter(api_key::Column::RevokedAt.is_null())
         .one(db)
         .await
-}
-
-fn store_down(err: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %err, "cannot announce an API key revocation");
-    ApiError::Unavailable("try again shortly".into())
 }
