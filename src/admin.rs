@@ -10,18 +10,18 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     auth::{
         api_keys::{self, KeyVerifier},
         permissions::Permissions,
     },
-    db::entities::{Role, tenant},
+    db::entities::Role,
     domain::{
         TenantScope, members, memberships,
         tenants::{self, TenantSlug},
         users::{self, Email},
     },
     error::ApiError,
+    state::AppState,
 };
 
 /// What the commands print. Holds a secret, so it has no `Debug`: it is only ever serialised
@@ -34,8 +34,8 @@ pub struct Issued {
 }
 
 /// Client-facing validation errors read well on a terminal too; the rest keep their context.
-fn cli_error(err: ApiError) -> anyhow::Error {
-    match err {
+fn cli_error(err: impl Into<ApiError>) -> anyhow::Error {
+    match err.into() {
         ApiError::Internal(inner) => inner,
         other => anyhow!("{other}"),
     }
@@ -48,9 +48,12 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let txn = db.begin().await.context("could not start a transaction")?;
     let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
-    let tenant = match tenants::find_by_slug(&txn, slug.as_str()).await? {
+    let scope = match tenants::resolve(&txn, slug.as_str())
+        .await
+        .map_err(cli_error)?
+    {
         Some(existing) => {
-            if memberships::role_of(&txn, existing.id, user.id).await? != Some(Role::Owner) {
+            if memberships::role_of(&txn, &existing, user.id).await? != Some(Role::Owner) {
                 bail!(
                     "tenant {} already exists and {} is not its owner",
                     slug.as_str(),
@@ -59,61 +62,64 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
             }
             existing
         }
-        None => tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id)
-            .await
-            .map_err(cli_error)?,
+        None => {
+            tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id)
+                .await
+                .map_err(cli_error)?
+                .1
+        }
     };
-    let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
+    let issued = issue_cli_key(&txn, keys, &scope, user.id).await?;
     txn.commit().await.context("could not commit")?;
     // With Redis, running servers pick the new role up on their next request.
     state.authz.membership_changed().await;
     Ok(issued)
 }
 
-/// Adds (or finds) the user by email, gives it `role` in the tenant, and issues its CLI key.
+/// Adds (or finds) the user by email, gives it `role` in the tenant through the same call
+/// the members API uses (with its last-owner guard), and issues its CLI key.
 pub async fn add_user(
     state: &AppState,
     tenant_slug: &str,
     email: &str,
     role: &str,
 ) -> anyhow::Result<Issued> {
-    let (db, keys) = (&state.db, state.keys.as_ref());
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
-    let txn = db.begin().await.context("could not start a transaction")?;
-    let tenant = tenants::find_by_slug(&txn, tenant_slug)
-        .await?
+    let scope = tenants::resolve(&state.db, tenant_slug)
+        .await
+        .map_err(cli_error)?
         .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
-    let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
-    let scope = TenantScope::from(tenant.clone());
-    match memberships::role_of(&txn, tenant.id, user.id).await? {
-        // The same last-owner guard as the members API.
-        Some(current) => members::change_role(&txn, &scope, user.id, current, role)
-            .await
-            .map_err(|e| anyhow!("{}: {}", email.as_str(), cli_error(e)))?,
-        None => memberships::set_role(&txn, tenant.id, user.id, role).await?,
-    }
-    let issued = issue_cli_key(&txn, keys, &tenant, user.id).await?;
+    let (user, _) = users::find_or_create_by_email(&state.db, &email).await?;
+    members::grant(state, &scope, user.id, role)
+        .await
+        .map_err(|e| anyhow!("{}: {}", email.as_str(), cli_error(e)))?;
+    let txn = state
+        .db
+        .begin()
+        .await
+        .context("could not start a transaction")?;
+    let issued = issue_cli_key(&txn, state.keys.as_ref(), &scope, user.id).await?;
     txn.commit().await.context("could not commit")?;
-    // With Redis, running servers pick the new role up on their next request.
-    state.authz.membership_changed().await;
     Ok(issued)
 }
 
 async fn issue_cli_key(
     db: &impl sea_orm::ConnectionTrait,
     keys: &KeyVerifier,
-    tenant: &tenant::Model,
+    tenant: &TenantScope,
     user_id: Uuid,
 ) -> anyhow::Result<Issued> {
-    let label = format!("{}{}", api_keys::CLI_LABEL_PREFIX, tenant.slug);
-    let (_, secret) = match api_keys::find_active_by_label(db, user_id, tenant.id, &label).await? {
-        Some(existing) => api_keys::replace_secret(db, keys, existing, tenant.slug.clone()).await,
+    let label = format!("{}{}", api_keys::CLI_LABEL_PREFIX, tenant.slug());
+    let slug = tenant.slug().to_owned();
+    let (_, secret) = match api_keys::find_active_by_label(db, user_id, tenant.id(), &label).await?
+    {
+        Some(existing) => api_keys::replace_secret(db, keys, existing, slug.clone()).await,
         None => api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None).await,
     }
     .map_err(cli_error)?;
     Ok(Issued {
-        tenant: tenant.slug.clone(),
+        tenant: slug,
         user_id,
         api_key: secret.expose_secret().to_owned(),
     })

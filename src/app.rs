@@ -1,5 +1,5 @@
 //! Assembles the application: state, routes, middleware, and the server.
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use poem::{
@@ -10,94 +10,17 @@ use poem::{
 };
 use sea_orm::DatabaseConnection;
 
+pub use crate::state::AppState;
 use crate::{
     api,
-    auth::{
-        Authenticate, Authenticator, api_keys::KeyVerifier, providers::Providers,
-        tokens::TokenIssuer,
-    },
-    authz::{Authorizer, TenantAuthz},
-    config::{self, Settings},
-    db,
+    auth::Authenticate,
+    authz::TenantAuthz,
+    config::Settings,
     http::{BodyLimit, ProblemDetails, SecurityHeaders, Timeout},
+    state::default_public_url,
     store::{MemoryStore, Store},
     telemetry::RequestSpan,
 };
-
-/// What every handler may reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    /// `server.public_url`, or the address actually bound (tests, local runs).
-    pub public_url: url::Url,
-    pub db: DatabaseConnection,
-    pub store: Store,
-    pub keys: Arc<KeyVerifier>,
-    pub tokens: Arc<TokenIssuer>,
-    pub auth: Arc<Authenticator>,
-    pub authz: Arc<Authorizer>,
-    pub providers: Arc<Providers>,
-}
-
-/// `server.public_url`, else `http://host:port` as configured.
-fn default_public_url(settings: &Settings, addr: Option<SocketAddr>) -> anyhow::Result<url::Url> {
-    if let Some(url) = &settings.server.public_url {
-        return Ok(url.clone());
-    }
-    let authority = match addr {
-        Some(addr) => addr.to_string(),
-        None => format!("{}:{}", settings.server.host, settings.server.port),
-    };
-    url::Url::parse(&format!("http://{authority}"))
-        .context("invalid configuration: server.host/server.port")
-}
-
-impl AppState {
-    /// Connects the database (migrating it when configured) and the ephemeral store.
-    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let public_url = default_public_url(&settings, None)?;
-        Self::connect_at(settings, public_url).await
-    }
-
-    async fn connect_at(settings: Settings, public_url: url::Url) -> anyhow::Result<Self> {
-        let db = db::connect(&settings.database).await?;
-        if settings.database.migrate_on_start {
-            db::migrate(&db).await?;
-        }
-        let store = Store::from_settings(&settings.redis)?;
-        Self::new(settings, public_url, db, store).await
-    }
-
-    /// Loads keys and the authorization policy; touches no database yet.
-    pub async fn new(
-        settings: Settings,
-        public_url: url::Url,
-        db: DatabaseConnection,
-        store: Store,
-    ) -> anyhow::Result<Self> {
-        let authz = Authorizer::load(db.clone(), store.clone(), &config::config_dir()).await?;
-        let keys = Arc::new(KeyVerifier::new(db.clone(), store.clone()));
-        let tokens = Arc::new(TokenIssuer::from_settings(&settings, &public_url)?);
-        let auth = Arc::new(Authenticator {
-            keys: keys.clone(),
-            tokens: tokens.clone(),
-            store: store.clone(),
-            origin: public_url.origin().ascii_serialization(),
-        });
-        let providers = Arc::new(Providers::from_settings(&settings, &public_url)?);
-        Ok(Self {
-            keys,
-            tokens,
-            auth,
-            providers,
-            authz: Arc::new(authz),
-            settings: Arc::new(settings),
-            public_url,
-            db,
-            store,
-        })
-    }
-}
 
 /// The whole HTTP application.
 ///
@@ -107,7 +30,7 @@ impl AppState {
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let auth = state.auth.clone();
-    let authz = TenantAuthz::new(state.authz.clone(), state.db.clone());
+    let authz = TenantAuthz::new(state.authz.clone(), state.db.clone(), api::tenant_routes());
     let (api, spec) = api::service_and_document(state);
     let docs = api::docs_ui(&api, &spec);
     Route::new()

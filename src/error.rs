@@ -137,6 +137,22 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// The one place domain failures become HTTP problems.
+impl From<crate::domain::Error> for ApiError {
+    fn from(err: crate::domain::Error) -> Self {
+        use crate::domain::Error;
+        match err {
+            Error::NotFound => ApiError::NotFound,
+            Error::Conflict(message) => ApiError::Conflict(message),
+            Error::VersionMismatch => ApiError::PreconditionFailed,
+            Error::MissingPermission(permission) => ApiError::missing_permission(permission),
+            Error::Invalid { field, message } => ApiError::validation(field, message),
+            Error::Db(err) => err.into(),
+            Error::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         ApiError::Internal(anyhow::Error::new(err).context("database error"))

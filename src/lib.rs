@@ -10,5 +10,6 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod state;
 pub mod store;
 pub mod telemetry;

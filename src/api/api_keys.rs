@@ -5,9 +5,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{ApiTags, json::JsonBody, security::Auth};
+use super::{ApiTags, Auth, JsonBody};
 use crate::{
-    app::AppState,
+    state::AppState,
     auth::{
         api_keys::{self, ApiKeyInfo, KeyScope, NewApiKey},
         permissions::{Permission, Permissions},
@@ -20,8 +20,8 @@ pub struct ApiKeysApi {
     state: AppState,
 }
 
-impl ApiKeysApi {
-    pub fn new(state: AppState) -> Self {
+impl super::Resource for ApiKeysApi {
+    fn new(state: AppState) -> Self {
         Self { state }
     }
 }
@@ -126,7 +126,7 @@ impl ApiKeysApi {
         let body = body.0;
         let permissions = Permissions::try_from(body.permissions)
             .map_err(|e| ApiError::validation("permissions", e))?;
-        let tenant = tenants::find_by_slug(&self.state.db, &body.tenant)
+        let tenant = tenants::resolve(&self.state.db, &body.tenant)
             .await?
             .ok_or_else(|| ApiError::validation("tenant", "no such tenant among yours"))?;
         let scope = KeyScope {

@@ -5,7 +5,7 @@ use poem_openapi::{Object, OpenApi, payload::Json};
 
 use super::ApiTags;
 use crate::{
-    app::AppState,
+    state::AppState,
     error::{ApiError, ApiResult},
     store::EphemeralStore,
 };
@@ -16,8 +16,8 @@ pub struct HealthApi {
     state: AppState,
 }
 
-impl HealthApi {
-    pub fn new(state: AppState) -> Self {
+impl super::Resource for HealthApi {
+    fn new(state: AppState) -> Self {
         Self { state }
     }
 }

@@ -2,9 +2,9 @@
 use poem_openapi::{Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, security::Auth};
+use super::{ApiTags, Auth};
 use crate::{
-    app::AppState,
+    state::AppState,
     auth::{Credential, permissions::Permission},
     db::entities::Role,
     domain::{memberships, users},
@@ -15,8 +15,8 @@ pub struct MeApi {
     state: AppState,
 }
 
-impl MeApi {
-    pub fn new(state: AppState) -> Self {
+impl super::Resource for MeApi {
+    fn new(state: AppState) -> Self {
         Self { state }
     }
 }

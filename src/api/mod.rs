@@ -1,20 +1,29 @@
-//! The HTTP API, generated into `/openapi.json` by poem-openapi: one module per resource.
+//! The HTTP API, generated into `/openapi.json` by poem-openapi: one module per resource,
+//! each registered once in [`resources!`] below.
+//!
+//! A resource module holds its `#[OpenApi]` impl, its request and response types and, for
+//! tenant routes, its permissions ([`crate::permissions!`]) and the permission of each route
+//! ([`crate::tenant_routes!`]) beside the handlers. Everything else reads those declarations:
+//! the tenant middleware, the policy check at start and the `x-permission` fields of the
+//! document.
 use poem::Endpoint;
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
-use crate::app::AppState;
+use crate::{
+    authz::{Permission, RouteTable, TenantRoute, perms},
+    state::AppState,
+};
 
-mod api_keys;
-mod auth;
-mod health;
+mod document;
+mod extract;
 mod json;
-mod me;
-mod members;
-mod permissions_doc;
-mod posts;
-mod public;
+mod page;
 mod security;
-mod tenants;
+
+pub use extract::{IfMatch, etag};
+pub use json::JsonBody;
+pub use page::Page;
+pub use security::Auth;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -36,50 +45,69 @@ pub enum ApiTags {
     Auth,
 }
 
+/// What a resource module gives the registry.
+pub trait Resource: OpenApi {
+    fn new(state: AppState) -> Self;
+
+    /// The permission of each of its routes under `/api/v1/tenants/{tenant}`.
+    const ROUTES: &'static [TenantRoute] = &[];
+
+    /// Every permission it checks (routes and handlers), each to be granted in `policy.csv`.
+    const PERMISSIONS: &'static [Permission] = &[];
+}
+
+/// Registers the resource modules: `module::Api,` declares the module, serves its routes,
+/// and reads its permissions. Adding a resource is one line here.
+macro_rules! resources {
+    ($($module:ident :: $api:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        pub type Api = ($($module::$api,)*);
+
+        fn apis(state: AppState) -> Api {
+            ($(<$module::$api as Resource>::new(state.clone()),)*)
+        }
+
+        /// Every tenant route and the permission it needs.
+        pub fn tenant_routes() -> RouteTable {
+            RouteTable::new([$(<$module::$api as Resource>::ROUTES),*].into_iter().flatten())
+        }
+
+        /// Every permission the code checks.
+        pub fn permissions() -> Vec<Permission> {
+            let mut all = perms::PERMISSIONS.to_vec();
+            $(all.extend_from_slice(<$module::$api as Resource>::PERMISSIONS);)*
+            all
+        }
+    };
+}
+
+resources! {
+    health::HealthApi,
+    public::PublicApi,
+    me::MeApi,
+    tenants::TenantsApi,
+    api_keys::ApiKeysApi,
+    members::MembersApi,
+    posts::PostsApi,
+    login::LoginApi,
+    sessions::SessionsApi,
+    landing::LandingApi,
+    jwks::JwksApi,
+}
+
 const DESCRIPTION: &str = "\
 A secure multi-tenant REST service starter. Every error is an RFC 9457 problem document \
 (`application/problem+json`) carrying the `request_id` that is also sent in `X-Request-Id`. \
 Operations under `/api/v1/tenants/{tenant}/` state the permission they need (`x-permission`) \
 and the roles that hold it (`x-roles`), read from the same policy the server enforces.";
 
-pub type Api = (
-    (
-        health::HealthApi,
-        public::PublicApi,
-        me::MeApi,
-        tenants::TenantsApi,
-    ),
-    (
-        api_keys::ApiKeysApi,
-        members::MembersApi,
-        posts::PostsApi,
-        auth::AuthApi,
-    ),
-);
-
 /// The OpenAPI service, and its document annotated with each route's permission.
 pub fn service_and_document(state: AppState) -> (OpenApiService<Api, ()>, String) {
     let authz = state.authz.clone();
-    let service = OpenApiService::new(
-        (
-            (
-                health::HealthApi::new(state.clone()),
-                public::PublicApi::new(state.clone()),
-                me::MeApi::new(state.clone()),
-                tenants::TenantsApi::new(state.clone()),
-            ),
-            (
-                api_keys::ApiKeysApi::new(state.clone()),
-                members::MembersApi::new(state.clone()),
-                posts::PostsApi::new(state.clone()),
-                auth::AuthApi::new(state),
-            ),
-        ),
-        "ironquill",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(DESCRIPTION);
-    let document = permissions_doc::annotate(&service.spec(), &authz);
+    let service = OpenApiService::new(apis(state), "ironquill", env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION);
+    let document = document::annotate(&service.spec(), &tenant_routes(), &authz);
     (service, document)
 }
 

@@ -1,34 +1,67 @@
 //! Posts and their comments in a tenant. The middleware has already checked the route's
-//! permission; handlers add what only the row can tell: visibility of drafts and ownership.
+//! permission (declared below in `ROUTES`); handlers add what only the row can tell:
+//! visibility of drafts and ownership.
 use chrono::{DateTime, Utc};
-use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Header, Path, Query},
+    param::{Path, Query},
     payload::Json,
 };
 use uuid::Uuid;
 
-use super::{ApiTags, json::JsonBody, security::Auth};
+use super::{ApiTags, IfMatch, JsonBody, Page, Resource, etag};
 use crate::{
-    app::AppState,
-    authz::{TenantAccess, perms},
+    authz::{Permission, TenantAccess, TenantRoute},
     db::entities::{PostStatus, comment, post},
     domain::{
         PageRequest, comments,
         posts::{self, PostForCreate, PostForUpdate, Visibility},
     },
     error::{ApiError, ApiResult},
+    state::AppState,
 };
+
+crate::permissions! {
+    POSTS_READ = "posts" : "read",
+    /// See every draft, not only one's own.
+    POSTS_READ_DRAFTS = "posts" : "read_drafts",
+    POSTS_CREATE = "posts" : "create",
+    POSTS_UPDATE = "posts" : "update",
+    POSTS_UPDATE_ANY = "posts" : "update_any",
+    POSTS_DELETE = "posts" : "delete",
+    POSTS_DELETE_ANY = "posts" : "delete_any",
+    POSTS_PUBLISH = "posts" : "publish",
+    POSTS_PUBLISH_ANY = "posts" : "publish_any",
+    COMMENTS_READ = "comments" : "read",
+    COMMENTS_CREATE = "comments" : "create",
+    COMMENTS_DELETE = "comments" : "delete",
+    COMMENTS_DELETE_ANY = "comments" : "delete_any",
+}
+
+crate::tenant_routes! {
+    GET    "/posts" => POSTS_READ;
+    POST   "/posts" => POSTS_CREATE;
+    GET    "/posts/{id}" => POSTS_READ;
+    PATCH  "/posts/{id}" => POSTS_UPDATE;
+    DELETE "/posts/{id}" => POSTS_DELETE;
+    POST   "/posts/{id}/publish" => POSTS_PUBLISH;
+    POST   "/posts/{id}/unpublish" => POSTS_PUBLISH;
+    GET    "/posts/{id}/comments" => COMMENTS_READ;
+    POST   "/posts/{id}/comments" => COMMENTS_CREATE;
+    DELETE "/posts/{id}/comments/{cid}" => COMMENTS_DELETE;
+}
 
 pub struct PostsApi {
     state: AppState,
 }
 
-impl PostsApi {
-    pub fn new(state: AppState) -> Self {
+impl Resource for PostsApi {
+    fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    const ROUTES: &'static [TenantRoute] = ROUTES;
+    const PERMISSIONS: &'static [Permission] = PERMISSIONS;
 }
 
 #[derive(Object)]
@@ -61,14 +94,6 @@ impl From<post::Model> for Post {
             updated_at: p.updated_at,
         }
     }
-}
-
-#[derive(Object)]
-struct PostPage {
-    items: Vec<Post>,
-    limit: u64,
-    offset: u64,
-    next_offset: Option<u64>,
 }
 
 /// A new draft: only these fields can be set.
@@ -111,14 +136,6 @@ impl From<comment::Model> for Comment {
     }
 }
 
-#[derive(Object)]
-struct CommentPage {
-    items: Vec<Comment>,
-    limit: u64,
-    offset: u64,
-    next_offset: Option<u64>,
-}
-
 #[derive(Object, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateComment {
@@ -146,34 +163,168 @@ enum Deleted {
     Deleted,
 }
 
-fn etag(p: &post::Model) -> String {
-    format!("\"{}\"", p.version)
-}
-
 fn ok(p: post::Model) -> PostResponse {
-    let tag = etag(&p);
+    let tag = etag(p.version);
     PostResponse::Ok(Json(p.into()), tag)
-}
-
-/// The version an `If-Match` names. Weak or foreign tags never match (strong comparison).
-fn expected_version(if_match: Option<&str>) -> ApiResult<i32> {
-    let value = if_match.ok_or(ApiError::PreconditionRequired)?;
-    value
-        .trim()
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .and_then(|v| v.parse().ok())
-        .ok_or(ApiError::PreconditionFailed)
 }
 
 /// Which posts this caller may see.
 fn visibility(access: &TenantAccess) -> Visibility {
-    if access.can(perms::POSTS_READ_DRAFTS) {
+    if access.can(POSTS_READ_DRAFTS) {
         Visibility::All
-    } else if access.role_allows(perms::POSTS_CREATE) {
+    } else if access.role_allows(POSTS_CREATE) {
         Visibility::PublishedAndOwnDrafts(access.user_id())
     } else {
         Visibility::Published
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/tenants/:tenant", tag = "ApiTags::Posts")]
+impl PostsApi {
+    /// Posts of the tenant, newest first. Viewers see published posts; authors also their own
+    /// drafts; editors and up everything.
+    #[oai(path = "/posts", method = "get")]
+    async fn list(
+        &self,
+        tenant: TenantAccess,
+        /// Page size, 1 to 100.
+        limit: Query<Option<u64>>,
+        /// Rows to skip, at most 10000.
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<Post>>> {
+        let page = PageRequest::parse(limit.0, offset.0)?;
+        let page = posts::list(&self.state.db, &tenant.scope, visibility(&tenant), page).await?;
+        Ok(Json(Page::from_domain(page)))
+    }
+
+    /// Creates a draft; the caller is its author. 409 if the slug is taken in this tenant.
+    #[oai(path = "/posts", method = "post")]
+    async fn create(
+        &self,
+        tenant: TenantAccess,
+        body: JsonBody<CreatePost>,
+    ) -> ApiResult<PostResponse> {
+        let CreatePost { title, slug, body } = body.0;
+        let new = PostForCreate { title, slug, body };
+        let created = posts::create(&self.state.db, &tenant.scope, tenant.user_id(), new).await?;
+        let tag = etag(created.version);
+        Ok(PostResponse::Created(Json(created.into()), tag))
+    }
+
+    /// One post. Drafts are visible to their author and to editors and up.
+    #[oai(path = "/posts/:id", method = "get")]
+    async fn get(&self, tenant: TenantAccess, id: Path<Uuid>) -> ApiResult<PostResponse> {
+        Ok(ok(self.visible(&tenant, id.0).await?))
+    }
+
+    /// Changes a post. Authors change only their own; editors and up any. Needs `If-Match`
+    /// with the current `ETag` (or `*`): a stale one gets 412 and changes nothing.
+    #[oai(path = "/posts/:id", method = "patch")]
+    async fn update(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: IfMatch,
+        body: JsonBody<UpdatePost>,
+    ) -> ApiResult<PostResponse> {
+        let post = self.visible(&tenant, id.0).await?;
+        tenant.require_owner_or(post.author_id, POSTS_UPDATE_ANY)?;
+        let expected = if_match.required()?;
+        let UpdatePost { title, slug, body } = body.0;
+        let changes = PostForUpdate { title, slug, body };
+        let db = &self.state.db;
+        Ok(ok(
+            posts::update(db, &tenant.scope, post.id, expected, changes).await?
+        ))
+    }
+
+    /// Deletes a post and its comments. Authors delete only their own; editors and up any.
+    /// `If-Match` is optional here; when sent, a stale one gets 412.
+    #[oai(path = "/posts/:id", method = "delete")]
+    async fn delete(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: IfMatch,
+    ) -> ApiResult<Deleted> {
+        let post = self.visible(&tenant, id.0).await?;
+        tenant.require_owner_or(post.author_id, POSTS_DELETE_ANY)?;
+        posts::delete(&self.state.db, &tenant.scope, post.id, if_match.optional()).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// Publishes a post (authors their own, editors and up any). Needs `If-Match`.
+    #[oai(path = "/posts/:id/publish", method = "post")]
+    async fn publish(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: IfMatch,
+    ) -> ApiResult<PostResponse> {
+        self.set_status(&tenant, id.0, &if_match, PostStatus::Published)
+            .await
+    }
+
+    /// Returns a post to draft (authors their own, editors and up any). Needs `If-Match`.
+    #[oai(path = "/posts/:id/unpublish", method = "post")]
+    async fn unpublish(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: IfMatch,
+    ) -> ApiResult<PostResponse> {
+        self.set_status(&tenant, id.0, &if_match, PostStatus::Draft)
+            .await
+    }
+
+    /// Comments on a post the caller can see, oldest first.
+    #[oai(path = "/posts/:id/comments", method = "get")]
+    async fn list_comments(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        /// Page size, 1 to 100.
+        limit: Query<Option<u64>>,
+        /// Rows to skip, at most 10000.
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<Comment>>> {
+        let page = PageRequest::parse(limit.0, offset.0)?;
+        let post = self.visible(&tenant, id.0).await?;
+        let page = comments::list(&self.state.db, &tenant.scope, post.id, page).await?;
+        Ok(Json(Page::from_domain(page)))
+    }
+
+    /// Comments on a post the caller can see (any member but viewers).
+    #[oai(path = "/posts/:id/comments", method = "post")]
+    async fn create_comment(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        body: JsonBody<CreateComment>,
+    ) -> ApiResult<CommentCreated> {
+        let post = self.visible(&tenant, id.0).await?;
+        let db = &self.state.db;
+        let created =
+            comments::create(db, &tenant.scope, post.id, tenant.user_id(), &body.0.body).await?;
+        Ok(CommentCreated::Created(Json(created.into())))
+    }
+
+    /// Deletes a comment: its author, or editors and up.
+    #[oai(path = "/posts/:id/comments/:cid", method = "delete")]
+    async fn delete_comment(
+        &self,
+        tenant: TenantAccess,
+        id: Path<Uuid>,
+        cid: Path<Uuid>,
+    ) -> ApiResult<Deleted> {
+        let post = self.visible(&tenant, id.0).await?;
+        let db = &self.state.db;
+        let comment = comments::find(db, &tenant.scope, post.id, cid.0)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        tenant.require_owner_or(comment.author_id, COMMENTS_DELETE_ANY)?;
+        comments::delete(db, &tenant.scope, comment.id).await?;
+        Ok(Deleted::Deleted)
     }
 }
 
@@ -184,239 +335,20 @@ impl PostsApi {
             .await?
             .ok_or(ApiError::NotFound)
     }
-}
 
-#[OpenApi(tag = "ApiTags::Posts")]
-impl PostsApi {
-    /// Posts of the tenant, newest first. Viewers see published posts; authors also their own
-    /// drafts; editors and up everything.
-    #[oai(path = "/api/v1/tenants/:tenant/posts", method = "get")]
-    async fn list(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        /// The tenant's slug.
-        #[allow(unused_variables)]
-        tenant: Path<String>,
-        /// Page size, 1 to 100.
-        limit: Query<Option<u64>>,
-        /// Rows to skip, at most 10000.
-        offset: Query<Option<u64>>,
-    ) -> ApiResult<Json<PostPage>> {
-        let page = PageRequest::parse(limit.0, offset.0)?;
-        let page = posts::list(&self.state.db, &access.scope, visibility(&access), page)
-            .await?
-            .map(Post::from);
-        Ok(Json(PostPage {
-            items: page.items,
-            limit: page.limit,
-            offset: page.offset,
-            next_offset: page.next_offset,
-        }))
-    }
-
-    /// Creates a draft; the caller is its author. 409 if the slug is taken in this tenant.
-    #[oai(path = "/api/v1/tenants/:tenant/posts", method = "post")]
-    async fn create(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        body: JsonBody<CreatePost>,
-    ) -> ApiResult<PostResponse> {
-        let body = body.0;
-        let new = PostForCreate {
-            title: body.title,
-            slug: body.slug,
-            body: body.body,
-        };
-        let created = posts::create(&self.state.db, &access.scope, access.user_id(), new).await?;
-        let tag = etag(&created);
-        Ok(PostResponse::Created(Json(created.into()), tag))
-    }
-
-    /// One post. Drafts are visible to their author and to editors and up.
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id", method = "get")]
-    async fn get(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-    ) -> ApiResult<PostResponse> {
-        Ok(ok(self.visible(&access, id.0).await?))
-    }
-
-    /// Changes a post. Authors change only their own; editors and up any. Needs `If-Match`
-    /// with the current `ETag`: a stale one gets 412 and changes nothing.
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id", method = "patch")]
-    async fn update(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
-        body: JsonBody<UpdatePost>,
-    ) -> ApiResult<PostResponse> {
-        let post = self.visible(&access, id.0).await?;
-        access.require_owner_or(post.author_id, perms::POSTS_UPDATE_ANY)?;
-        let version = expected_version(if_match.0.as_deref())?;
-        let body = body.0;
-        let changes = PostForUpdate {
-            title: body.title,
-            slug: body.slug,
-            body: body.body,
-        };
-        Ok(ok(posts::update(
-            &self.state.db,
-            &access.scope,
-            post.id,
-            version,
-            changes,
-        )
-        .await?))
-    }
-
-    /// Deletes a post and its comments. Authors delete only their own; editors and up any.
-    /// `If-Match` is optional here; when sent, a stale one gets 412.
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id", method = "delete")]
-    async fn delete(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
-    ) -> ApiResult<Deleted> {
-        let post = self.visible(&access, id.0).await?;
-        access.require_owner_or(post.author_id, perms::POSTS_DELETE_ANY)?;
-        let version = if_match
-            .0
-            .as_deref()
-            .map(|v| expected_version(Some(v)))
-            .transpose()?;
-        posts::delete(&self.state.db, &access.scope, post.id, version).await?;
-        Ok(Deleted::Deleted)
-    }
-
-    /// Publishes a post (authors their own, editors and up any). Needs `If-Match`.
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id/publish", method = "post")]
-    async fn publish(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
-    ) -> ApiResult<PostResponse> {
-        self.set_status(&access, id.0, if_match.0.as_deref(), PostStatus::Published)
-            .await
-    }
-
-    /// Returns a post to draft (authors their own, editors and up any). Needs `If-Match`.
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id/unpublish", method = "post")]
-    async fn unpublish(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
-    ) -> ApiResult<PostResponse> {
-        self.set_status(&access, id.0, if_match.0.as_deref(), PostStatus::Draft)
-            .await
-    }
-
-    /// Comments on a post the caller can see, oldest first.
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id/comments", method = "get")]
-    async fn list_comments(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        /// Page size, 1 to 100.
-        limit: Query<Option<u64>>,
-        /// Rows to skip, at most 10000.
-        offset: Query<Option<u64>>,
-    ) -> ApiResult<Json<CommentPage>> {
-        let page = PageRequest::parse(limit.0, offset.0)?;
-        let post = self.visible(&access, id.0).await?;
-        let page = comments::list(&self.state.db, &access.scope, post.id, page)
-            .await?
-            .map(Comment::from);
-        Ok(Json(CommentPage {
-            items: page.items,
-            limit: page.limit,
-            offset: page.offset,
-            next_offset: page.next_offset,
-        }))
-    }
-
-    /// Comments on a post the caller can see (any member but viewers).
-    #[oai(path = "/api/v1/tenants/:tenant/posts/:id/comments", method = "post")]
-    async fn create_comment(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        body: JsonBody<CreateComment>,
-    ) -> ApiResult<CommentCreated> {
-        let post = self.visible(&access, id.0).await?;
-        let created = comments::create(
-            &self.state.db,
-            &access.scope,
-            post.id,
-            access.user_id(),
-            &body.0.body,
-        )
-        .await?;
-        Ok(CommentCreated::Created(Json(created.into())))
-    }
-
-    /// Deletes a comment: its author, or editors and up.
-    #[oai(
-        path = "/api/v1/tenants/:tenant/posts/:id/comments/:cid",
-        method = "delete"
-    )]
-    async fn delete_comment(
-        &self,
-        _auth: Auth,
-        access: Data<&TenantAccess>,
-        #[allow(unused_variables)] tenant: Path<String>,
-        id: Path<Uuid>,
-        cid: Path<Uuid>,
-    ) -> ApiResult<Deleted> {
-        let post = self.visible(&access, id.0).await?;
-        let comment = comments::find(&self.state.db, &access.scope, post.id, cid.0)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        access.require_owner_or(comment.author_id, perms::COMMENTS_DELETE_ANY)?;
-        comments::delete(&self.state.db, &access.scope, comment.id).await?;
-        Ok(Deleted::Deleted)
-    }
-}
-
-impl PostsApi {
     async fn set_status(
         &self,
-        access: &TenantAccess,
+        tenant: &TenantAccess,
         id: Uuid,
-        if_match: Option<&str>,
+        if_match: &IfMatch,
         status: PostStatus,
     ) -> ApiResult<PostResponse> {
-        let post = self.visible(access, id).await?;
-        access.require_owner_or(post.author_id, perms::POSTS_PUBLISH_ANY)?;
-        let version = expected_version(if_match)?;
-        Ok(ok(posts::set_status(
-            &self.state.db,
-            &access.scope,
-            post.id,
-            version,
-            status,
-        )
-        .await?))
+        let post = self.visible(tenant, id).await?;
+        tenant.require_owner_or(post.author_id, POSTS_PUBLISH_ANY)?;
+        let expected = if_match.required()?;
+        let db = &self.state.db;
+        Ok(ok(
+            posts::set_status(db, &tenant.scope, post.id, expected, status).await?
+        ))
     }
 }

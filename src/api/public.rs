@@ -2,9 +2,9 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 
-use super::ApiTags;
+use super::{ApiTags, Page};
 use crate::{
-    app::AppState,
+    state::AppState,
     db::entities::post,
     domain::{PageRequest, posts, tenants},
     error::{ApiError, ApiResult},
@@ -14,8 +14,8 @@ pub struct PublicApi {
     state: AppState,
 }
 
-impl PublicApi {
-    pub fn new(state: AppState) -> Self {
+impl super::Resource for PublicApi {
+    fn new(state: AppState) -> Self {
         Self { state }
     }
 }
@@ -42,15 +42,6 @@ impl From<post::Model> for PublicPost {
     }
 }
 
-#[derive(Object)]
-struct PublicPostPage {
-    items: Vec<PublicPost>,
-    limit: u64,
-    offset: u64,
-    /// The `offset` of the next page; absent on the last page.
-    next_offset: Option<u64>,
-}
-
 #[OpenApi(tag = "ApiTags::Public")]
 impl PublicApi {
     /// Published posts of a tenant, newest first. `limit` is 1–100 (default 20).
@@ -63,21 +54,14 @@ impl PublicApi {
         limit: Query<Option<u64>>,
         /// Rows to skip, at most 10000.
         offset: Query<Option<u64>>,
-    ) -> ApiResult<Json<PublicPostPage>> {
+    ) -> ApiResult<Json<Page<PublicPost>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
         let db = &self.state.db;
-        let scope = tenants::public_scope(db, &tenant.0)
+        let scope = tenants::resolve(db, &tenant.0)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let page = posts::list_published(db, &scope, page)
-            .await?
-            .map(PublicPost::from);
-        Ok(Json(PublicPostPage {
-            items: page.items,
-            limit: page.limit,
-            offset: page.offset,
-            next_offset: page.next_offset,
-        }))
+        let page = posts::list_published(db, &scope, page).await?;
+        Ok(Json(Page::from_domain(page)))
     }
 
     /// One published post of a tenant. Drafts answer 404, like missing posts.
@@ -90,7 +74,7 @@ impl PublicApi {
         slug: Path<String>,
     ) -> ApiResult<Json<PublicPost>> {
         let db = &self.state.db;
-        let scope = tenants::public_scope(db, &tenant.0)
+        let scope = tenants::resolve(db, &tenant.0)
             .await?
             .ok_or(ApiError::NotFound)?;
         let post = posts::find_published_by_slug(db, &scope, &slug.0)

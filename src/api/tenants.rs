@@ -3,9 +3,9 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, json::JsonBody, security::Auth};
+use super::{ApiTags, Auth, JsonBody};
 use crate::{
-    app::AppState,
+    state::AppState,
     db::entities::{Role, tenant},
     domain::{
         memberships,
@@ -18,8 +18,8 @@ pub struct TenantsApi {
     state: AppState,
 }
 
-impl TenantsApi {
-    pub fn new(state: AppState) -> Self {
+impl super::Resource for TenantsApi {
+    fn new(state: AppState) -> Self {
         Self { state }
     }
 }
@@ -89,9 +89,9 @@ impl TenantsApi {
         let body = body.0;
         let slug = TenantSlug::parse(&body.slug)?;
         let authz = &self.state.authz;
-        let created =
-            tenants::create_with_owner(&self.state.db, &slug, &body.name, auth.principal().user_id)
-                .await?;
+        let owner = auth.principal().user_id;
+        let (created, _) =
+            tenants::create_with_owner(&self.state.db, &slug, &body.name, owner).await?;
         authz.membership_changed().await;
         Ok(Created::Tenant(Json(Tenant::new(created, Role::Owner))))
     }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 
+use super::secrets::random_token;
+use crate::{config::AuthSettings, error::ApiError};
+
 pub const ACCESS: &str = "__Host-iq_access";
 pub const REFRESH: &str = "__Host-iq_refresh";
 /// Readable by the page's scripts, which echo it in `X-CSRF-Token` (double submit).
@@ -46,4 +49,22 @@ pub fn clear(jar: &CookieJar, name: &str) {
     let mut cookie = base(name, "", Duration::ZERO, SameSite::Strict, true);
     cookie.make_removal();
     jar.add(cookie);
+}
+
+/// Sets the session cookies for a fresh access token and refresh token, with a new CSRF token.
+pub fn set_session(jar: &CookieJar, auth: &AuthSettings, access: &str, refresh: &str) {
+    let refresh_ttl = auth.refresh_ttl();
+    jar.add(token(ACCESS, access, auth.access_ttl()));
+    jar.add(token(REFRESH, refresh, refresh_ttl));
+    jar.add(csrf(&random_token(), refresh_ttl));
+}
+
+pub fn clear_session(jar: &CookieJar) {
+    for name in [ACCESS, REFRESH, CSRF] {
+        clear(jar, name);
+    }
+}
+
+pub fn csrf_failed() -> ApiError {
+    ApiError::Forbidden("CSRF check failed: send X-CSRF-Token with the CSRF cookie's value".into())
 }

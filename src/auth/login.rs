@@ -11,13 +11,19 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
     TransactionTrait,
 };
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::{providers::ExternalIdentity, secrets::sha256_hex as hash};
+use super::{
+    providers::{ExternalIdentity, ProviderError},
+    secrets::{self, random_token, sha256_hex as hash},
+    sessions,
+};
 use crate::{
     db::entities::{identity, invitation, user},
-    domain::{memberships, users},
+    domain::{self, audit, memberships, tenants, users},
+    error::{ApiError, ApiResult},
+    state::AppState,
     store::{EphemeralStore, Store, StoreError},
 };
 
@@ -61,7 +67,7 @@ pub async fn sign_in(
     db: &DatabaseConnection,
     provider: &str,
     identity: &ExternalIdentity,
-) -> Result<LoggedIn, sea_orm::DbErr> {
+) -> domain::Result<LoggedIn> {
     let now = Utc::now();
     let verified_email = identity
         .email
@@ -102,7 +108,6 @@ pub async fn sign_in(
                         user::ActiveModel {
                             id: Set(user.id),
                             email: Set(Some(email.to_owned())),
-                            updated_at: Set(now),
                             ..Default::default()
                         }
                         .update(&txn)
@@ -126,25 +131,22 @@ pub async fn sign_in(
                 Some(user) => user,
                 None => {
                     user::ActiveModel {
-                        id: Set(Uuid::now_v7()),
                         email: Set(verified_email.map(str::to_owned)),
                         display_name: Set(identity.name.clone()),
-                        created_at: Set(now),
-                        updated_at: Set(now),
+                        ..Default::default()
                     }
                     .insert(&txn)
                     .await?
                 }
             };
             identity::ActiveModel {
-                id: Set(Uuid::now_v7()),
                 user_id: Set(user.id),
                 provider: Set(provider.to_owned()),
                 subject: Set(identity.subject.clone()),
                 email: Set(identity.email.clone()),
                 email_verified: Set(identity.email_verified),
-                created_at: Set(now),
                 last_login_at: Set(now),
+                ..Default::default()
             }
             .insert(&txn)
             .await?;
@@ -161,11 +163,11 @@ pub async fn sign_in(
             .all(&txn)
             .await?;
         for invite in pending {
-            if memberships::role_of(&txn, invite.tenant_id, user.id)
-                .await?
-                .is_none()
-            {
-                memberships::set_role(&txn, invite.tenant_id, user.id, invite.role).await?;
+            let Some(scope) = tenants::resolve_id(&txn, invite.tenant_id).await? else {
+                continue;
+            };
+            if memberships::role_of(&txn, &scope, user.id).await?.is_none() {
+                memberships::set_role(&txn, &scope, user.id, invite.role).await?;
                 joined_tenants = true;
             }
             invitation::ActiveModel {
@@ -181,5 +183,148 @@ pub async fn sign_in(
     Ok(LoggedIn {
         user,
         joined_tenants,
+    })
+}
+
+/// The flow state could not be kept or read: nobody can log in until the store is back.
+pub fn unavailable(err: StoreError) -> ApiError {
+    tracing::error!(error = %err, "login state unavailable");
+    ApiError::Unavailable("login is temporarily unavailable".into())
+}
+
+fn provider_failure(err: ProviderError) -> ApiError {
+    tracing::warn!(error = %err, "login failed at the identity provider");
+    match err {
+        ProviderError::Unavailable(_) => {
+            ApiError::Unavailable("the identity provider is unreachable".into())
+        }
+        ProviderError::Invalid(_) => {
+            ApiError::BadRequest("the identity provider's answer failed validation".into())
+        }
+    }
+}
+
+/// A login on its way to the provider.
+pub struct Started {
+    /// The provider's authorization URL, with PKCE (S256), state and nonce.
+    pub redirect: String,
+    /// The browser-binding value, for the login cookie.
+    pub binding: String,
+}
+
+/// Starts a login: the flow state stays on the server for [`FLOW_TTL`], usable once, bound to
+/// the browser that receives `binding`.
+pub async fn start(state: &AppState, provider: &str) -> ApiResult<Started> {
+    let entry = state.providers.get(provider).ok_or(ApiError::NotFound)?;
+    let start = entry.provider.start().await.map_err(provider_failure)?;
+    let binding = random_token();
+    let flow = Flow {
+        provider: entry.name.clone(),
+        pkce_verifier: start.pkce_verifier,
+        nonce: start.nonce,
+        binding: hash(&binding),
+    };
+    save_flow(&state.store, &start.state, &flow)
+        .await
+        .map_err(unavailable)?;
+    Ok(Started {
+        redirect: start.url.to_string(),
+        binding,
+    })
+}
+
+/// What the provider's redirect back to us carries.
+pub struct Callback<'a> {
+    pub provider: &'a str,
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// The login cookie this browser sent.
+    pub binding: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// A finished login: the user and the new session's tokens.
+pub struct SignedIn {
+    pub user: user::Model,
+    pub access_token: String,
+    pub refresh_token: SecretString,
+}
+
+/// Finishes a login: the state (single use, this browser), the provider's answer, the code
+/// exchange and the ID token's validation; then the user, a new session, and the record.
+pub async fn finish(state: &AppState, callback: Callback<'_>) -> ApiResult<SignedIn> {
+    let state_param = callback
+        .state
+        .ok_or_else(|| ApiError::BadRequest("missing state".into()))?;
+    let flow = take_flow(&state.store, &state_param)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            ApiError::BadRequest("unknown, expired or already used login state".into())
+        })?;
+    let binding = callback.binding.map(hash);
+    if flow.provider != callback.provider
+        || !binding.is_some_and(|b| secrets::equal(&b, &flow.binding))
+    {
+        return Err(ApiError::BadRequest(
+            "this login was not started by this browser".into(),
+        ));
+    }
+    if let Some(error) = callback.error {
+        let clean = |s: String| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        };
+        let description = callback.error_description.map(clean).unwrap_or_default();
+        return Err(ApiError::BadRequest(
+            format!(
+                "the identity provider refused the login: {} {description}",
+                clean(error)
+            )
+            .trim_end()
+            .to_owned(),
+        ));
+    }
+    let code = callback
+        .code
+        .ok_or_else(|| ApiError::BadRequest("missing code".into()))?;
+    let entry = state
+        .providers
+        .get(callback.provider)
+        .ok_or(ApiError::NotFound)?;
+    let identity = entry
+        .provider
+        .finish(&code, &flow.pkce_verifier, flow.nonce.as_deref())
+        .await
+        .map_err(provider_failure)?;
+    let signed_in = sign_in(&state.db, &entry.name, &identity).await?;
+    if signed_in.joined_tenants {
+        state.authz.membership_changed().await;
+    }
+    let user = signed_in.user;
+    let ttl = state.settings.auth.refresh_ttl();
+    let (session, refresh_token) =
+        sessions::start(&state.db, user.id, &entry.name, callback.user_agent, ttl).await?;
+    let (access_token, _) = state.tokens.issue(user.id, session.id)?;
+    audit::record(
+        &state.db,
+        audit::Event {
+            tenant_id: None,
+            actor_user_id: Some(user.id),
+            action: "login",
+            outcome: "success",
+            target_type: Some("session"),
+            target_id: Some(session.id.to_string()),
+        },
+    )
+    .await;
+    Ok(SignedIn {
+        user,
+        access_token,
+        refresh_token,
     })
 }

@@ -216,3 +216,21 @@ pub async fn announce_revoked(
     }
     Ok(())
 }
+
+/// Ends a session: the database first (its refresh tokens die even if the store is down),
+/// then the revocation list (every instance refuses its access tokens at once).
+pub async fn end(
+    state: &crate::state::AppState,
+    session: Uuid,
+    token: Option<Uuid>,
+) -> crate::error::ApiResult<()> {
+    revoke_session(&state.db, session).await?;
+    announce_revoked(
+        &state.store,
+        session,
+        token,
+        state.settings.auth.revocation_ttl(),
+    )
+    .await
+    .map_err(super::login::unavailable)
+}

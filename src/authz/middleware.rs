@@ -6,29 +6,30 @@ use std::{sync::Arc, time::Duration};
 use poem::{Endpoint, Middleware, Request, Result};
 use sea_orm::DatabaseConnection;
 
-use super::{
-    Authorizer, AuthzError, TenantAccess, perms,
-    routes::{self, RoutePermission},
+use super::{Authorizer, AuthzError, RouteTable, TenantAccess, perms, routes};
+use crate::{
+    auth::Principal,
+    domain::{TenantScope, tenants},
+    error::ApiError,
 };
-use crate::{auth::Principal, db::entities::tenant, domain::tenants, error::ApiError};
 
 /// Tenants by slug, briefly: a slug never changes owner, and this spares a query per request.
-type TenantCache = moka::sync::Cache<String, tenant::Model>;
+type TenantCache = moka::sync::Cache<String, TenantScope>;
 const TENANT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 pub struct TenantAuthz {
     authorizer: Arc<Authorizer>,
     db: DatabaseConnection,
-    routes: Arc<Vec<RoutePermission>>,
+    routes: Arc<RouteTable>,
     tenants: TenantCache,
 }
 
 impl TenantAuthz {
-    pub fn new(authorizer: Arc<Authorizer>, db: DatabaseConnection) -> Self {
+    pub fn new(authorizer: Arc<Authorizer>, db: DatabaseConnection, routes: RouteTable) -> Self {
         Self {
             authorizer,
             db,
-            routes: Arc::new(routes::table()),
+            routes: Arc::new(routes),
             tenants: TenantCache::builder()
                 .max_capacity(10_000)
                 .time_to_live(TENANT_CACHE_TTL)
@@ -55,7 +56,7 @@ pub struct TenantAuthzEndpoint<E> {
     inner: E,
     authorizer: Arc<Authorizer>,
     db: DatabaseConnection,
-    routes: Arc<Vec<RoutePermission>>,
+    routes: Arc<RouteTable>,
     tenants: TenantCache,
 }
 
@@ -85,10 +86,10 @@ impl<E> TenantAuthzEndpoint<E> {
         slug: &str,
         principal: Principal,
     ) -> Result<TenantAccess, ApiError> {
-        let tenant = match self.tenants.get(slug) {
+        let scope = match self.tenants.get(slug) {
             Some(hit) => hit,
             None => {
-                let found = tenants::find_by_slug(&self.db, slug)
+                let found = tenants::resolve(&self.db, slug)
                     .await?
                     .ok_or(ApiError::NotFound)?;
                 self.tenants.insert(slug.to_owned(), found.clone());
@@ -96,7 +97,7 @@ impl<E> TenantAuthzEndpoint<E> {
             }
         };
         // A key bound to another tenant is useless here, and says nothing about this one.
-        if !principal.can_reach(tenant.id) {
+        if !principal.can_reach(scope.id()) {
             return Err(ApiError::NotFound);
         }
         let snapshot = self.authorizer.snapshot().await.map_err(|err| match err {
@@ -106,11 +107,13 @@ impl<E> TenantAuthzEndpoint<E> {
             }
             AuthzError::Load(err) => ApiError::Internal(err),
         })?;
-        if !snapshot.allows(principal.user_id, tenant.id, perms::TENANT_ACCESS) {
+        if !snapshot.allows(principal.user_id, scope.id(), perms::TENANT_ACCESS) {
             return Err(ApiError::NotFound);
         }
-        let access = TenantAccess::new(tenant.into(), principal, snapshot);
-        let permission = routes::permission_for(&self.routes, req.method(), req.uri().path())
+        let access = TenantAccess::new(scope, principal, snapshot);
+        let permission = self
+            .routes
+            .permission_for(req.method(), req.uri().path())
             .ok_or_else(|| {
                 ApiError::Forbidden("no authorization policy covers this route".into())
             })?;

@@ -14,6 +14,7 @@ pub mod routes;
 pub use access::TenantAccess;
 pub use middleware::TenantAuthz;
 pub use policy::{Authorizer, AuthzError, Snapshot, build_enforcer, parse_policy};
+pub use routes::{RouteTable, TenantRoute};
 
 use std::fmt;
 
@@ -31,7 +32,7 @@ impl fmt::Display for Permission {
 }
 
 impl Permission {
-    const fn new(object: &'static str, action: &'static str) -> Self {
+    pub const fn new(object: &'static str, action: &'static str) -> Self {
         Self { object, action }
     }
 
@@ -41,47 +42,29 @@ impl Permission {
     }
 }
 
-/// Every permission the code checks. Each must appear in `config/policy.csv` (checked at start).
+/// Declares permission constants, and `PERMISSIONS` listing them, in one place:
+/// `permissions! { POSTS_READ = "posts" : "read", ... }`. Each must appear in
+/// `config/policy.csv` (checked at start), and `policy.csv` may name no other.
+#[macro_export]
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident = $object:literal : $action:literal),* $(,)?) => {
+        $($(#[$doc])* pub const $name: $crate::authz::Permission =
+            $crate::authz::Permission::new($object, $action);)*
+        /// Every permission declared in this module.
+        pub const PERMISSIONS: &[$crate::authz::Permission] = &[$($name),*];
+    };
+}
+
+/// The permissions of the security machinery itself; each resource declares its own beside
+/// its routes (`api/posts.rs`).
 pub mod perms {
-    use super::Permission;
-
-    pub const TENANT_ACCESS: Permission = Permission::new("tenant", "access");
-    pub const POSTS_READ: Permission = Permission::new("posts", "read");
-    pub const POSTS_READ_DRAFTS: Permission = Permission::new("posts", "read_drafts");
-    pub const POSTS_CREATE: Permission = Permission::new("posts", "create");
-    pub const POSTS_UPDATE: Permission = Permission::new("posts", "update");
-    pub const POSTS_UPDATE_ANY: Permission = Permission::new("posts", "update_any");
-    pub const POSTS_DELETE: Permission = Permission::new("posts", "delete");
-    pub const POSTS_DELETE_ANY: Permission = Permission::new("posts", "delete_any");
-    pub const POSTS_PUBLISH: Permission = Permission::new("posts", "publish");
-    pub const POSTS_PUBLISH_ANY: Permission = Permission::new("posts", "publish_any");
-    pub const COMMENTS_READ: Permission = Permission::new("comments", "read");
-    pub const COMMENTS_CREATE: Permission = Permission::new("comments", "create");
-    pub const COMMENTS_DELETE: Permission = Permission::new("comments", "delete");
-    pub const COMMENTS_DELETE_ANY: Permission = Permission::new("comments", "delete_any");
-    pub const MEMBERS_READ: Permission = Permission::new("members", "read");
-    pub const MEMBERS_MANAGE: Permission = Permission::new("members", "manage");
-    pub const MEMBERS_MANAGE_OWNERS: Permission = Permission::new("members", "manage_owners");
-    pub const AUDIT_READ: Permission = Permission::new("audit", "read");
-
-    pub const ALL: &[Permission] = &[
-        TENANT_ACCESS,
-        POSTS_READ,
-        POSTS_READ_DRAFTS,
-        POSTS_CREATE,
-        POSTS_UPDATE,
-        POSTS_UPDATE_ANY,
-        POSTS_DELETE,
-        POSTS_DELETE_ANY,
-        POSTS_PUBLISH,
-        POSTS_PUBLISH_ANY,
-        COMMENTS_READ,
-        COMMENTS_CREATE,
-        COMMENTS_DELETE,
-        COMMENTS_DELETE_ANY,
-        MEMBERS_READ,
-        MEMBERS_MANAGE,
-        MEMBERS_MANAGE_OWNERS,
-        AUDIT_READ,
-    ];
+    crate::permissions! {
+        /// Membership: every tenant route needs it first (non-members get 404).
+        TENANT_ACCESS = "tenant" : "access",
+        MEMBERS_READ = "members" : "read",
+        MEMBERS_MANAGE = "members" : "manage",
+        /// Granting, changing or removing `owner`.
+        MEMBERS_MANAGE_OWNERS = "members" : "manage_owners",
+        AUDIT_READ = "audit" : "read",
+    }
 }

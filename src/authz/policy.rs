@@ -1,7 +1,6 @@
 //! The Casbin enforcer: model and role permissions from `config/`, role assignments from the
 //! memberships table, held as an immutable snapshot that is swapped, never locked, per request.
 use std::{
-    path::Path,
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -15,8 +14,9 @@ use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 use sea_orm::{ActiveEnum, DatabaseConnection, EntityTrait, Iterable};
 use uuid::Uuid;
 
-use super::{Permission, perms};
+use super::Permission;
 use crate::{
+    config::ConfigDir,
     db::entities::{Role, membership},
     domain::memberships,
     store::{EphemeralStore, Store, StoreError},
@@ -78,7 +78,7 @@ pub struct Authorizer {
 
 /// Reads `policy.csv`: `p, role, object, action` lines; `#` comments and blank lines ignored.
 /// Unknown roles and permissions the code never checks are start-up errors, not silent typos.
-pub fn parse_policy(text: &str) -> anyhow::Result<Vec<Vec<String>>> {
+pub fn parse_policy(text: &str, known: &[Permission]) -> anyhow::Result<Vec<Vec<String>>> {
     let mut rules = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -100,7 +100,7 @@ pub fn parse_policy(text: &str) -> anyhow::Result<Vec<Vec<String>>> {
         }
         role.parse::<Role>()
             .map_err(|e| anyhow::anyhow!("policy.csv line {}: {e}", n + 1))?;
-        if !perms::ALL
+        if !known
             .iter()
             .any(|p| p.object == object && p.action == action)
         {
@@ -140,24 +140,17 @@ pub async fn build_enforcer(
 }
 
 impl Authorizer {
-    /// Loads `rbac_model.conf` and `policy.csv` from `config_dir` and every membership.
+    /// Loads `rbac_model.conf` and `policy.csv` (built in, or overridden in the config
+    /// directory); `known` are the permissions the code checks. Role assignments load from
+    /// the database on the first request.
     pub async fn load(
         db: DatabaseConnection,
         store: Store,
-        config_dir: &Path,
+        config_dir: &ConfigDir,
+        known: &[Permission],
     ) -> anyhow::Result<Self> {
-        let model =
-            std::fs::read_to_string(config_dir.join("rbac_model.conf")).with_context(|| {
-                format!(
-                    "could not read {}",
-                    config_dir.join("rbac_model.conf").display()
-                )
-            })?;
-        let policy_text =
-            std::fs::read_to_string(config_dir.join("policy.csv")).with_context(|| {
-                format!("could not read {}", config_dir.join("policy.csv").display())
-            })?;
-        let policy = parse_policy(&policy_text)?;
+        let model = config_dir.read("rbac_model.conf")?.into_owned();
+        let policy = parse_policy(&config_dir.read("policy.csv")?, known)?;
         let enforcer = build_enforcer(&model, &policy, Vec::new()).await?;
         let authorizer = Self {
             db,
@@ -274,9 +267,10 @@ mod tests {
 
     #[test]
     fn the_shipped_policy_parses_and_covers_every_permission() {
-        let text = std::fs::read_to_string("config/policy.csv").unwrap();
-        let rules = parse_policy(&text).unwrap();
-        for p in perms::ALL {
+        let known = crate::api::permissions();
+        let text = crate::config::files::built_in("policy.csv").unwrap();
+        let rules = parse_policy(text, &known).unwrap();
+        for p in &known {
             assert!(
                 rules.iter().any(|r| r[1] == p.object && r[2] == p.action),
                 "{p} is granted to nobody"
@@ -286,10 +280,12 @@ mod tests {
 
     #[test]
     fn typos_in_the_policy_are_refused() {
-        assert!(parse_policy("p, editer, posts, read").is_err());
-        assert!(parse_policy("p, editor, posts, reed").is_err());
-        assert!(parse_policy("g, alice, owner, acme").is_err());
-        assert!(parse_policy("p, editor, posts").is_err());
-        assert!(parse_policy("# comment\n\np, editor, posts, read").is_ok());
+        let known = [Permission::new("posts", "read")];
+        let parse = |text| parse_policy(text, &known);
+        assert!(parse("p, editer, posts, read").is_err());
+        assert!(parse("p, editor, posts, reed").is_err());
+        assert!(parse("g, alice, owner, acme").is_err());
+        assert!(parse("p, editor, posts").is_err());
+        assert!(parse("# comment\n\np, editor, posts, read").is_ok());
     }
 }

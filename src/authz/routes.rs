@@ -1,71 +1,95 @@
-//! The permission each tenant route needs: the single source for the middleware and the docs.
+//! The permission each tenant route needs. Each API module declares its lines beside its
+//! handlers with [`tenant_routes!`](crate::tenant_routes); the middleware, the
+//! `x-permission`/`x-roles` fields of `/openapi.json` and the "no line → refused" rule all
+//! read that one declaration through a [`RouteTable`].
 //!
-//! A request under `/api/v1/tenants/{tenant}/` that matches no line here is refused, so a new
-//! route stays closed until it is given a permission.
+//! A request under `/api/v1/tenants/{tenant}` that matches no line is refused, so a new route
+//! stays closed until it is given a permission.
 use poem::http::Method;
 
-use super::{Permission, perms::*};
+use super::Permission;
 
 pub const TENANT_PREFIX: &str = "/api/v1/tenants/";
+/// The tenant routes' prefix in OpenAPI form; [`TenantRoute::path`] is relative to it.
+pub const TENANT_PATH: &str = "/api/v1/tenants/{tenant}";
 
-pub struct RoutePermission {
+/// One line: `method path => permission`, the path relative to [`TENANT_PATH`] in OpenAPI
+/// form (`/posts/{id}`).
+#[derive(Debug, Clone)]
+pub struct TenantRoute {
     pub method: Method,
-    /// In OpenAPI form, as the generated document spells it.
     pub path: &'static str,
     pub permission: Permission,
-    /// What the handler also requires for rows the caller does not own (or cannot otherwise
-    /// see), documented beside the route's own permission.
-    pub others: Option<Permission>,
 }
 
-macro_rules! routes {
-    ($($method:ident $path:literal => $perm:expr $(, others $any:expr)?);* $(;)?) => {
-        vec![$(RoutePermission { method: Method::$method, path: $path, permission: $perm, others: routes!(@any $($any)?) }),*]
+/// Declares a module's tenant routes as `pub const ROUTES`:
+/// `tenant_routes! { GET "/posts" => POSTS_READ; POST "/posts" => POSTS_CREATE; }`.
+#[macro_export]
+macro_rules! tenant_routes {
+    ($($method:ident $path:literal => $permission:expr);* $(;)?) => {
+        /// The permission each tenant route of this module needs.
+        pub const ROUTES: &[$crate::authz::TenantRoute] = &[$($crate::authz::TenantRoute {
+            method: ::poem::http::Method::$method,
+            path: $path,
+            permission: $permission,
+        }),*];
     };
-    (@any $any:expr) => { Some($any) };
-    (@any) => { None };
 }
 
-pub fn table() -> Vec<RoutePermission> {
-    routes![
-        GET    "/api/v1/tenants/{tenant}/members" => MEMBERS_READ;
-        POST   "/api/v1/tenants/{tenant}/members" => MEMBERS_MANAGE, others MEMBERS_MANAGE_OWNERS;
-        PATCH  "/api/v1/tenants/{tenant}/members/{user}" => MEMBERS_MANAGE, others MEMBERS_MANAGE_OWNERS;
-        DELETE "/api/v1/tenants/{tenant}/members/{user}" => MEMBERS_MANAGE, others MEMBERS_MANAGE_OWNERS;
-        GET    "/api/v1/tenants/{tenant}/posts" => POSTS_READ, others POSTS_READ_DRAFTS;
-        POST   "/api/v1/tenants/{tenant}/posts" => POSTS_CREATE;
-        GET    "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_READ, others POSTS_READ_DRAFTS;
-        PATCH  "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_UPDATE, others POSTS_UPDATE_ANY;
-        DELETE "/api/v1/tenants/{tenant}/posts/{id}" => POSTS_DELETE, others POSTS_DELETE_ANY;
-        POST   "/api/v1/tenants/{tenant}/posts/{id}/publish" => POSTS_PUBLISH, others POSTS_PUBLISH_ANY;
-        POST   "/api/v1/tenants/{tenant}/posts/{id}/unpublish" => POSTS_PUBLISH, others POSTS_PUBLISH_ANY;
-        GET    "/api/v1/tenants/{tenant}/posts/{id}/comments" => COMMENTS_READ, others POSTS_READ_DRAFTS;
-        POST   "/api/v1/tenants/{tenant}/posts/{id}/comments" => COMMENTS_CREATE, others POSTS_READ_DRAFTS;
-        DELETE "/api/v1/tenants/{tenant}/posts/{id}/comments/{cid}" => COMMENTS_DELETE, others COMMENTS_DELETE_ANY;
-    ]
+/// Every tenant route of the service, matched against requests.
+pub struct RouteTable {
+    routes: Vec<(TenantRoute, Vec<String>)>,
 }
 
-/// The permission for a request, or `None` when no route line matches.
-pub fn permission_for(
-    table: &[RoutePermission],
-    method: &Method,
-    path: &str,
-) -> Option<Permission> {
-    // HEAD is a GET without a body: same permission.
-    let method = if method == Method::HEAD {
-        &Method::GET
-    } else {
-        method
-    };
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    table
-        .iter()
-        .find(|r| r.method == method && matches(r.path, &segments))
-        .map(|r| r.permission)
+impl RouteTable {
+    pub fn new<'a>(routes: impl IntoIterator<Item = &'a TenantRoute>) -> Self {
+        Self {
+            routes: routes
+                .into_iter()
+                .map(|r| {
+                    let full = r.full_path();
+                    (r.clone(), full.split('/').map(str::to_owned).collect())
+                })
+                .collect(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &TenantRoute> {
+        self.routes.iter().map(|(r, _)| r)
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The permission for a request, or `None` when no line matches.
+    pub fn permission_for(&self, method: &Method, path: &str) -> Option<Permission> {
+        // HEAD is a GET without a body: same permission.
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .find(|(r, pattern)| r.method == method && matches(pattern, &segments))
+            .map(|(r, _)| r.permission)
+    }
 }
 
-fn matches(pattern: &str, segments: &[&str]) -> bool {
-    let pattern: Vec<&str> = pattern.split('/').collect();
+impl TenantRoute {
+    /// The route's path in OpenAPI form, as the generated document spells it.
+    pub fn full_path(&self) -> String {
+        format!("{TENANT_PATH}{}", self.path)
+    }
+}
+
+fn matches(pattern: &[String], segments: &[&str]) -> bool {
     pattern.len() == segments.len()
         && pattern
             .iter()
@@ -73,63 +97,87 @@ fn matches(pattern: &str, segments: &[&str]) -> bool {
             .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
 }
 
-/// The tenant slug of a tenant-scoped path (`/api/v1/tenants/{slug}/...`). Any path below a
-/// tenant is scoped, even with an empty slug or tail (which then resolves to no tenant), so
-/// nothing under the prefix reaches a handler without the middleware's decision.
+/// The tenant slug of a tenant-scoped path: `/api/v1/tenants/{slug}` and anything below it.
+/// Any such path is scoped, even with an empty slug or tail (which then resolves to no
+/// tenant), so nothing under a tenant reaches a handler without the middleware's decision.
 pub fn tenant_slug(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(TENANT_PREFIX)?;
-    rest.split_once('/').map(|(slug, _)| slug)
+    match rest.split_once('/') {
+        Some((slug, _)) => Some(slug),
+        None if rest.is_empty() => None,
+        None => Some(rest),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const READ: Permission = Permission::new("posts", "read");
+    const UPDATE: Permission = Permission::new("posts", "update");
+    const DELETE: Permission = Permission::new("comments", "delete");
+    const PUBLISH: Permission = Permission::new("posts", "publish");
+
+    fn table() -> RouteTable {
+        let routes = [
+            TenantRoute {
+                method: Method::GET,
+                path: "/posts",
+                permission: READ,
+            },
+            TenantRoute {
+                method: Method::PATCH,
+                path: "/posts/{id}",
+                permission: UPDATE,
+            },
+            TenantRoute {
+                method: Method::POST,
+                path: "/posts/{id}/publish",
+                permission: PUBLISH,
+            },
+            TenantRoute {
+                method: Method::GET,
+                path: "/posts/{id}/comments",
+                permission: READ,
+            },
+            TenantRoute {
+                method: Method::DELETE,
+                path: "/posts/{id}/comments/{cid}",
+                permission: DELETE,
+            },
+        ];
+        RouteTable::new(&routes)
+    }
+
     #[test]
     fn requests_map_to_their_route_permission() {
         let t = table();
-        let p = |m: Method, path: &str| permission_for(&t, &m, path);
-        assert_eq!(
-            p(Method::GET, "/api/v1/tenants/acme/posts"),
-            Some(POSTS_READ)
-        );
-        assert_eq!(
-            p(Method::HEAD, "/api/v1/tenants/acme/posts"),
-            Some(POSTS_READ)
-        );
+        let p = |m: Method, path: &str| t.permission_for(&m, path);
+        assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts"), Some(READ));
+        assert_eq!(p(Method::HEAD, "/api/v1/tenants/acme/posts"), Some(READ));
         assert_eq!(
             p(Method::PATCH, "/api/v1/tenants/acme/posts/123"),
-            Some(POSTS_UPDATE)
+            Some(UPDATE)
         );
         assert_eq!(
             p(Method::DELETE, "/api/v1/tenants/acme/posts/1/comments/2"),
-            Some(COMMENTS_DELETE)
+            Some(DELETE)
         );
         assert_eq!(
             p(Method::POST, "/api/v1/tenants/acme/posts/1/publish"),
-            Some(POSTS_PUBLISH)
+            Some(PUBLISH)
         );
     }
 
     #[test]
     fn unknown_routes_have_no_permission_and_are_refused() {
         let t = table();
-        assert_eq!(
-            permission_for(&t, &Method::PUT, "/api/v1/tenants/acme/posts/1"),
-            None
-        );
-        assert_eq!(
-            permission_for(&t, &Method::GET, "/api/v1/tenants/acme/secrets"),
-            None
-        );
-        assert_eq!(
-            permission_for(&t, &Method::GET, "/api/v1/tenants/acme/posts/1/x"),
-            None
-        );
-        assert_eq!(
-            permission_for(&t, &Method::GET, "/api/v1/tenants/acme/posts//comments"),
-            None
-        );
+        let p = |m: Method, path: &str| t.permission_for(&m, path);
+        assert_eq!(p(Method::PUT, "/api/v1/tenants/acme/posts/1"), None);
+        assert_eq!(p(Method::GET, "/api/v1/tenants/acme/secrets"), None);
+        assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts/1/x"), None);
+        assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts//comments"), None);
+        assert_eq!(p(Method::GET, "/api/v1/tenants/acme"), None);
     }
 
     #[test]
@@ -139,6 +187,7 @@ mod tests {
         assert_eq!(tenant_slug("/api/v1/tenants/acme/"), Some("acme"));
         assert_eq!(tenant_slug("/api/v1/tenants"), None);
         assert_eq!(tenant_slug("/api/v1/tenants/"), None);
-        assert_eq!(tenant_slug("/api/v1/tenants/acme"), None);
+        // The bare tenant path is scoped too: a future route there is closed until declared.
+        assert_eq!(tenant_slug("/api/v1/tenants/acme"), Some("acme"));
     }
 }

@@ -135,6 +135,12 @@ impl AuthSettings {
         std::time::Duration::from_secs(self.refresh_token_ttl_secs)
     }
 
+    /// How long a revocation must be remembered: past the expiry of any access token the
+    /// session could still hold, plus the verifier's clock leeway.
+    pub fn revocation_ttl(&self) -> std::time::Duration {
+        self.access_ttl() + std::time::Duration::from_secs(30)
+    }
+
     pub(super) fn validate(&self, production: bool) -> Result<(), ConfigError> {
         if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 3600 {
             return Err(ConfigError::new(

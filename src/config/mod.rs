@@ -1,9 +1,11 @@
 //! Typed settings, layered: `config/default.toml` < `config/{APP_ENV}.toml` < the platform
-//! variables `DATABASE_URL`, `REDIS_URL`, `PORT` < `APP__SECTION__KEY` variables.
+//! variables `DATABASE_URL`, `REDIS_URL`, `PORT` < `APP__SECTION__KEY` variables. The files
+//! are built into the binary; a file in `APP_CONFIG_DIR` (default `./config`) overrides
+//! them key by key (see [`files`]).
 //!
 //! Unknown keys are refused, so a typo in a file or variable fails loudly at start-up instead
 //! of silently keeping a default.
-use std::{fmt, path::PathBuf, str::FromStr};
+use std::{fmt, str::FromStr};
 
 use figment::{
     Figment,
@@ -12,11 +14,13 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 
 mod auth;
+pub mod files;
 
 pub use auth::{
     AuthSettings, GithubProviderSettings, OidcProviderSettings, ProviderSettings,
     SigningKeySettings, check_outbound_url,
 };
+pub use files::ConfigDir;
 use serde::{Deserialize, Serialize};
 
 /// Which deployment this process is: picks the config file and the secure-default checks.
@@ -178,15 +182,23 @@ impl Settings {
     /// Loads the settings for the environment named by `APP_ENV`.
     pub fn load() -> Result<Self, ConfigError> {
         let env = AppEnv::from_env()?;
+        ConfigDir::from_env().check()?;
         Self::from_figment(Self::figment(env), env)
     }
 
     /// The layered sources for `env`; callers (tests) may merge overrides on top.
     pub fn figment(env: AppEnv) -> Figment {
-        let dir = config_dir();
-        Figment::new()
-            .merge(Toml::file(dir.join("default.toml")))
-            .merge(Toml::file(dir.join(format!("{env}.toml"))))
+        let dir = ConfigDir::from_env();
+        let mut figment = Figment::new();
+        for name in ["default.toml".to_owned(), format!("{env}.toml")] {
+            if let Some(text) = files::built_in(&name) {
+                figment = figment.merge(Toml::string(text));
+            }
+            if let Some(path) = dir.file(&name) {
+                figment = figment.merge(Toml::file(path));
+            }
+        }
+        figment
             .merge(platform_env())
             .merge(Env::prefixed("APP__").split("__"))
     }
@@ -268,13 +280,6 @@ impl Settings {
                 .as_ref()
                 .is_some_and(|u| u.scheme() == "https")
     }
-}
-
-/// `APP_CONFIG_DIR`, or `./config`.
-pub fn config_dir() -> PathBuf {
-    std::env::var_os("APP_CONFIG_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("config"))
 }
 
 /// The variables hosting platforms set, mapped onto our keys (empty ones ignored).

@@ -1,5 +1,4 @@
 //! Security events, stored for the record (logins, refresh token reuse, ...).
-use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use uuid::Uuid;
 
@@ -17,7 +16,6 @@ pub struct Event<'a> {
 /// Records an event; a failure to record is logged, never fatal to the request.
 pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) {
     let row = audit_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
         tenant_id: Set(event.tenant_id),
         actor_user_id: Set(event.actor_user_id),
         actor_api_key_id: Set(None),
@@ -28,7 +26,7 @@ pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) {
         ip: Set(None),
         request_id: Set(None),
         detail: Set(None),
-        created_at: Set(Utc::now()),
+        ..Default::default()
     };
     if let Err(err) = row.insert(db).await {
         tracing::error!(error = %err, action = event.action, "could not record an audit event");

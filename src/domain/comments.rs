@@ -1,24 +1,14 @@
-//! Comments on posts. Every query here is scoped by [`TenantScope`].
-use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+//! Comments on posts. Every query here goes through the tenant filter.
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
-use super::{Page, PageRequest, TenantScope};
-use crate::{
-    db::entities::comment::{self, Column},
-    error::ApiError,
-};
+use super::{Error, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope};
+use crate::db::entities::comment::{self, Column, Entity as Comments};
 
-pub fn validate_body(raw: &str) -> Result<String, ApiError> {
+pub fn validate_body(raw: &str) -> Result<String> {
     let body = raw.trim();
     if body.is_empty() || body.chars().count() > 10_000 {
-        return Err(ApiError::validation(
-            "body",
-            "must be 1 to 10000 characters",
-        ));
+        return Err(Error::invalid("body", "must be 1 to 10000 characters"));
     }
     Ok(body.to_owned())
 }
@@ -30,16 +20,12 @@ pub async fn list(
     post_id: Uuid,
     page: PageRequest,
 ) -> Result<Page<comment::Model>, sea_orm::DbErr> {
-    let rows = comment::Entity::find()
-        .filter(Column::TenantId.eq(scope.id()))
+    Comments::find_in(scope)
         .filter(Column::PostId.eq(post_id))
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
-        .offset(page.offset)
-        .limit(page.limit + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page))
+        .page(db, page)
+        .await
 }
 
 pub async fn create(
@@ -48,17 +34,14 @@ pub async fn create(
     post_id: Uuid,
     author: Uuid,
     body: &str,
-) -> Result<comment::Model, ApiError> {
-    Ok(comment::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(scope.id()),
+) -> Result<comment::Model> {
+    let row = comment::ActiveModel {
         post_id: Set(post_id),
         author_id: Set(author),
         body: Set(validate_body(body)?),
-        created_at: Set(Utc::now()),
-    }
-    .insert(db)
-    .await?)
+        ..Default::default()
+    };
+    Ok(Comments::insert_in(scope, row, db).await?)
 }
 
 pub async fn find(
@@ -67,8 +50,7 @@ pub async fn find(
     post_id: Uuid,
     id: Uuid,
 ) -> Result<Option<comment::Model>, sea_orm::DbErr> {
-    comment::Entity::find_by_id(id)
-        .filter(Column::TenantId.eq(scope.id()))
+    Comments::find_id_in(scope, id)
         .filter(Column::PostId.eq(post_id))
         .one(db)
         .await
@@ -79,8 +61,7 @@ pub async fn delete(
     scope: &TenantScope,
     id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
-    comment::Entity::delete_many()
-        .filter(Column::TenantId.eq(scope.id()))
+    Comments::delete_in(scope)
         .filter(Column::Id.eq(id))
         .exec(db)
         .await?;

@@ -1,4 +1,6 @@
-//! Members of a tenant and pending invitations. Every query here is scoped by [`TenantScope`].
+//! Members of a tenant and pending invitations. Each change is one call here, used by the API
+//! and the admin CLI alike: it runs in one transaction, revokes what must be revoked, and
+//! announces the new roles to every instance after the commit.
 //!
 //! The last owner can be neither demoted nor removed: the owner rows are locked (on
 //! PostgreSQL; SQLite serialises writers) while the count is checked, so two owners demoting
@@ -6,14 +8,18 @@
 use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
-use super::{Page, PageRequest, TenantScope, memberships, users::Email};
+use super::{
+    Error, OnUnique, Page, PageRequest, Result, TenantOwned, TenantScope, memberships,
+    users::{self, Email},
+};
 use crate::{
+    authz::perms,
     db::entities::{Role, api_key, invitation, membership, user},
-    error::ApiError,
+    state::AppState,
 };
 
 const INVITATION_LIFETIME: Duration = Duration::days(14);
@@ -29,13 +35,37 @@ pub enum Added {
     Invited(invitation::Model),
 }
 
+/// Who asks for a change: granting, changing or removing an owner needs
+/// `members:manage_owners` (owners, and the operator's CLI).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub user_id: Option<Uuid>,
+    pub may_manage_owners: bool,
+}
+
+impl Actor {
+    /// The operator at the command line: may do anything to memberships.
+    pub const OPERATOR: Actor = Actor {
+        user_id: None,
+        may_manage_owners: true,
+    };
+
+    fn may_touch(&self, roles: &[Role]) -> Result<()> {
+        if roles.contains(&Role::Owner) && !self.may_manage_owners {
+            return Err(Error::MissingPermission(
+                perms::MEMBERS_MANAGE_OWNERS.to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub async fn list(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     page: PageRequest,
 ) -> Result<Page<Member>, sea_orm::DbErr> {
-    let rows = membership::Entity::find()
-        .filter(membership::Column::TenantId.eq(scope.id()))
+    let rows = membership::Entity::find_in(scope)
         .find_also_related(user::Entity)
         .order_by_asc(membership::Column::CreatedAt)
         .order_by_asc(membership::Column::UserId)
@@ -54,8 +84,7 @@ pub async fn pending_invitations(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
 ) -> Result<Vec<invitation::Model>, sea_orm::DbErr> {
-    invitation::Entity::find()
-        .filter(invitation::Column::TenantId.eq(scope.id()))
+    invitation::Entity::find_in(scope)
         .filter(invitation::Column::AcceptedAt.is_null())
         .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
         .order_by_asc(invitation::Column::CreatedAt)
@@ -65,161 +94,196 @@ pub async fn pending_invitations(
 }
 
 /// Adds an existing user by email, or invites the address. Replacing a pending `owner`
-/// invitation needs `may_manage_owners`, like granting `owner` does.
-pub async fn add_or_invite(
+/// invitation needs owner rights, like granting `owner` does.
+pub async fn add(
+    state: &AppState,
+    scope: &TenantScope,
+    email: &str,
+    role: Role,
+    actor: Actor,
+) -> Result<Added> {
+    actor.may_touch(&[role])?;
+    let email = Email::parse(email)?;
+    let txn = state.db.begin().await?;
+    let added = add_or_invite(&txn, scope, &email, role, actor).await?;
+    txn.commit().await?;
+    state.authz.membership_changed().await;
+    Ok(added)
+}
+
+async fn add_or_invite(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     email: &Email,
     role: Role,
-    invited_by: Uuid,
-    may_manage_owners: bool,
-) -> Result<Added, ApiError> {
-    if let Some(user) = super::users::find_by_email(db, email).await? {
-        if memberships::role_of(db, scope.id(), user.id)
-            .await?
-            .is_some()
-        {
-            return Err(ApiError::Conflict(
-                "already a member; change the role instead".into(),
-            ));
+    actor: Actor,
+) -> Result<Added> {
+    let already = || Error::conflict("already a member or invited");
+    if let Some(user) = users::find_by_email(db, email).await? {
+        if memberships::role_of(db, scope, user.id).await?.is_some() {
+            return Err(Error::conflict("already a member; change the role instead"));
         }
-        memberships::set_role(db, scope.id(), user.id, role)
+        memberships::set_role(db, scope, user.id, role)
             .await
-            .map_err(duplicate)?;
+            .on_unique(already)?;
         return Ok(Added::Member(Member { user, role }));
     }
-    let now = Utc::now();
-    let existing = invitation::Entity::find()
-        .filter(invitation::Column::TenantId.eq(scope.id()))
+    let existing = invitation::Entity::find_in(scope)
         .filter(invitation::Column::Email.eq(email.as_str()))
         .one(db)
         .await?;
-    if existing.as_ref().is_some_and(|i| i.role == Role::Owner) && !may_manage_owners {
-        return Err(ApiError::missing_permission(
-            crate::authz::perms::MEMBERS_MANAGE_OWNERS,
-        ));
+    if let Some(existing) = &existing {
+        actor.may_touch(&[existing.role])?;
     }
+    let expires_at = Utc::now() + INVITATION_LIFETIME;
     let invitation = match existing {
         // Re-inviting refreshes the role and the expiry.
         Some(existing) => {
             invitation::ActiveModel {
                 id: Set(existing.id),
                 role: Set(role),
-                invited_by: Set(Some(invited_by)),
-                expires_at: Set(now + INVITATION_LIFETIME),
+                invited_by: Set(actor.user_id),
+                expires_at: Set(expires_at),
                 accepted_at: Set(None),
                 ..Default::default()
             }
             .update(db)
             .await?
         }
-        None => invitation::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(scope.id()),
-            email: Set(email.as_str().to_owned()),
-            role: Set(role),
-            invited_by: Set(Some(invited_by)),
-            created_at: Set(now),
-            expires_at: Set(now + INVITATION_LIFETIME),
-            accepted_at: Set(None),
+        None => {
+            let row = invitation::ActiveModel {
+                email: Set(email.as_str().to_owned()),
+                role: Set(role),
+                invited_by: Set(actor.user_id),
+                expires_at: Set(expires_at),
+                accepted_at: Set(None),
+                ..Default::default()
+            };
+            invitation::Entity::insert_in(scope, row, db)
+                .await
+                .on_unique(already)?
         }
-        .insert(db)
-        .await
-        .map_err(duplicate)?,
     };
     Ok(Added::Invited(invitation))
 }
 
-/// The member's current role, or 404.
+/// Changes a member's role; 404 if not a member. Only owners grant or change `owner`; the
+/// last owner cannot be demoted.
+pub async fn change_role(
+    state: &AppState,
+    scope: &TenantScope,
+    user_id: Uuid,
+    role: Role,
+    actor: Actor,
+) -> Result<Member> {
+    let txn = state.db.begin().await?;
+    let current = locked_role(&txn, scope, user_id).await?;
+    actor.may_touch(&[current, role])?;
+    set_role_guarded(&txn, scope, user_id, current, role).await?;
+    txn.commit().await?;
+    state.authz.membership_changed().await;
+    let user = users::find(&state.db, user_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Member { user, role })
+}
+
+/// Gives the user `role` in the tenant, as a new member or by changing the current role
+/// (with the same last-owner guard). The operator's CLI uses this.
+pub async fn grant(state: &AppState, scope: &TenantScope, user_id: Uuid, role: Role) -> Result<()> {
+    let txn = state.db.begin().await?;
+    match locked_role(&txn, scope, user_id).await {
+        Ok(current) => set_role_guarded(&txn, scope, user_id, current, role).await?,
+        Err(Error::NotFound) => memberships::set_role(&txn, scope, user_id, role).await?,
+        Err(other) => return Err(other),
+    }
+    txn.commit().await?;
+    state.authz.membership_changed().await;
+    Ok(())
+}
+
+/// Removes a member and revokes their API keys for this tenant, on every instance. Only
+/// owners remove owners; the last owner cannot be removed.
+pub async fn remove(
+    state: &AppState,
+    scope: &TenantScope,
+    user_id: Uuid,
+    actor: Actor,
+) -> Result<()> {
+    let txn = state.db.begin().await?;
+    let current = locked_role(&txn, scope, user_id).await?;
+    actor.may_touch(&[current])?;
+    if current == Role::Owner {
+        ensure_not_last_owner(&txn, scope, user_id).await?;
+    }
+    memberships::remove(&txn, scope, user_id).await?;
+    // Their keys for this tenant would be refused anyway (not a member); revoke them for the
+    // record, and announce it before the commit: if the store is down, nothing changes.
+    let keys = api_key::Entity::find()
+        .filter(api_key::Column::TenantId.eq(scope.id()))
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .all(&txn)
+        .await?;
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(Some(Utc::now())))
+        .filter(api_key::Column::TenantId.eq(scope.id()))
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    for key in &keys {
+        state.keys.announce_revocation(&key.lookup_id).await?;
+    }
+    txn.commit().await?;
+    state.authz.membership_changed().await;
+    Ok(())
+}
+
 /// The member's current role, or 404. Locks the row (PostgreSQL) for the rest of the
 /// transaction, so the permission decided on it still holds when the change is written.
-pub async fn role_of(
+async fn locked_role(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
-) -> Result<Role, ApiError> {
-    membership::Entity::find_by_id((scope.id(), user_id))
+) -> Result<Role> {
+    membership::Entity::find_id_in(scope, user_id)
         .lock_exclusive()
         .one(db)
         .await?
         .map(|m| m.role)
-        .ok_or(ApiError::NotFound)
+        .ok_or(Error::NotFound)
 }
 
-fn duplicate(err: sea_orm::DbErr) -> ApiError {
-    match err.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::Conflict("already a member or invited".into())
-        }
-        _ => err.into(),
-    }
-}
-
-/// Fails with 409 if `user_id` is the tenant's last owner. Locks the owner rows meanwhile.
-async fn ensure_not_last_owner(
-    db: &impl ConnectionTrait,
-    scope: &TenantScope,
-    user_id: Uuid,
-) -> Result<(), ApiError> {
-    let owners = membership::Entity::find()
-        .filter(membership::Column::TenantId.eq(scope.id()))
-        .filter(membership::Column::Role.eq(Role::Owner))
-        .lock_exclusive()
-        .all(db)
-        .await?;
-    if owners.len() <= 1 && owners.iter().any(|o| o.user_id == user_id) {
-        return Err(ApiError::Conflict(
-            "the last owner cannot be removed or demoted; add another owner first".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Changes a member's role. Run inside a transaction.
-/// Changes a member's role from `current` (read with [`role_of`] in the same transaction).
-pub async fn change_role(
+async fn set_role_guarded(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
     current: Role,
     role: Role,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     if current == Role::Owner && role != Role::Owner {
         ensure_not_last_owner(db, scope, user_id).await?;
     }
-    memberships::set_role(db, scope.id(), user_id, role).await?;
+    memberships::set_role(db, scope, user_id, role).await?;
     Ok(())
 }
 
-/// Removes a member (whose role is `current`, read with [`role_of`] in the same transaction)
-/// and revokes their API keys for this tenant.
-pub async fn remove(
+/// Fails with a conflict if `user_id` is the tenant's last owner. Locks the owner rows meanwhile.
+async fn ensure_not_last_owner(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
-    current: Role,
-) -> Result<Vec<String>, ApiError> {
-    if current == Role::Owner {
-        ensure_not_last_owner(db, scope, user_id).await?;
-    }
-    memberships::remove(db, scope.id(), user_id).await?;
-    // Their keys for this tenant would be refused anyway (not a member); revoke them for the
-    // record, and return their lookup ids so the caller can announce the revocation.
-    let keys = api_key::Entity::find()
-        .filter(api_key::Column::TenantId.eq(scope.id()))
-        .filter(api_key::Column::UserId.eq(user_id))
-        .filter(api_key::Column::RevokedAt.is_null())
+) -> Result<()> {
+    let owners = membership::Entity::find_in(scope)
+        .filter(membership::Column::Role.eq(Role::Owner))
+        .lock_exclusive()
         .all(db)
         .await?;
-    api_key::Entity::update_many()
-        .col_expr(
-            api_key::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(Some(Utc::now())),
-        )
-        .filter(api_key::Column::TenantId.eq(scope.id()))
-        .filter(api_key::Column::UserId.eq(user_id))
-        .filter(api_key::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(keys.into_iter().map(|k| k.lookup_id).collect())
+    if owners.len() <= 1 && owners.iter().any(|o| o.user_id == user_id) {
+        return Err(Error::conflict(
+            "the last owner cannot be removed or demoted; add another owner first",
+        ));
+    }
+    Ok(())
 }

@@ -1,21 +1,21 @@
-//! Who belongs to which tenant, with which role.
-use chrono::Utc;
+//! Who belongs to which tenant, with which role. Every change here also marks the policy
+//! snapshots stale (inside the caller's transaction), so no change can forget it.
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
-use sea_orm::sea_query::{Expr, ExprTrait};
-
+use super::{TenantOwned, TenantScope};
 use crate::db::entities::{Role, authz_state, membership, tenant};
 
 /// The user's role in the tenant, if a member.
 pub async fn role_of(
     db: &impl ConnectionTrait,
-    tenant_id: Uuid,
+    scope: &TenantScope,
     user_id: Uuid,
 ) -> Result<Option<Role>, sea_orm::DbErr> {
-    Ok(membership::Entity::find_by_id((tenant_id, user_id))
+    Ok(membership::Entity::find_id_in(scope, user_id)
         .one(db)
         .await?
         .map(|m| m.role))
@@ -38,9 +38,8 @@ pub async fn of_user(
         .collect())
 }
 
-/// Marks every policy snapshot stale. Called by each function here that changes a membership,
-/// inside the caller's transaction, so no change can forget it.
-pub async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+/// Marks every policy snapshot stale.
+async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
     authz_state::Entity::update_many()
         .col_expr(
             authz_state::Column::Version,
@@ -64,10 +63,11 @@ pub async fn version(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
 /// Removes the membership.
 pub async fn remove(
     db: &impl ConnectionTrait,
-    tenant_id: Uuid,
+    scope: &TenantScope,
     user_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
-    membership::Entity::delete_by_id((tenant_id, user_id))
+    membership::Entity::delete_in(scope)
+        .filter(membership::Column::UserId.eq(user_id))
         .exec(db)
         .await?;
     bump_version(db).await
@@ -76,40 +76,34 @@ pub async fn remove(
 /// Makes the user a member with `role`, or changes the role of an existing member.
 pub async fn set_role(
     db: &impl ConnectionTrait,
-    tenant_id: Uuid,
+    scope: &TenantScope,
     user_id: Uuid,
     role: Role,
 ) -> Result<(), sea_orm::DbErr> {
     bump_version(db).await?;
-    let now = Utc::now();
-    match membership::Entity::find_by_id((tenant_id, user_id))
+    match membership::Entity::find_id_in(scope, user_id)
         .one(db)
         .await?
     {
-        Some(existing) if existing.role == role => Ok(()),
-        Some(_) => {
-            membership::ActiveModel {
-                tenant_id: Set(tenant_id),
-                user_id: Set(user_id),
-                role: Set(role),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .update(db)
-            .await?;
-            Ok(())
+        Some(existing) if existing.role == role => {}
+        Some(existing) => {
+            let mut row: membership::ActiveModel = existing.into();
+            row.role = Set(role);
+            row.updated_at = sea_orm::ActiveValue::NotSet;
+            row.update(db).await?;
         }
         None => {
-            membership::ActiveModel {
-                tenant_id: Set(tenant_id),
-                user_id: Set(user_id),
-                role: Set(role),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(db)
+            membership::Entity::insert_in(
+                scope,
+                membership::ActiveModel {
+                    user_id: Set(user_id),
+                    role: Set(role),
+                    ..Default::default()
+                },
+                db,
+            )
             .await?;
-            Ok(())
         }
     }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! Limit/offset pagination with a hard maximum page size.
-use crate::error::ApiError;
+use super::Error;
 
 pub const DEFAULT_LIMIT: u64 = 20;
 pub const MAX_LIMIT: u64 = 100;
@@ -14,17 +14,17 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// Validates the query parameters; out-of-range values are refused, not silently clamped.
-    pub fn parse(limit: Option<u64>, offset: Option<u64>) -> Result<Self, ApiError> {
+    pub fn parse(limit: Option<u64>, offset: Option<u64>) -> Result<Self, Error> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "limit",
                 format!("must be between 1 and {MAX_LIMIT}"),
             ));
         }
         let offset = offset.unwrap_or(0);
         if offset > MAX_OFFSET {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "offset",
                 format!("must be at most {MAX_OFFSET}"),
             ));

@@ -1,19 +1,17 @@
 //! Posts. Every query here is scoped by [`TenantScope`].
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqlErr,
+    ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder, Set,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
-use super::{Page, PageRequest, TenantScope};
-use crate::{
-    db::entities::{
-        PostStatus,
-        post::{self, Column},
-    },
-    error::ApiError,
+use super::{
+    Error, Expected, OnUnique, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope,
+};
+use crate::db::entities::{
+    PostStatus,
+    post::{self, Column, Entity as Posts},
 };
 
 /// Published posts of the tenant, newest first.
@@ -22,16 +20,12 @@ pub async fn list_published(
     scope: &TenantScope,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
-    let rows = post::Entity::find()
-        .filter(Column::TenantId.eq(scope.id()))
+    Posts::find_in(scope)
         .filter(Column::Status.eq(PostStatus::Published))
         .order_by_desc(Column::PublishedAt)
         .order_by_desc(Column::Id)
-        .offset(page.offset)
-        .limit(page.limit + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page))
+        .page(db, page)
+        .await
 }
 
 /// One published post of the tenant by slug.
@@ -40,8 +34,7 @@ pub async fn find_published_by_slug(
     scope: &TenantScope,
     slug: &str,
 ) -> Result<Option<post::Model>, sea_orm::DbErr> {
-    post::Entity::find()
-        .filter(Column::TenantId.eq(scope.id()))
+    Posts::find_in(scope)
         .filter(Column::Status.eq(PostStatus::Published))
         .filter(Column::Slug.eq(slug))
         .one(db)
@@ -72,10 +65,10 @@ impl Visibility {
 }
 
 /// A valid post title: 1–200 characters, no control characters.
-pub fn validate_title(raw: &str) -> Result<String, ApiError> {
+pub fn validate_title(raw: &str) -> Result<String> {
     let title = raw.trim();
     if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "title",
             "must be 1 to 200 printable characters",
         ));
@@ -84,7 +77,7 @@ pub fn validate_title(raw: &str) -> Result<String, ApiError> {
 }
 
 /// A valid post slug: 1–100 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
-pub fn validate_slug(raw: &str) -> Result<String, ApiError> {
+pub fn validate_slug(raw: &str) -> Result<String> {
     let ok = (1..=100).contains(&raw.len())
         && raw
             .bytes()
@@ -92,7 +85,7 @@ pub fn validate_slug(raw: &str) -> Result<String, ApiError> {
         && !raw.starts_with('-')
         && !raw.ends_with('-');
     if !ok {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "slug",
             "must be 1 to 100 of a-z, 0-9 and inner hyphens",
         ));
@@ -100,12 +93,9 @@ pub fn validate_slug(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
-pub fn validate_body(raw: &str) -> Result<String, ApiError> {
+pub fn validate_body(raw: &str) -> Result<String> {
     if raw.chars().count() > 100_000 {
-        return Err(ApiError::validation(
-            "body",
-            "must be at most 100000 characters",
-        ));
+        return Err(Error::invalid("body", "must be at most 100000 characters"));
     }
     Ok(raw.to_owned())
 }
@@ -125,13 +115,8 @@ pub struct PostForUpdate {
     pub body: Option<String>,
 }
 
-fn slug_conflict(err: sea_orm::DbErr) -> ApiError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::Conflict("a post with this slug exists".into())
-        }
-        _ => err.into(),
-    }
+fn slug_taken() -> Error {
+    Error::conflict("a post with this slug exists")
 }
 
 pub async fn list(
@@ -140,16 +125,12 @@ pub async fn list(
     visibility: Visibility,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
-    let rows = post::Entity::find()
-        .filter(Column::TenantId.eq(scope.id()))
+    Posts::find_in(scope)
         .filter(visibility.condition())
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
-        .offset(page.offset)
-        .limit(page.limit + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page))
+        .page(db, page)
+        .await
 }
 
 /// A post of the tenant the caller may see, or `None` (missing and hidden look the same).
@@ -159,8 +140,7 @@ pub async fn find(
     visibility: Visibility,
     id: Uuid,
 ) -> Result<Option<post::Model>, sea_orm::DbErr> {
-    post::Entity::find_by_id(id)
-        .filter(Column::TenantId.eq(scope.id()))
+    Posts::find_id_in(scope, id)
         .filter(visibility.condition())
         .one(db)
         .await
@@ -172,11 +152,8 @@ pub async fn create(
     scope: &TenantScope,
     author: Uuid,
     new: PostForCreate,
-) -> Result<post::Model, ApiError> {
-    let now = Utc::now();
-    post::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(scope.id()),
+) -> Result<post::Model> {
+    let row = post::ActiveModel {
         author_id: Set(author),
         title: Set(validate_title(&new.title)?),
         slug: Set(validate_slug(&new.slug)?),
@@ -184,26 +161,20 @@ pub async fn create(
         status: Set(PostStatus::Draft),
         version: Set(1),
         published_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(db)
-    .await
-    .map_err(slug_conflict)
+        ..Default::default()
+    };
+    Posts::insert_in(scope, row, db).await.on_unique(slug_taken)
 }
 
-/// Applies `changes` only if the post is still at `expected_version` (one atomic statement),
-/// so of two concurrent editors the second gets 412 instead of silently overwriting.
+/// Applies `changes` if the post is still at the `expected` version.
 pub async fn update(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     id: Uuid,
-    expected_version: i32,
+    expected: Expected,
     changes: PostForUpdate,
-) -> Result<post::Model, ApiError> {
-    let mut query = post::Entity::update_many()
-        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
-        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()));
+) -> Result<post::Model> {
+    let mut query = Posts::update_in(scope);
     if let Some(title) = changes.title {
         query = query.col_expr(Column::Title, Expr::value(validate_title(&title)?));
     }
@@ -213,7 +184,7 @@ pub async fn update(
     if let Some(body) = changes.body {
         query = query.col_expr(Column::Body, Expr::value(validate_body(&body)?));
     }
-    versioned(db, scope, id, expected_version, query).await
+    versioned(db, scope, id, expected, query).await
 }
 
 /// Publishes or unpublishes, under the same version check as [`update`].
@@ -221,63 +192,63 @@ pub async fn set_status(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     id: Uuid,
-    expected_version: i32,
+    expected: Expected,
     status: PostStatus,
-) -> Result<post::Model, ApiError> {
+) -> Result<post::Model> {
     let published_at = match status {
         PostStatus::Published => Some(Utc::now()),
         PostStatus::Draft => None,
     };
-    let query = post::Entity::update_many()
-        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
-        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+    let query = Posts::update_in(scope)
         .col_expr(Column::Status, Expr::value(status))
         .col_expr(Column::PublishedAt, Expr::value(published_at));
-    versioned(db, scope, id, expected_version, query).await
+    versioned(db, scope, id, expected, query).await
 }
 
+/// Runs `query` on the post only if it is still at the expected version (one atomic
+/// statement), bumping the version, so of two concurrent editors the second gets
+/// [`Error::VersionMismatch`] instead of silently overwriting.
 async fn versioned(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     id: Uuid,
-    expected_version: i32,
-    query: sea_orm::UpdateMany<post::Entity>,
-) -> Result<post::Model, ApiError> {
+    expected: Expected,
+    query: sea_orm::UpdateMany<Posts>,
+) -> Result<post::Model> {
     let result = query
+        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(Column::Id.eq(id))
-        .filter(Column::TenantId.eq(scope.id()))
-        .filter(Column::Version.eq(expected_version))
+        .filter(expected.condition(Column::Version))
         .exec(db)
         .await
-        .map_err(slug_conflict)?;
+        .on_unique(slug_taken)?;
     let current = find(db, scope, Visibility::All, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     if result.rows_affected == 0 {
-        return Err(ApiError::PreconditionFailed);
+        return Err(Error::VersionMismatch);
     }
     Ok(current)
 }
 
-/// Deletes the post (and its comments), if still at `expected_version` when one is given.
+/// Deletes the post (and its comments), if still at the `expected` version.
 pub async fn delete(
     db: &impl ConnectionTrait,
     scope: &TenantScope,
     id: Uuid,
-    expected_version: Option<i32>,
-) -> Result<(), ApiError> {
-    let mut query = post::Entity::delete_many()
+    expected: Expected,
+) -> Result<()> {
+    let result = Posts::delete_in(scope)
         .filter(Column::Id.eq(id))
-        .filter(Column::TenantId.eq(scope.id()));
-    if let Some(version) = expected_version {
-        query = query.filter(Column::Version.eq(version));
-    }
-    let result = query.exec(db).await?;
+        .filter(expected.condition(Column::Version))
+        .exec(db)
+        .await?;
     if result.rows_affected == 0 {
         return Err(if find(db, scope, Visibility::All, id).await?.is_some() {
-            ApiError::PreconditionFailed
+            Error::VersionMismatch
         } else {
-            ApiError::NotFound
+            Error::NotFound
         });
     }
     Ok(())

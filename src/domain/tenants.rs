@@ -1,42 +1,15 @@
-//! Tenants, and the scope that every tenant-owned query requires.
-use chrono::Utc;
+//! Tenants, and their resolution: the only way to a [`TenantScope`].
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::memberships;
-use crate::{
-    db::entities::{Role, tenant},
-    error::ApiError,
-};
+use super::{Error, OnUnique, Result, TenantScope, memberships};
+use crate::db::entities::{Role, tenant};
 
-/// Proof that a tenant was resolved. Fields are private: only this module creates one, so a
-/// data-access function that takes a `TenantScope` cannot be handed a made-up tenant id.
-#[derive(Debug, Clone)]
-pub struct TenantScope {
-    id: Uuid,
-    slug: String,
-}
-
-impl TenantScope {
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-
-    pub fn slug(&self) -> &str {
-        &self.slug
-    }
-}
-
-impl From<tenant::Model> for TenantScope {
-    fn from(t: tenant::Model) -> Self {
-        Self {
-            id: t.id,
-            slug: t.slug,
-        }
-    }
+fn scope_of(t: tenant::Model) -> TenantScope {
+    TenantScope::resolved(t.id, t.slug)
 }
 
 /// Finds a tenant by its slug.
@@ -50,12 +23,14 @@ pub async fn find_by_slug(
         .await
 }
 
-/// The scope of the tenant with this slug, for public reads.
-pub async fn public_scope(
-    db: &impl ConnectionTrait,
-    slug: &str,
-) -> Result<Option<TenantScope>, sea_orm::DbErr> {
-    Ok(find_by_slug(db, slug).await?.map(TenantScope::from))
+/// Resolves the tenant with this slug into its scope.
+pub async fn resolve(db: &impl ConnectionTrait, slug: &str) -> Result<Option<TenantScope>> {
+    Ok(find_by_slug(db, slug).await?.map(scope_of))
+}
+
+/// Resolves a tenant by id (an invitation or key names its tenant by id).
+pub async fn resolve_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<TenantScope>> {
+    Ok(tenant::Entity::find_by_id(id).one(db).await?.map(scope_of))
 }
 
 /// A valid tenant slug: 3–63 characters of `a-z`, `0-9` and single inner hyphens, starting with
@@ -99,8 +74,8 @@ const RESERVED_SLUGS: &[&str] = &[
 ];
 
 impl TenantSlug {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let invalid = |message: &str| ApiError::validation("slug", message);
+    pub fn parse(raw: &str) -> Result<Self> {
+        let invalid = |message: &str| Error::invalid("slug", message);
         if !(3..=63).contains(&raw.len()) {
             return Err(invalid("must be 3 to 63 characters"));
         }
@@ -134,32 +109,27 @@ pub async fn create_with_owner<C: ConnectionTrait + TransactionTrait>(
     slug: &TenantSlug,
     name: &str,
     owner: Uuid,
-) -> Result<tenant::Model, ApiError> {
+) -> Result<(tenant::Model, TenantScope)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "name",
             "must be 1 to 200 printable characters",
         ));
     }
     let txn = db.begin().await?;
     let created = tenant::ActiveModel {
-        id: Set(Uuid::now_v7()),
         slug: Set(slug.as_str().to_owned()),
         name: Set(name.to_owned()),
-        created_at: Set(Utc::now()),
+        ..Default::default()
     }
     .insert(&txn)
     .await
-    .map_err(|err| match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::Conflict("this slug is taken".into())
-        }
-        _ => err.into(),
-    })?;
-    memberships::set_role(&txn, created.id, owner, Role::Owner).await?;
+    .on_unique(|| Error::conflict("this slug is taken"))?;
+    let scope = scope_of(created.clone());
+    memberships::set_role(&txn, &scope, owner, Role::Owner).await?;
     txn.commit().await?;
-    Ok(created)
+    Ok((created, scope))
 }
 
 #[cfg(test)]

@@ -1,22 +1,19 @@
 //! Users and their email addresses.
-use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use crate::{db::entities::user, error::ApiError};
+use super::{Error, Result};
+use crate::db::entities::user;
 
 /// A syntactically valid email address, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self> {
         let trimmed = raw.trim();
         if trimmed.len() > 320 || !email_address::EmailAddress::is_valid(trimmed) {
-            return Err(ApiError::validation(
-                "email",
-                "is not a valid email address",
-            ));
+            return Err(Error::invalid("email", "is not a valid email address"));
         }
         Ok(Self(trimmed.to_lowercase()))
     }
@@ -51,13 +48,10 @@ pub async fn find_or_create_by_email(
     if let Some(existing) = find_by_email(db, email).await? {
         return Ok((existing, false));
     }
-    let now = Utc::now();
     let created = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
         email: Set(Some(email.as_str().to_owned())),
         display_name: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+        ..Default::default()
     }
     .insert(db)
     .await?;

@@ -275,6 +275,10 @@ async fn authentication_fails_closed_when_the_store_is_down() {
         spawn_app_with(|f| f.merge(Serialized::default("redis.url", "redis://127.0.0.1:1"))).await;
     // Issue a key straight into the database (the API itself would refuse to change anything).
     let tenant = app.seed_tenant("acme").await;
+    let tenant = ironquill::domain::tenants::resolve(&app.db, &tenant.slug)
+        .await
+        .unwrap()
+        .unwrap();
     let user = app.seed_user().await;
     let all = ironquill::auth::permissions::Permissions::all();
     let (_, secret) =

@@ -912,13 +912,13 @@ async fn a_change_made_outside_the_api_is_seen_within_a_second() {
     );
     let me: Value = w.app.get_me(w.key("viewer")).await.json().await.unwrap();
     let viewer: uuid::Uuid = me["user_id"].as_str().unwrap().parse().unwrap();
-    let acme = ironquill::domain::tenants::find_by_slug(&w.app.db, "acme")
+    let acme = ironquill::domain::tenants::resolve(&w.app.db, "acme")
         .await
         .unwrap()
         .unwrap();
     ironquill::domain::memberships::set_role(
         &w.app.db,
-        acme.id,
+        &acme,
         viewer,
         ironquill::db::entities::Role::Author,
     )

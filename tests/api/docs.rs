@@ -108,7 +108,7 @@ async fn every_tenant_operation_states_its_permission_from_the_policy() {
     }
     assert_eq!(
         seen,
-        ironquill::authz::routes::table().len(),
+        ironquill::api::tenant_routes().len(),
         "every route-table line is a documented operation"
     );
     let update = &spec["paths"]["/api/v1/tenants/{tenant}/posts/{id}"]["patch"];

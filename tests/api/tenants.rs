@@ -18,13 +18,14 @@ async fn creating_a_tenant_makes_the_caller_its_owner() {
     assert_eq!(tenant["slug"], "beta-blog");
     assert_eq!(tenant["name"], "Beta Blog");
     assert_eq!(tenant["role"], "owner");
-    let role = ironquill::domain::memberships::role_of(
-        &app.db,
-        tenant["id"].as_str().unwrap().parse().unwrap(),
-        owner.user_id,
-    )
-    .await
-    .unwrap();
+    let scope = ironquill::domain::tenants::resolve(&app.db, "beta-blog")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(scope.id().to_string(), tenant["id"].as_str().unwrap());
+    let role = ironquill::domain::memberships::role_of(&app.db, &scope, owner.user_id)
+        .await
+        .unwrap();
     assert_eq!(role, Some(ironquill::db::entities::Role::Owner));
 }
 

@@ -20,8 +20,11 @@ const ROLES: [&str; 5] = ["owner", "admin", "editor", "author", "viewer"];
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let model = std::fs::read_to_string("config/rbac_model.conf").expect("model");
-    let policy = parse_policy(&std::fs::read_to_string("config/policy.csv").expect("policy"))
-        .expect("policy parses");
+    let policy = parse_policy(
+        &std::fs::read_to_string("config/policy.csv").expect("policy"),
+        &ironquill::api::permissions(),
+    )
+    .expect("policy parses");
     let assignments: Vec<Vec<String>> = (0..10_000)
         .map(|i| {
             vec![
@@ -73,8 +76,12 @@ fn bench(c: &mut Criterion) {
         req
     };
     let bare = make_sync(|_| "ok");
-    let guarded =
-        TenantAuthz::new(state.authz.clone(), state.db.clone()).transform(make_sync(|_| "ok"));
+    let guarded = TenantAuthz::new(
+        state.authz.clone(),
+        state.db.clone(),
+        ironquill::api::tenant_routes(),
+    )
+    .transform(make_sync(|_| "ok"));
     c.bench_function("bare_endpoint", |b| {
         b.to_async(&rt)
             .iter(|| async { bare.call(request(&principal)).await.expect("ok") })

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, SqlErr,
+    QueryOrder, Set,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use super::{KeyVerifier, token};
 use crate::{
     auth::{Principal, permissions::Permissions},
     db::entities::{api_key, tenant},
-    domain::memberships,
+    domain::{OnUnique, TenantScope, memberships},
     error::{ApiError, ApiResult},
 };
 
@@ -25,7 +25,7 @@ pub const CLI_LABEL_PREFIX: &str = "cli:";
 /// What a client may set when creating a key; everything else is ours.
 pub struct NewApiKey {
     pub label: String,
-    pub tenant: tenant::Model,
+    pub tenant: TenantScope,
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -118,13 +118,8 @@ fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
     })
 }
 
-fn unique_label(err: sea_orm::DbErr) -> ApiError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::Conflict("you already have an active API key with this label".into())
-        }
-        _ => err.into(),
-    }
+fn label_taken() -> crate::domain::Error {
+    crate::domain::Error::conflict("you already have an active API key with this label")
 }
 
 /// Creates a key; the returned secret is shown once and never stored.
@@ -135,8 +130,8 @@ pub async fn create(
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let label = validate_label(&new.label)?;
     let principal = scope.principal;
-    if !principal.can_reach(new.tenant.id)
-        || memberships::role_of(db, new.tenant.id, principal.user_id)
+    if !principal.can_reach(new.tenant.id())
+        || memberships::role_of(db, &new.tenant, principal.user_id)
             .await?
             .is_none()
     {
@@ -161,16 +156,15 @@ pub async fn create(
 pub async fn insert_key(
     db: &impl ConnectionTrait,
     user_id: Uuid,
-    tenant: &tenant::Model,
+    tenant: &TenantScope,
     label: &str,
     permissions: &Permissions,
     expires_at: Option<DateTime<Utc>>,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let key = token::generate();
     let row = api_key::ActiveModel {
-        id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
-        tenant_id: Set(tenant.id),
+        tenant_id: Set(tenant.id()),
         label: Set(label.to_owned()),
         lookup_id: Set(key.lookup_id),
         secret_hash: Set(key.hash),
@@ -178,12 +172,12 @@ pub async fn insert_key(
         expires_at: Set(expires_at),
         last_used_at: Set(None),
         revoked_at: Set(None),
-        created_at: Set(Utc::now()),
+        ..Default::default()
     }
     .insert(db)
     .await
-    .map_err(unique_label)?;
-    Ok((info(row, tenant.slug.clone())?, key.secret))
+    .on_unique(label_taken)?;
+    Ok((info(row, tenant.slug().to_owned())?, key.secret))
 }
 
 /// The caller's active keys, newest first.

@@ -35,4 +35,4 @@ impl Related<super::tenant::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+super::stamped!(id, created_at);

@@ -70,7 +70,8 @@ impl Related<super::tenant::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+super::tenant_owned!(UserId);
+super::stamped!(created_at, updated_at);
 
 impl std::str::FromStr for Role {
     type Err = String;

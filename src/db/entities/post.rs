@@ -44,4 +44,5 @@ pub struct Model {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
-impl ActiveModelBehavior for ActiveModel {}
+super::tenant_owned!(Id);
+super::stamped!(id, created_at, updated_at);

@@ -30,4 +30,4 @@ impl Related<super::session::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+super::stamped!(id, created_at);

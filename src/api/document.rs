@@ -1,0 +1,71 @@
+//! Finishes the generated OpenAPI document from the same declarations the server enforces:
+//! each tenant route's permission and the roles that hold it, so the docs cannot drift from
+//! the rules.
+use serde_json::{Map, Value};
+
+use crate::authz::{Authorizer, RouteTable, routes::TENANT_PATH};
+
+/// Tenant APIs are mounted under the route variable `:tenant` (a `prefix_path`), which the
+/// generator copies verbatim; the document spells it `{tenant}`.
+const TENANT_ROUTE_PREFIX: &str = "/api/v1/tenants/:tenant";
+
+pub fn annotate(spec: &str, routes: &RouteTable, authz: &Authorizer) -> String {
+    let Ok(mut doc) = serde_json::from_str::<Value>(spec) else {
+        return spec.to_owned();
+    };
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        let renamed: Map<String, Value> = std::mem::take(paths)
+            .into_iter()
+            .map(
+                |(path, item)| match path.strip_prefix(TENANT_ROUTE_PREFIX) {
+                    Some(rest) => (format!("{TENANT_PATH}{rest}"), item),
+                    None => (path, item),
+                },
+            )
+            .collect();
+        *paths = renamed;
+    }
+    for route in routes.iter() {
+        let method = route.method.as_str().to_ascii_lowercase();
+        let pointer = format!("/paths/{}/{method}", escape(&route.full_path()));
+        let Some(op) = doc.pointer_mut(&pointer) else {
+            continue;
+        };
+        let roles = authz.roles_granting(route.permission);
+        let note = format!(
+            "Requires `{}`: {}.",
+            route.permission,
+            if roles.is_empty() {
+                "no role".to_owned()
+            } else {
+                roles.join(", ")
+            }
+        );
+        let description = match op.get("description").and_then(Value::as_str) {
+            Some(existing) => format!("{existing}\n\n{note}"),
+            None => note,
+        };
+        op["description"] = Value::String(description);
+        op["x-permission"] = Value::String(route.permission.to_string());
+        op["x-roles"] = Value::from(roles);
+        describe_tenant_parameter(op);
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
+}
+
+fn describe_tenant_parameter(op: &mut Value) {
+    let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for param in params {
+        if param["name"] == "tenant" && param["in"] == "path" && param.get("description").is_none()
+        {
+            param["description"] = Value::String("The tenant's slug.".into());
+        }
+    }
+}
+
+/// JSON Pointer escaping of a path segment (`/` is `~1`).
+fn escape(path: &str) -> String {
+    path.replace('~', "~0").replace('/', "~1")
+}

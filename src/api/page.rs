@@ -1,0 +1,33 @@
+//! One page type for every list.
+use poem_openapi::{
+    Object,
+    types::{ParseFromJSON, ToJSON},
+};
+
+use crate::domain;
+
+/// A page of results. `next_offset` is absent on the last page.
+#[derive(Object)]
+pub struct Page<T: ParseFromJSON + ToJSON> {
+    pub items: Vec<T>,
+    pub limit: u64,
+    pub offset: u64,
+    /// The `offset` of the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_offset: Option<u64>,
+}
+
+impl<T: ParseFromJSON + ToJSON> Page<T> {
+    /// The API view of a domain page, each row mapped by `From`.
+    pub fn from_domain<M>(page: domain::Page<M>) -> Self
+    where
+        T: From<M>,
+    {
+        Self {
+            items: page.items.into_iter().map(T::from).collect(),
+            limit: page.limit,
+            offset: page.offset,
+            next_offset: page.next_offset,
+        }
+    }
+}

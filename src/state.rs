@@ -1,0 +1,98 @@
+//! What every handler may reach: settings, database, store and the security services, built
+//! once at start. `api/` and the domain read it from here; the wiring of routes and
+//! middleware lives in `app.rs`, which nothing below it imports.
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::{Authenticator, api_keys::KeyVerifier, providers::Providers, tokens::TokenIssuer},
+    authz::Authorizer,
+    config::{ConfigDir, Settings},
+    db,
+    store::Store,
+};
+
+/// What every handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    /// `server.public_url`, or the address actually bound (tests, local runs).
+    pub public_url: url::Url,
+    pub db: DatabaseConnection,
+    pub store: Store,
+    pub keys: Arc<KeyVerifier>,
+    pub tokens: Arc<TokenIssuer>,
+    pub auth: Arc<Authenticator>,
+    pub authz: Arc<Authorizer>,
+    pub providers: Arc<Providers>,
+}
+
+/// `server.public_url`, else `http://host:port` as configured.
+pub(crate) fn default_public_url(
+    settings: &Settings,
+    addr: Option<SocketAddr>,
+) -> anyhow::Result<url::Url> {
+    if let Some(url) = &settings.server.public_url {
+        return Ok(url.clone());
+    }
+    let authority = match addr {
+        Some(addr) => addr.to_string(),
+        None => format!("{}:{}", settings.server.host, settings.server.port),
+    };
+    url::Url::parse(&format!("http://{authority}"))
+        .context("invalid configuration: server.host/server.port")
+}
+
+impl AppState {
+    /// Connects the database (migrating it when configured) and the ephemeral store.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let public_url = default_public_url(&settings, None)?;
+        Self::connect_at(settings, public_url).await
+    }
+
+    pub(crate) async fn connect_at(
+        settings: Settings,
+        public_url: url::Url,
+    ) -> anyhow::Result<Self> {
+        let db = db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            db::migrate(&db).await?;
+        }
+        let store = Store::from_settings(&settings.redis)?;
+        Self::new(settings, public_url, db, store).await
+    }
+
+    /// Loads keys and the authorization policy; touches no database yet.
+    pub async fn new(
+        settings: Settings,
+        public_url: url::Url,
+        db: DatabaseConnection,
+        store: Store,
+    ) -> anyhow::Result<Self> {
+        let config_dir = ConfigDir::from_env();
+        let known = crate::api::permissions();
+        let authz = Authorizer::load(db.clone(), store.clone(), &config_dir, &known).await?;
+        let keys = Arc::new(KeyVerifier::new(db.clone(), store.clone()));
+        let tokens = Arc::new(TokenIssuer::from_settings(&settings, &public_url)?);
+        let auth = Arc::new(Authenticator {
+            keys: keys.clone(),
+            tokens: tokens.clone(),
+            store: store.clone(),
+            origin: public_url.origin().ascii_serialization(),
+        });
+        let providers = Arc::new(Providers::from_settings(&settings, &public_url)?);
+        Ok(Self {
+            keys,
+            tokens,
+            auth,
+            providers,
+            authz: Arc::new(authz),
+            settings: Arc::new(settings),
+            public_url,
+            db,
+            store,
+        })
+    }
+}
