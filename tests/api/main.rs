@@ -5,6 +5,7 @@ mod api_keys;
 mod authentication;
 mod authorization;
 mod cli;
+mod config_files;
 mod docs;
 mod errors;
 mod fakes;
