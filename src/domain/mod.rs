@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod comments;
 pub mod error;
+pub mod fields;
 pub mod members;
 pub mod memberships;
 pub mod pagination;
@@ -16,4 +17,4 @@ mod version;
 pub use error::{Error, OnUnique, Result};
 pub use pagination::{Page, PageRequest};
 pub use scope::{Paginate, TenantOwned, TenantScope};
-pub use version::Expected;
+pub use version::{Expected, Versioned};

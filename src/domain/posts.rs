@@ -1,13 +1,13 @@
 //! Posts. Every query here is scoped by [`TenantScope`].
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder, Set,
-    sea_query::{Expr, ExprTrait},
+    ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::{
     Error, Expected, OnUnique, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope,
+    Versioned, fields,
 };
 use crate::db::entities::{
     PostStatus,
@@ -62,42 +62,6 @@ impl Visibility {
             Visibility::All => Condition::all(),
         }
     }
-}
-
-/// A valid post title: 1–200 characters, no control characters.
-pub fn validate_title(raw: &str) -> Result<String> {
-    let title = raw.trim();
-    if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "title",
-            "must be 1 to 200 printable characters",
-        ));
-    }
-    Ok(title.to_owned())
-}
-
-/// A valid post slug: 1–100 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
-pub fn validate_slug(raw: &str) -> Result<String> {
-    let ok = (1..=100).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !raw.starts_with('-')
-        && !raw.ends_with('-');
-    if !ok {
-        return Err(Error::invalid(
-            "slug",
-            "must be 1 to 100 of a-z, 0-9 and inner hyphens",
-        ));
-    }
-    Ok(raw.to_owned())
-}
-
-pub fn validate_body(raw: &str) -> Result<String> {
-    if raw.chars().count() > 100_000 {
-        return Err(Error::invalid("body", "must be at most 100000 characters"));
-    }
-    Ok(raw.to_owned())
 }
 
 /// What a client may set on a new post; author, tenant, status and version are ours.
@@ -155,9 +119,9 @@ pub async fn create(
 ) -> Result<post::Model> {
     let row = post::ActiveModel {
         author_id: Set(author),
-        title: Set(validate_title(&new.title)?),
-        slug: Set(validate_slug(&new.slug)?),
-        body: Set(validate_body(&new.body)?),
+        title: Set(fields::title(&new.title)?),
+        slug: Set(fields::slug(&new.slug)?),
+        body: Set(fields::body(&new.body)?),
         status: Set(PostStatus::Draft),
         version: Set(1),
         published_at: Set(None),
@@ -176,15 +140,15 @@ pub async fn update(
 ) -> Result<post::Model> {
     let mut query = Posts::update_in(scope);
     if let Some(title) = changes.title {
-        query = query.col_expr(Column::Title, Expr::value(validate_title(&title)?));
+        query = query.col_expr(Column::Title, Expr::value(fields::title(&title)?));
     }
     if let Some(slug) = changes.slug {
-        query = query.col_expr(Column::Slug, Expr::value(validate_slug(&slug)?));
+        query = query.col_expr(Column::Slug, Expr::value(fields::slug(&slug)?));
     }
     if let Some(body) = changes.body {
-        query = query.col_expr(Column::Body, Expr::value(validate_body(&body)?));
+        query = query.col_expr(Column::Body, Expr::value(fields::body(&body)?));
     }
-    versioned(db, scope, id, expected, query).await
+    Posts::update_expected(db, scope, id, expected, query, slug_taken).await
 }
 
 /// Publishes or unpublishes, under the same version check as [`update`].
@@ -202,34 +166,7 @@ pub async fn set_status(
     let query = Posts::update_in(scope)
         .col_expr(Column::Status, Expr::value(status))
         .col_expr(Column::PublishedAt, Expr::value(published_at));
-    versioned(db, scope, id, expected, query).await
-}
-
-/// Runs `query` on the post only if it is still at the expected version (one atomic
-/// statement), bumping the version, so of two concurrent editors the second gets
-/// [`Error::VersionMismatch`] instead of silently overwriting.
-async fn versioned(
-    db: &impl ConnectionTrait,
-    scope: &TenantScope,
-    id: Uuid,
-    expected: Expected,
-    query: sea_orm::UpdateMany<Posts>,
-) -> Result<post::Model> {
-    let result = query
-        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
-        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.eq(id))
-        .filter(expected.condition(Column::Version))
-        .exec(db)
-        .await
-        .on_unique(slug_taken)?;
-    let current = find(db, scope, Visibility::All, id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    if result.rows_affected == 0 {
-        return Err(Error::VersionMismatch);
-    }
-    Ok(current)
+    Posts::update_expected(db, scope, id, expected, query, slug_taken).await
 }
 
 /// Deletes the post (and its comments), if still at the `expected` version.
@@ -239,17 +176,5 @@ pub async fn delete(
     id: Uuid,
     expected: Expected,
 ) -> Result<()> {
-    let result = Posts::delete_in(scope)
-        .filter(Column::Id.eq(id))
-        .filter(expected.condition(Column::Version))
-        .exec(db)
-        .await?;
-    if result.rows_affected == 0 {
-        return Err(if find(db, scope, Visibility::All, id).await?.is_some() {
-            Error::VersionMismatch
-        } else {
-            Error::NotFound
-        });
-    }
-    Ok(())
+    Posts::delete_expected(db, scope, id, expected).await
 }

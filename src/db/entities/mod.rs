@@ -55,7 +55,23 @@ macro_rules! tenant_owned {
     };
 }
 
-pub(crate) use {stamp, stamped, tenant_owned};
+/// Declares the tenant-owned entity versioned ([`crate::domain::Versioned`]): changes go
+/// through `If-Match`. Use it in an entity module as `versioned!();` (columns `Version` and
+/// `UpdatedAt`).
+macro_rules! versioned {
+    () => {
+        impl $crate::domain::Versioned for Entity {
+            fn version_column() -> Column {
+                Column::Version
+            }
+            fn updated_at_column() -> Column {
+                Column::UpdatedAt
+            }
+        }
+    };
+}
+
+pub(crate) use {stamp, stamped, tenant_owned, versioned};
 
 pub mod api_key;
 pub mod audit_event;

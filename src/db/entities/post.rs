@@ -45,4 +45,5 @@ pub struct Model {
 pub enum Relation {}
 
 super::tenant_owned!(Id);
+super::versioned!();
 super::stamped!(id, created_at, updated_at);
