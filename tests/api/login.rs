@@ -307,11 +307,7 @@ async fn an_invitation_is_accepted_only_with_a_verified_address() {
     let app = app_with(Some(&idp), None).await;
     let owner = app.bootstrap("acme", "owner@example.com").await;
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants/acme/members",
-            &owner.api_key,
-            &json!({"email": "new@example.com", "role": "author"}),
-        )
+        .add_member(&owner.api_key, "acme", "new@example.com", "author")
         .await;
     assert_eq!(resp.status(), 202);
 
@@ -732,11 +728,7 @@ async fn an_address_verified_later_is_adopted_and_then_accepts_invitations() {
         .unwrap();
     assert!(me["email"].is_null());
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants/acme/members",
-            &owner.api_key,
-            &json!({"email": "later@example.com", "role": "viewer"}),
-        )
+        .add_member(&owner.api_key, "acme", "later@example.com", "viewer")
         .await;
     assert_eq!(
         resp.status(),
