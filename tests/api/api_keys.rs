@@ -3,13 +3,7 @@ use ironquill::db::entities::{api_key, audit_event, identity, membership, tenant
 use sea_orm::EntityTrait;
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem, shared_backends, spawn_app, spawn_sibling};
-
-const KEYS: &str = "/api/v1/me/api-keys";
-
-fn key_path(key: &serde_json::Value, suffix: &str) -> String {
-    format!("{KEYS}/{}{suffix}", key["id"].as_str().unwrap())
-}
+use crate::helpers::{TestApp, assert_problem, id_of, shared_backends, spawn_app, spawn_sibling};
 
 /// Every stored value of the tables a key could leak into, as text.
 async fn everything_stored(app: &TestApp) -> String {
@@ -52,9 +46,9 @@ async fn a_created_key_is_shown_once_and_works() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let created = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "deploy bot", "tenant": "acme", "permissions": ["read", "write"]}),
+            &json!({"label": "deploy bot", "tenant": "acme", "permissions": ["read", "write"]}),
         )
         .await;
     let secret = created["api_key"].as_str().unwrap();
@@ -71,20 +65,15 @@ async fn the_secret_is_never_listed_nor_stored() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let created = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "ci", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "ci", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
     let secret = created["api_key"].as_str().unwrap().to_owned();
     app.get_me(&secret).await;
 
-    let listing = app
-        .get_with_key(KEYS, &owner.api_key)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let listing = app.list_keys(&owner.api_key).await.text().await.unwrap();
     assert!(listing.contains("\"ci\""), "the key is listed");
     for s in [&secret, &owner.api_key] {
         assert!(!listing.contains(s.as_str()), "no secret in the list");
@@ -107,12 +96,7 @@ async fn the_list_shows_what_identifies_a_key_and_last_use() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     app.get_me(&owner.api_key).await;
-    let list: serde_json::Value = app
-        .get_with_key(KEYS, &owner.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.list_keys(&owner.api_key).await.json().await.unwrap();
     let key = &list["items"][0];
     assert_eq!(key["label"], "cli:acme");
     assert_eq!(key["tenant"], "acme");
@@ -127,9 +111,9 @@ async fn a_revoked_key_is_dead_at_once() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let created = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "temp", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "temp", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
     let secret = created["api_key"].as_str().unwrap();
@@ -140,18 +124,13 @@ async fn a_revoked_key_is_dead_at_once() {
     );
 
     assert_eq!(
-        app.delete_with_key(&key_path(&created, ""), &owner.api_key)
+        app.revoke_key(&owner.api_key, id_of(&created))
             .await
             .status(),
         204
     );
     assert_problem(app.get_me(secret).await, 401).await;
-    let list: serde_json::Value = app
-        .get_with_key(KEYS, &owner.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.list_keys(&owner.api_key).await.json().await.unwrap();
     assert!(
         list["items"]
             .as_array()
@@ -159,12 +138,7 @@ async fn a_revoked_key_is_dead_at_once() {
             .iter()
             .all(|k| k["id"] != created["id"])
     );
-    assert_problem(
-        app.delete_with_key(&key_path(&created, ""), &owner.api_key)
-            .await,
-        404,
-    )
-    .await;
+    assert_problem(app.revoke_key(&owner.api_key, id_of(&created)).await, 404).await;
 }
 
 #[tokio::test]
@@ -172,17 +146,15 @@ async fn rotation_gives_a_new_secret_and_kills_the_old_one() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let created = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "bot", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "bot", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
     let old = created["api_key"].as_str().unwrap();
     assert_eq!(app.get_me(old).await.status(), 200);
 
-    let resp = app
-        .post_json_with_key(&key_path(&created, "/rotate"), &owner.api_key, &json!({}))
-        .await;
+    let resp = app.rotate_key(&owner.api_key, id_of(&created)).await;
     assert_eq!(resp.status(), 200);
     let rotated: serde_json::Value = resp.json().await.unwrap();
     let new = rotated["api_key"].as_str().unwrap();
@@ -200,31 +172,16 @@ async fn another_users_keys_cannot_be_seen_revoked_or_rotated() {
     let ann = app.bootstrap("acme", "ann@example.com").await;
     let bob = app.add_user("acme", "bob@example.com", "admin").await;
     let anns = app
-        .create_key(
+        .new_key(
             &ann.api_key,
-            json!({"label": "mine", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "mine", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
 
-    let bobs_list = app
-        .get_with_key(KEYS, &bob.api_key)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let bobs_list = app.list_keys(&bob.api_key).await.text().await.unwrap();
     assert!(!bobs_list.contains(anns["id"].as_str().unwrap()));
-    assert_problem(
-        app.delete_with_key(&key_path(&anns, ""), &bob.api_key)
-            .await,
-        404,
-    )
-    .await;
-    assert_problem(
-        app.post_json_with_key(&key_path(&anns, "/rotate"), &bob.api_key, &json!({}))
-            .await,
-        404,
-    )
-    .await;
+    assert_problem(app.revoke_key(&bob.api_key, id_of(&anns)).await, 404).await;
+    assert_problem(app.rotate_key(&bob.api_key, id_of(&anns)).await, 404).await;
     assert_eq!(
         app.get_me(anns["api_key"].as_str().unwrap()).await.status(),
         200,
@@ -237,15 +194,10 @@ async fn labels_are_unique_among_active_keys() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let body = json!({"label": "ci", "tenant": "acme", "permissions": ["read"]});
-    let first = app.create_key(&owner.api_key, body.clone()).await;
-    assert_problem(
-        app.post_json_with_key(KEYS, &owner.api_key, &body).await,
-        409,
-    )
-    .await;
-    app.delete_with_key(&key_path(&first, ""), &owner.api_key)
-        .await;
-    app.create_key(&owner.api_key, body).await;
+    let first = app.new_key(&owner.api_key, &body).await;
+    assert_problem(app.create_key(&owner.api_key, &body).await, 409).await;
+    app.revoke_key(&owner.api_key, id_of(&first)).await;
+    app.new_key(&owner.api_key, &body).await;
 }
 
 #[tokio::test]
@@ -285,11 +237,7 @@ async fn invalid_requests_name_the_field() {
             "last_used_at",
         ),
     ] {
-        let problem = assert_problem(
-            app.post_json_with_key(KEYS, &owner.api_key, &body).await,
-            422,
-        )
-        .await;
+        let problem = assert_problem(app.create_key(&owner.api_key, &body).await, 422).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
 }
@@ -300,8 +248,7 @@ async fn a_key_is_bound_to_tenants_its_user_belongs_to() {
     let ann = app.bootstrap("acme", "ann@example.com").await;
     app.bootstrap("other", "olga@example.com").await;
     let resp = app
-        .post_json_with_key(
-            KEYS,
+        .create_key(
             &ann.api_key,
             &json!({"label": "x", "tenant": "other", "permissions": ["read"]}),
         )
@@ -310,8 +257,7 @@ async fn a_key_is_bound_to_tenants_its_user_belongs_to() {
     assert_eq!(problem["errors"][0]["field"], "tenant");
     // Same answer as for a tenant that does not exist at all: no existence oracle.
     let missing = app
-        .post_json_with_key(
-            KEYS,
+        .create_key(
             &ann.api_key,
             &json!({"label": "x", "tenant": "nowhere", "permissions": ["read"]}),
         )
@@ -324,16 +270,11 @@ async fn a_key_is_bound_to_tenants_its_user_belongs_to() {
 async fn a_key_cannot_mint_a_key_for_another_tenant_or_with_more_permissions() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
-    app.post_json_with_key(
-        "/api/v1/tenants",
-        &owner.api_key,
-        &json!({"slug": "beta", "name": "Beta"}),
-    )
-    .await;
+    app.create_tenant(&owner.api_key, &json!({"slug": "beta", "name": "Beta"}))
+        .await;
     // The owner is a member of beta, but this key is bound to acme.
     let resp = app
-        .post_json_with_key(
-            KEYS,
+        .create_key(
             &owner.api_key,
             &json!({"label": "x", "tenant": "beta", "permissions": ["read"]}),
         )
@@ -341,15 +282,14 @@ async fn a_key_cannot_mint_a_key_for_another_tenant_or_with_more_permissions() {
     assert_problem(resp, 422).await;
 
     let write_only = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "w", "tenant": "acme", "permissions": ["write"]}),
+            &json!({"label": "w", "tenant": "acme", "permissions": ["write"]}),
         )
         .await;
     let write_only = write_only["api_key"].as_str().unwrap();
     let resp = app
-        .post_json_with_key(
-            KEYS,
+        .create_key(
             write_only,
             &json!({"label": "more", "tenant": "acme", "permissions": ["read", "write"]}),
         )
@@ -366,9 +306,9 @@ async fn revocation_through_one_instance_is_refused_by_another_at_once() {
     let b = spawn_sibling(&a).await;
     let owner = a.bootstrap("acme", "ann@example.com").await;
     let created = a
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "shared", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "shared", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
     let secret = created["api_key"].as_str().unwrap();
@@ -379,20 +319,13 @@ async fn revocation_through_one_instance_is_refused_by_another_at_once() {
     );
 
     assert_eq!(
-        a.delete_with_key(&key_path(&created, ""), &owner.api_key)
-            .await
-            .status(),
+        a.revoke_key(&owner.api_key, id_of(&created)).await.status(),
         204
     );
     assert_problem(b.get_me(secret).await, 401).await;
 
     // Rotation too: b cached the owner's key; a rotates it; b refuses the old secret.
-    let list: serde_json::Value = b
-        .get_with_key(KEYS, &owner.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = b.list_keys(&owner.api_key).await.json().await.unwrap();
     let cli_key = list["items"]
         .as_array()
         .unwrap()
@@ -401,7 +334,7 @@ async fn revocation_through_one_instance_is_refused_by_another_at_once() {
         .unwrap()
         .clone();
     let rotated: serde_json::Value = a
-        .post_json_with_key(&key_path(&cli_key, "/rotate"), &owner.api_key, &json!({}))
+        .rotate_key(&owner.api_key, id_of(&cli_key))
         .await
         .json()
         .await
@@ -422,22 +355,17 @@ async fn an_expiring_key_cannot_mint_or_rotate_a_longer_lived_one() {
     let in_a_day = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let in_a_week = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
     let short = app
-        .create_key(&owner.api_key, json!({"label": "ci", "tenant": "acme", "permissions": ["read", "write"], "expires_at": in_a_day}))
+        .new_key(&owner.api_key, &json!({"label": "ci", "tenant": "acme", "permissions": ["read", "write"], "expires_at": in_a_day}))
         .await;
     let short_secret = short["api_key"].as_str().unwrap();
     for body in [
         json!({"label": "forever", "tenant": "acme", "permissions": ["read"]}),
         json!({"label": "longer", "tenant": "acme", "permissions": ["read"], "expires_at": in_a_week}),
     ] {
-        assert_problem(app.post_json_with_key(KEYS, short_secret, &body).await, 403).await;
+        assert_problem(app.create_key(short_secret, &body).await, 403).await;
     }
     // Nor take over the owner's permanent key by rotating it.
-    let list: serde_json::Value = app
-        .get_with_key(KEYS, &owner.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.list_keys(&owner.api_key).await.json().await.unwrap();
     let permanent = list["items"]
         .as_array()
         .unwrap()
@@ -445,12 +373,7 @@ async fn an_expiring_key_cannot_mint_or_rotate_a_longer_lived_one() {
         .find(|k| k["label"] == "cli:acme")
         .unwrap()
         .clone();
-    assert_problem(
-        app.post_json_with_key(&key_path(&permanent, "/rotate"), short_secret, &json!({}))
-            .await,
-        403,
-    )
-    .await;
+    assert_problem(app.rotate_key(short_secret, id_of(&permanent)).await, 403).await;
     assert_eq!(
         app.get_me(&owner.api_key).await.status(),
         200,
@@ -458,9 +381,9 @@ async fn an_expiring_key_cannot_mint_or_rotate_a_longer_lived_one() {
     );
     // Within its own lifetime it may.
     let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    app.create_key(
+    app.new_key(
         short_secret,
-        json!({"label": "shorter", "tenant": "acme", "permissions": ["read"], "expires_at": soon}),
+        &json!({"label": "shorter", "tenant": "acme", "permissions": ["read"], "expires_at": soon}),
     )
     .await;
 }
@@ -470,8 +393,7 @@ async fn cli_labels_are_reserved() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .post_json_with_key(
-            KEYS,
+        .create_key(
             &owner.api_key,
             &json!({"label": "cli:beta", "tenant": "acme", "permissions": ["read"]}),
         )
@@ -489,9 +411,9 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let created = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "x", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "x", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
     let secret = created["api_key"].as_str().unwrap();

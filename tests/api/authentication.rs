@@ -4,7 +4,7 @@ use figment::providers::Serialized;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{assert_problem, id_of, spawn_app, spawn_app_with};
 
 fn basic(user: &str, password: &str) -> String {
     let raw = format!("{user}:{password}");
@@ -99,20 +99,12 @@ async fn every_wrong_key_shape_gets_the_same_401() {
     wrong_checksum.push(if last == 'a' { 'b' } else { 'a' });
     let truncated = good[..good.len() - 5].to_owned();
     let revoked = app
-        .create_key(
+        .new_key(
             &good,
-            json!({"label": "revoked", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "revoked", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
-    assert_eq!(
-        app.delete_with_key(
-            &format!("/api/v1/me/api-keys/{}", revoked["id"].as_str().unwrap()),
-            &good
-        )
-        .await
-        .status(),
-        204
-    );
+    assert_eq!(app.revoke_key(&good, id_of(&revoked)).await.status(), 204);
     // Another user's key, rotated away.
     let bob = app.add_user("acme", "bob@example.com", "editor").await;
     let bobs_old = bob.api_key.clone();
@@ -151,7 +143,7 @@ async fn an_expired_key_is_refused_even_when_cached() {
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
     let key = app
-        .create_key(&owner.api_key, json!({"label": "short", "tenant": "acme", "permissions": ["read"], "expires_at": soon}))
+        .new_key(&owner.api_key, &json!({"label": "short", "tenant": "acme", "permissions": ["read"], "expires_at": soon}))
         .await;
     let secret = key["api_key"].as_str().unwrap();
     assert_eq!(
@@ -168,18 +160,15 @@ async fn a_read_key_may_only_use_safe_methods() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let read = app
-        .create_key(
+        .new_key(
             &owner.api_key,
-            json!({"label": "ro", "tenant": "acme", "permissions": ["read"]}),
+            &json!({"label": "ro", "tenant": "acme", "permissions": ["read"]}),
         )
         .await;
     let read = read["api_key"].as_str().unwrap();
 
     assert_eq!(app.get_me(read).await.status(), 200);
-    assert_eq!(
-        app.get_with_key("/api/v1/me/api-keys", read).await.status(),
-        200
-    );
+    assert_eq!(app.list_keys(read).await.status(), 200);
     for method in [
         reqwest::Method::POST,
         reqwest::Method::PATCH,
@@ -196,11 +185,7 @@ async fn a_read_key_may_only_use_safe_methods() {
         assert_eq!(problem["detail"], "missing permission: write", "{method}");
     }
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants",
-            read,
-            &json!({"slug": "sneaky", "name": "Sneaky"}),
-        )
+        .create_tenant(read, &json!({"slug": "sneaky", "name": "Sneaky"}))
         .await;
     assert_problem(resp, 403).await;
 }

@@ -9,7 +9,9 @@ use ironquill::{
     config::{AppEnv, Settings},
     db::entities::{PostStatus, post, tenant, user},
 };
+use reqwest::Method;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -201,24 +203,6 @@ impl TestApp {
             .expect("request sent")
     }
 
-    pub async fn get_me(&self, key: &str) -> reqwest::Response {
-        self.get_with_key("/api/v1/me", key).await
-    }
-
-    /// Creates a key through the API and returns the response body (with `api_key`).
-    pub async fn create_key(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
-        let resp = self
-            .post_json_with_key("/api/v1/me/api-keys", key, &body)
-            .await;
-        assert_eq!(
-            resp.status(),
-            201,
-            "create key: {}",
-            resp.text().await.unwrap_or_default()
-        );
-        resp.json().await.expect("created key JSON")
-    }
-
     /// A new tenant with a new owner, through the operator bootstrap; returns the owner's key.
     pub async fn bootstrap(&self, tenant: &str, email: &str) -> Issued {
         ironquill::admin::bootstrap(&self.state, tenant, email)
@@ -231,14 +215,6 @@ impl TestApp {
         ironquill::admin::add_user(&self.state, tenant, email, role)
             .await
             .expect("add user")
-    }
-
-    pub async fn get_public_posts(&self, tenant: &str, query: &str) -> reqwest::Response {
-        self.get(&format!("/public/{tenant}/posts{query}")).await
-    }
-
-    pub async fn get_public_post(&self, tenant: &str, slug: &str) -> reqwest::Response {
-        self.get(&format!("/public/{tenant}/posts/{slug}")).await
     }
 
     /// Stops the server and waits until it has finished.
@@ -307,6 +283,248 @@ impl TestApp {
         .await
         .expect("insert post")
     }
+}
+
+/// One helper per endpoint: each sends one request (with `key` where the endpoint needs one)
+/// and returns the response, so a test states only what the specification says about it.
+impl TestApp {
+    pub async fn get_public_posts(&self, tenant: &str, query: &str) -> reqwest::Response {
+        self.get(&format!("/public/{tenant}/posts{query}")).await
+    }
+
+    pub async fn get_public_post(&self, tenant: &str, slug: &str) -> reqwest::Response {
+        self.get(&format!("/public/{tenant}/posts/{slug}")).await
+    }
+
+    pub async fn get_me(&self, key: &str) -> reqwest::Response {
+        self.get_with_key("/api/v1/me", key).await
+    }
+
+    pub async fn list_tenants(&self, key: &str) -> reqwest::Response {
+        self.get_with_key("/api/v1/tenants", key).await
+    }
+
+    pub async fn create_tenant(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.post_json_with_key("/api/v1/tenants", key, body).await
+    }
+
+    pub async fn list_keys(&self, key: &str) -> reqwest::Response {
+        self.get_with_key(API_KEYS, key).await
+    }
+
+    pub async fn create_key(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.post_json_with_key(API_KEYS, key, body).await
+    }
+
+    pub async fn revoke_key(&self, key: &str, id: &str) -> reqwest::Response {
+        self.delete_with_key(&format!("{API_KEYS}/{id}"), key).await
+    }
+
+    pub async fn rotate_key(&self, key: &str, id: &str) -> reqwest::Response {
+        self.post_json_with_key(&format!("{API_KEYS}/{id}/rotate"), key, &json!({}))
+            .await
+    }
+
+    pub async fn list_posts(&self, key: &str, tenant: &str) -> reqwest::Response {
+        self.get_with_key(&posts(tenant), key).await
+    }
+
+    pub async fn create_post(&self, key: &str, tenant: &str, body: &Value) -> reqwest::Response {
+        self.post_json_with_key(&posts(tenant), key, body).await
+    }
+
+    pub async fn get_post(&self, key: &str, tenant: &str, id: &str) -> reqwest::Response {
+        self.get_with_key(&post(tenant, id), key).await
+    }
+
+    pub async fn update_post(
+        &self,
+        key: &str,
+        tenant: &str,
+        id: &str,
+        if_match: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let req = self
+            .with_key(Method::PATCH, &post(tenant, id), key)
+            .json(body);
+        send(with_if_match(req, if_match)).await
+    }
+
+    pub async fn delete_post(&self, key: &str, tenant: &str, id: &str) -> reqwest::Response {
+        self.delete_with_key(&post(tenant, id), key).await
+    }
+
+    pub async fn publish_post(
+        &self,
+        key: &str,
+        tenant: &str,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> reqwest::Response {
+        let path = format!("{}/publish", post(tenant, id));
+        send(with_if_match(
+            self.with_key(Method::POST, &path, key),
+            if_match,
+        ))
+        .await
+    }
+
+    pub async fn create_comment(
+        &self,
+        key: &str,
+        tenant: &str,
+        post_id: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.post_json_with_key(&comments(tenant, post_id), key, body)
+            .await
+    }
+
+    pub async fn delete_comment(
+        &self,
+        key: &str,
+        tenant: &str,
+        post_id: &str,
+        id: &str,
+    ) -> reqwest::Response {
+        let path = format!("{}/{id}", comments(tenant, post_id));
+        self.delete_with_key(&path, key).await
+    }
+
+    pub async fn list_members(&self, key: &str, tenant: &str) -> reqwest::Response {
+        self.get_with_key(&members(tenant), key).await
+    }
+
+    /// Adds the user with that address, or invites the address if no user has it yet.
+    pub async fn add_member(
+        &self,
+        key: &str,
+        tenant: &str,
+        email: &str,
+        role: &str,
+    ) -> reqwest::Response {
+        let body = json!({"email": email, "role": role});
+        self.post_json_with_key(&members(tenant), key, &body).await
+    }
+
+    pub async fn change_role(
+        &self,
+        key: &str,
+        tenant: &str,
+        user_id: &str,
+        role: &str,
+    ) -> reqwest::Response {
+        let path = format!("{}/{user_id}", members(tenant));
+        let req = self.with_key(Method::PATCH, &path, key);
+        send(req.json(&json!({"role": role}))).await
+    }
+
+    pub async fn remove_member(&self, key: &str, tenant: &str, user_id: &str) -> reqwest::Response {
+        self.delete_with_key(&format!("{}/{user_id}", members(tenant)), key)
+            .await
+    }
+}
+
+/// Steps a test takes on its way to what it is about: each must succeed, and returns what the
+/// test needs next.
+impl TestApp {
+    /// Creates a key and returns the response body (with `api_key`, the secret).
+    pub async fn new_key(&self, key: &str, body: &Value) -> Value {
+        let resp = self.create_key(key, body).await;
+        assert_eq!(
+            resp.status(),
+            201,
+            "create key: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        resp.json().await.expect("created key JSON")
+    }
+
+    /// A draft by `key`'s user in `tenant`; returns its id.
+    pub async fn new_draft(&self, key: &str, tenant: &str, slug: &str) -> String {
+        let resp = self.create_post(key, tenant, &draft(slug)).await;
+        assert_eq!(resp.status(), 201, "create {slug}");
+        id_of(&resp.json().await.expect("created post JSON")).to_owned()
+    }
+
+    /// A published post by `key`'s user in `tenant`; returns its id.
+    pub async fn new_published_post(&self, key: &str, tenant: &str, slug: &str) -> String {
+        let resp = self.create_post(key, tenant, &draft(slug)).await;
+        assert_eq!(resp.status(), 201, "create {slug}");
+        let tag = etag(&resp);
+        let id = id_of(&resp.json().await.expect("created post JSON")).to_owned();
+        let resp = self.publish_post(key, tenant, &id, Some(&tag)).await;
+        assert_eq!(resp.status(), 200, "publish {slug}");
+        id
+    }
+
+    /// The post's current `ETag`, as `key` reads it.
+    pub async fn etag_of(&self, key: &str, tenant: &str, post_id: &str) -> String {
+        etag(&self.get_post(key, tenant, post_id).await)
+    }
+
+    /// A comment by `key`'s user on a post; returns its id.
+    pub async fn new_comment(&self, key: &str, tenant: &str, post_id: &str) -> String {
+        let resp = self
+            .create_comment(key, tenant, post_id, &json!({"body": "hi"}))
+            .await;
+        assert_eq!(resp.status(), 201);
+        id_of(&resp.json().await.expect("created comment JSON")).to_owned()
+    }
+
+    /// The id of `key`'s user, as `/me` tells it.
+    pub async fn user_id_of(&self, key: &str) -> String {
+        let me: Value = self.get_me(key).await.json().await.expect("me JSON");
+        me["user_id"].as_str().expect("user_id").to_owned()
+    }
+}
+
+/// The body of a new post with this slug.
+pub fn draft(slug: &str) -> Value {
+    json!({"title": format!("Title of {slug}"), "slug": slug, "body": format!("Body of {slug}")})
+}
+
+/// The `id` member of a resource.
+pub fn id_of(resource: &Value) -> &str {
+    resource["id"].as_str().expect("resource has an id")
+}
+
+/// The `ETag` header of a response.
+pub fn etag(resp: &reqwest::Response) -> String {
+    resp.headers()["etag"]
+        .to_str()
+        .expect("ETag is ASCII")
+        .to_owned()
+}
+
+const API_KEYS: &str = "/api/v1/me/api-keys";
+
+fn posts(tenant: &str) -> String {
+    format!("/api/v1/tenants/{tenant}/posts")
+}
+
+fn post(tenant: &str, id: &str) -> String {
+    format!("{}/{id}", posts(tenant))
+}
+
+fn comments(tenant: &str, post_id: &str) -> String {
+    format!("{}/comments", post(tenant, post_id))
+}
+
+fn members(tenant: &str) -> String {
+    format!("/api/v1/tenants/{tenant}/members")
+}
+
+fn with_if_match(req: reqwest::RequestBuilder, if_match: Option<&str>) -> reqwest::RequestBuilder {
+    match if_match {
+        Some(tag) => req.header("if-match", tag),
+        None => req,
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    req.send().await.expect("request sent")
 }
 
 /// Asserts a problem document with `status` and returns it.

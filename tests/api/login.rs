@@ -1,109 +1,16 @@
 //! Login through the local OIDC provider and the local GitHub, followed as a browser would,
 //! and the sessions that result: cookies, CSRF, refresh rotation, reuse detection, logout.
-use std::collections::HashMap;
-
 use figment::providers::Serialized;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
     fakes::{
+        Browser,
         github::FakeGithub,
         oidc::{FakeOidc, Signing},
     },
     helpers::{TestApp, assert_problem, shared_backends, spawn_app_with, spawn_sibling},
 };
-
-/// A browser: follows redirects by hand and keeps the cookies it is given. (A cookie store
-/// would refuse to send `Secure` cookies over the tests' plain HTTP, as browsers do except
-/// for localhost.)
-#[derive(Default, Clone)]
-struct Browser {
-    cookies: HashMap<String, String>,
-    /// Every `Set-Cookie` seen, by cookie name, as sent.
-    set_cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    fn absorb(&mut self, resp: &reqwest::Response) {
-        for value in resp.headers().get_all("set-cookie") {
-            let raw = value.to_str().unwrap().to_owned();
-            let (pair, _) = raw.split_once(';').unwrap_or((&raw, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-            self.set_cookies.insert(name.to_owned(), raw);
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn request(&mut self, app: &TestApp, method: Method, url: &str) -> reqwest::Response {
-        let resp = app
-            .client
-            .request(method, url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(&resp);
-        resp
-    }
-
-    async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
-        self.request(app, Method::GET, url).await
-    }
-
-    /// Starts a login and follows it to the provider and back to our callback URL (not yet
-    /// visited), returning that URL.
-    async fn follow_to_callback(&mut self, app: &TestApp, provider: &str) -> String {
-        let start = self
-            .get(app, &app.url(&format!("/auth/login/{provider}")))
-            .await;
-        assert_eq!(start.status(), 302, "login redirects to the provider");
-        let at_provider = location(&start);
-        let back = self.get(app, &at_provider).await;
-        assert_eq!(back.status(), 302, "the provider redirects back");
-        location(&back)
-    }
-
-    /// A whole login; returns the callback's response.
-    async fn login(&mut self, app: &TestApp, provider: &str) -> reqwest::Response {
-        let callback = self.follow_to_callback(app, provider).await;
-        self.get(app, &callback).await
-    }
-
-    fn access(&self) -> String {
-        self.cookies["__Host-iq_access"].clone()
-    }
-
-    /// An unsafe request with the session cookies, with or without the CSRF header.
-    async fn post(&mut self, app: &TestApp, path: &str, csrf: bool) -> reqwest::Response {
-        let mut req = app
-            .client
-            .post(app.url(path))
-            .header("cookie", self.cookie_header());
-        if csrf {
-            req = req.header("x-csrf-token", self.cookies["__Host-iq_csrf"].clone());
-        }
-        let resp = req.send().await.unwrap();
-        self.absorb(&resp);
-        resp
-    }
-}
-
-fn location(resp: &reqwest::Response) -> String {
-    resp.headers()["location"].to_str().unwrap().to_owned()
-}
 
 async fn app_with(oidc: Option<&FakeOidc>, github: Option<&FakeGithub>) -> TestApp {
     let oidc = oidc.map(FakeOidc::settings);
@@ -400,11 +307,7 @@ async fn an_invitation_is_accepted_only_with_a_verified_address() {
     let app = app_with(Some(&idp), None).await;
     let owner = app.bootstrap("acme", "owner@example.com").await;
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants/acme/members",
-            &owner.api_key,
-            &json!({"email": "new@example.com", "role": "author"}),
-        )
+        .add_member(&owner.api_key, "acme", "new@example.com", "author")
         .await;
     assert_eq!(resp.status(), 202);
 
@@ -825,11 +728,7 @@ async fn an_address_verified_later_is_adopted_and_then_accepts_invitations() {
         .unwrap();
     assert!(me["email"].is_null());
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants/acme/members",
-            &owner.api_key,
-            &json!({"email": "later@example.com", "role": "viewer"}),
-        )
+        .add_member(&owner.api_key, "acme", "later@example.com", "viewer")
         .await;
     assert_eq!(
         resp.status(),

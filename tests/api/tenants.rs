@@ -7,8 +7,7 @@ async fn creating_a_tenant_makes_the_caller_its_owner() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants",
+        .create_tenant(
             &owner.api_key,
             &json!({"slug": "beta-blog", "name": "Beta Blog"}),
         )
@@ -34,11 +33,7 @@ async fn a_taken_slug_is_a_conflict() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .post_json_with_key(
-            "/api/v1/tenants",
-            &owner.api_key,
-            &json!({"slug": "acme", "name": "Again"}),
-        )
+        .create_tenant(&owner.api_key, &json!({"slug": "acme", "name": "Again"}))
         .await;
     assert_problem(resp, 409).await;
 }
@@ -59,11 +54,7 @@ async fn invalid_and_reserved_slugs_are_refused_naming_slug() {
         "x",
     ] {
         let resp = app
-            .post_json_with_key(
-                "/api/v1/tenants",
-                &owner.api_key,
-                &json!({"slug": slug, "name": "N"}),
-            )
+            .create_tenant(&owner.api_key, &json!({"slug": slug, "name": "N"}))
             .await;
         let problem = assert_problem(resp, 422).await;
         assert_eq!(problem["errors"][0]["field"], "slug", "{slug}");
@@ -83,9 +74,7 @@ async fn a_wrongly_shaped_body_names_the_field() {
         ),
         (json!({"slug": "beta", "name": ""}), "name"),
     ] {
-        let resp = app
-            .post_json_with_key("/api/v1/tenants", &owner.api_key, &body)
-            .await;
+        let resp = app.create_tenant(&owner.api_key, &body).await;
         let problem = assert_problem(resp, 422).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
         assert!(
@@ -133,18 +122,9 @@ async fn a_body_that_is_not_json_is_unsupported_media_type() {
 async fn a_key_lists_only_its_own_tenant() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
-    app.post_json_with_key(
-        "/api/v1/tenants",
-        &owner.api_key,
-        &json!({"slug": "beta", "name": "Beta"}),
-    )
-    .await;
-    let list: serde_json::Value = app
-        .get_with_key("/api/v1/tenants", &owner.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    app.create_tenant(&owner.api_key, &json!({"slug": "beta", "name": "Beta"}))
+        .await;
+    let list: serde_json::Value = app.list_tenants(&owner.api_key).await.json().await.unwrap();
     let slugs: Vec<&str> = list["items"]
         .as_array()
         .unwrap()

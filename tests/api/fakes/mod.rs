@@ -1,6 +1,10 @@
-//! Local stand-ins for identity providers, on random ports, with switches for misbehaviour.
+//! Local stand-ins for the other side of a login: identity providers on random ports, with
+//! switches for misbehaviour, and the user's browser.
+mod browser;
 pub mod github;
 pub mod oidc;
+
+pub use browser::Browser;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,162 @@
+//! Posts: what a client may write and read, and how concurrent edits and tenants stay apart.
+//! Who may call what is in `role_matrix.rs`. A new tenant resource starts by copying this file,
+//! adds one helper per endpoint to `helpers.rs` and its table to `role_matrix.rs`.
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, assert_problem, draft, etag},
+    team::Team,
+};
+
+#[tokio::test]
+async fn server_owned_fields_cannot_be_set_and_hidden_fields_are_not_returned() {
+    let team = Team::new().await;
+    let (app, ann) = (&team.app, team.key("author"));
+    for field in [
+        "author_id",
+        "tenant_id",
+        "status",
+        "version",
+        "published_at",
+        "created_at",
+        "id",
+    ] {
+        let mut body = draft("s");
+        body[field] = json!(team.bob_id);
+        let problem = assert_problem(app.create_post(ann, "acme", &body).await, 422).await;
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let id = app.new_draft(ann, "acme", "mine").await;
+    let tag = team.etag(&id).await;
+    let body = json!({"author_id": team.bob_id});
+    let problem = assert_problem(
+        app.update_post(ann, "acme", &id, Some(&tag), &body).await,
+        422,
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "author_id");
+
+    let post: Value = app.get_post(ann, "acme", &id).await.json().await.unwrap();
+    assert!(post.get("tenant_id").is_none());
+    let mut keys: Vec<&str> = post
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "author_id",
+            "body",
+            "created_at",
+            "id",
+            "published_at",
+            "slug",
+            "status",
+            "title",
+            "updated_at",
+            "version"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn slugs_are_unique_per_tenant() {
+    let team = Team::new().await;
+    let app = &team.app;
+    app.new_draft(team.key("author"), "acme", "same").await;
+    let resp = app
+        .create_post(team.key("editor"), "acme", &draft("same"))
+        .await;
+    assert_problem(resp, 409).await;
+    // Another tenant may use it.
+    app.new_draft(team.key("outsider"), "other", "same").await;
+}
+
+/// The slugs of the posts `key` sees in acme's list, sorted.
+async fn listed_slugs(app: &TestApp, key: &str) -> Vec<String> {
+    let page: Value = app.list_posts(key, "acme").await.json().await.unwrap();
+    let mut slugs: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap().to_owned())
+        .collect();
+    slugs.sort();
+    slugs
+}
+
+#[tokio::test]
+async fn lists_show_each_role_only_the_drafts_it_may_see() {
+    let team = Team::new().await;
+    let (app, bob) = (&team.app, team.bob.as_str());
+    app.new_draft(bob, "acme", "bobs-draft").await;
+    app.new_published_post(bob, "acme", "bobs-pub").await;
+    app.new_draft(team.key("author"), "acme", "anns-draft")
+        .await;
+    assert_eq!(listed_slugs(app, team.key("viewer")).await, ["bobs-pub"]);
+    assert_eq!(
+        listed_slugs(app, team.key("author")).await,
+        ["anns-draft", "bobs-pub"]
+    );
+    assert_eq!(
+        listed_slugs(app, team.key("editor")).await,
+        ["anns-draft", "bobs-draft", "bobs-pub"]
+    );
+    // A read-only key of the author still sees the author's drafts.
+    let ro = app
+        .new_key(
+            team.key("author"),
+            &json!({"label": "ro", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let page: Value = app
+        .list_posts(ro["api_key"].as_str().unwrap(), "acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn optimistic_concurrency_never_loses_an_edit() {
+    let team = Team::new().await;
+    let (app, ann, editor) = (&team.app, team.key("author"), team.key("editor"));
+    let id = app.new_draft(ann, "acme", "shared").await;
+    let tag = team.etag(&id).await;
+    let first = app
+        .update_post(
+            editor,
+            "acme",
+            &id,
+            Some(&tag),
+            &json!({"title": "editor's"}),
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    let new_tag = etag(&first);
+    assert_ne!(new_tag, tag);
+    let second = app
+        .update_post(ann, "acme", &id, Some(&tag), &json!({"title": "author's"}))
+        .await;
+    assert_problem(second, 412).await;
+    let post: Value = app.get_post(ann, "acme", &id).await.json().await.unwrap();
+    assert_eq!(post["title"], "editor's", "the stale write changed nothing");
+    let missing = app
+        .update_post(ann, "acme", &id, None, &json!({"title": "x"}))
+        .await;
+    assert_problem(missing, 428).await;
+    let weak = app
+        .update_post(
+            ann,
+            "acme",
+            &id,
+            Some(&format!("W/{new_tag}")),
+            &json!({"title": "x"}),
+        )
+        .await;
+    assert_problem(weak, 412).await;
+}
