@@ -24,6 +24,20 @@ async fn a_route_without_a_policy_is_refused() {
 }
 
 #[tokio::test]
+async fn the_bare_tenant_path_is_closed_until_a_route_is_declared_there() {
+    let team = Team::new().await;
+    let app = &team.app;
+    let bare = "/api/v1/tenants/acme";
+    let problem = assert_problem(app.get_with_key(bare, team.key("owner")).await, 403).await;
+    assert_eq!(
+        problem["detail"],
+        "no authorization policy covers this route"
+    );
+    assert_problem(app.get_with_key(bare, team.key("outsider")).await, 404).await;
+    assert_problem(app.get(bare).await, 401).await;
+}
+
+#[tokio::test]
 async fn an_empty_tenant_segment_is_not_found() {
     let team = Team::new().await;
     for path in ["/api/v1/tenants//members", "/api/v1/tenants//posts"] {

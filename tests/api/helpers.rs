@@ -355,6 +355,33 @@ impl TestApp {
         self.delete_with_key(&post(tenant, id), key).await
     }
 
+    /// `DELETE` with an `If-Match` precondition.
+    pub async fn delete_post_if_match(
+        &self,
+        key: &str,
+        tenant: &str,
+        id: &str,
+        if_match: &str,
+    ) -> reqwest::Response {
+        let req = self.with_key(Method::DELETE, &post(tenant, id), key);
+        send(with_if_match(req, Some(if_match))).await
+    }
+
+    pub async fn unpublish_post(
+        &self,
+        key: &str,
+        tenant: &str,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> reqwest::Response {
+        let path = format!("{}/unpublish", post(tenant, id));
+        send(with_if_match(
+            self.with_key(Method::POST, &path, key),
+            if_match,
+        ))
+        .await
+    }
+
     pub async fn publish_post(
         &self,
         key: &str,

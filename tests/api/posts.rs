@@ -160,3 +160,35 @@ async fn optimistic_concurrency_never_loses_an_edit() {
         .await;
     assert_problem(weak, 412).await;
 }
+
+#[tokio::test]
+async fn if_match_star_matches_whatever_version_is_current() {
+    let team = Team::new().await;
+    let (app, ann) = (&team.app, team.key("author"));
+    let id = app.new_draft(ann, "acme", "starred").await;
+    // RFC 9110 §13.1.1: `*` matches any current representation.
+    let resp = app
+        .update_post(ann, "acme", &id, Some("*"), &json!({"title": "New"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(etag(&resp), "\"2\"");
+    let resp = app.publish_post(ann, "acme", &id, Some("*")).await;
+    assert_eq!(resp.status(), 200);
+    let resp = app.unpublish_post(ann, "acme", &id, Some("*")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(etag(&resp), "\"4\"");
+    // A weak tag never matches (strong comparison), on delete as on update.
+    assert_problem(
+        app.delete_post_if_match(ann, "acme", &id, "W/\"4\"").await,
+        412,
+    )
+    .await;
+    assert_problem(
+        app.delete_post_if_match(ann, "acme", &id, "\"3\"").await,
+        412,
+    )
+    .await;
+    let resp = app.delete_post_if_match(ann, "acme", &id, "*").await;
+    assert_eq!(resp.status(), 204);
+    assert_problem(app.get_post(ann, "acme", &id).await, 404).await;
+}
