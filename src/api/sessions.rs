@@ -25,13 +25,15 @@ impl Resource for SessionsApi {
     }
 }
 
+/// A refreshed session. Native clients (`X-Refresh-Token`) get both tokens here; browsers get
+/// them only as `HttpOnly` cookies, so no script on the page can read them from this body.
 #[derive(Object)]
 struct TokenResponse {
-    access_token: String,
+    #[oai(skip_serializing_if_is_none)]
+    access_token: Option<String>,
     token_type: String,
     expires_in: i64,
-    /// The next refresh token, when the presented one came in `X-Refresh-Token` (native
-    /// clients). Browsers get it as a cookie instead.
+    #[oai(skip_serializing_if_is_none)]
     refresh_token: Option<String>,
 }
 
@@ -66,8 +68,8 @@ impl SessionsApi {
         if via_cookie && !state.auth.csrf_ok(req) {
             return Err(csrf_failed());
         }
-        let ttl = state.settings.auth.refresh_ttl();
-        match sessions::rotate(&state.db, &presented, ttl).await? {
+        let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
+        match sessions::rotate(&state.db, &presented, lifetimes).await? {
             RefreshOutcome::Rotated { session, refresh } => {
                 let (access, _) = state.tokens.issue(session.user_id, session.id)?;
                 if via_cookie {
@@ -75,12 +77,17 @@ impl SessionsApi {
                     cookies::set_session(jar, auth, &access, refresh.expose_secret());
                 }
                 Ok(Json(TokenResponse {
-                    access_token: access,
+                    access_token: (!via_cookie).then_some(access),
                     token_type: "Bearer".into(),
                     expires_in: state.tokens.ttl_secs(),
                     refresh_token: (!via_cookie).then(|| refresh.expose_secret().to_owned()),
                 }))
             }
+            // Leave the cookies alone: the request that won has just set the new ones.
+            RefreshOutcome::JustSpent => Err(ApiError::Conflict(
+                "this refresh token was just used by a concurrent request; retry with the current one"
+                    .into(),
+            )),
             RefreshOutcome::Reused { session } => {
                 let ttl = state.settings.auth.revocation_ttl();
                 sessions::announce_revoked(&state.store, session.id, None, ttl)

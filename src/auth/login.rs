@@ -306,9 +306,15 @@ pub async fn finish(state: &AppState, callback: Callback<'_>) -> ApiResult<Signe
         state.authz.membership_changed().await;
     }
     let user = signed_in.user;
-    let ttl = state.settings.auth.refresh_ttl();
-    let (session, refresh_token) =
-        sessions::start(&state.db, user.id, &entry.name, callback.user_agent, ttl).await?;
+    let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
+    let (session, refresh_token) = sessions::start(
+        &state.db,
+        user.id,
+        &entry.name,
+        callback.user_agent,
+        lifetimes,
+    )
+    .await?;
     let (access_token, _) = state.tokens.issue(user.id, session.id)?;
     audit::record(
         &state.db,

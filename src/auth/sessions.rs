@@ -40,10 +40,46 @@ pub enum RefreshOutcome {
         session: session::Model,
         refresh: SecretString,
     },
-    /// Unknown, expired, or belonging to a revoked session.
+    /// Unknown, expired, or belonging to a revoked or too old session.
     Invalid,
+    /// Spent moments ago (within the grace), its session alive: most likely a second tab that
+    /// refreshed at the same time. The client retries with the token it now holds.
+    JustSpent,
     /// A spent token came back: the session it belonged to is now revoked.
     Reused { session: session::Model },
+}
+
+/// How long sessions and their refresh tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Of each refresh token (and of the session since its last refresh).
+    pub refresh: Duration,
+    /// Of the session since login, however often refreshed.
+    pub max_age: Duration,
+    /// How long a just-spent refresh token is answered with [`RefreshOutcome::JustSpent`].
+    pub reuse_grace: Duration,
+}
+
+impl Lifetimes {
+    pub fn from_settings(auth: &crate::config::AuthSettings) -> Self {
+        Self {
+            refresh: auth.refresh_ttl(),
+            max_age: auth.session_max_age(),
+            reuse_grace: auth.refresh_reuse_grace(),
+        }
+    }
+
+    /// When a session started at `created` and refreshed `now` expires: the refresh lifetime
+    /// from now, but never past its absolute end.
+    fn expiry(&self, created: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        let refresh = now + to_chrono(self.refresh);
+        let end = created + to_chrono(self.max_age);
+        refresh.min(end)
+    }
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
 }
 
 /// Starts a session for `user` and returns its first refresh token.
@@ -52,13 +88,12 @@ pub async fn start(
     user: Uuid,
     provider: &str,
     user_agent: Option<&str>,
-    ttl: Duration,
+    lifetimes: Lifetimes,
 ) -> Result<(session::Model, SecretString), sea_orm::DbErr> {
     let now = Utc::now();
-    let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
+    let expires = lifetimes.expiry(now, now);
     let txn = db.begin().await?;
     let session = session::ActiveModel {
-        id: Set(Uuid::now_v7()),
         user_id: Set(user),
         provider: Set(provider.to_owned()),
         user_agent: Set(user_agent.map(|ua| ua.chars().take(255).collect())),
@@ -66,6 +101,7 @@ pub async fn start(
         last_seen_at: Set(now),
         expires_at: Set(expires),
         revoked_at: Set(None),
+        ..Default::default()
     }
     .insert(&txn)
     .await?;
@@ -81,12 +117,11 @@ async fn insert_refresh(
 ) -> Result<SecretString, sea_orm::DbErr> {
     let token = new_refresh_token();
     refresh_token::ActiveModel {
-        id: Set(Uuid::now_v7()),
         session_id: Set(session),
         token_hash: Set(hash(token.expose_secret())),
-        created_at: Set(Utc::now()),
         expires_at: Set(expires),
         spent_at: Set(None),
+        ..Default::default()
     }
     .insert(db)
     .await?;
@@ -97,7 +132,7 @@ async fn insert_refresh(
 pub async fn rotate(
     db: &DatabaseConnection,
     presented: &str,
-    ttl: Duration,
+    lifetimes: Lifetimes,
 ) -> Result<RefreshOutcome, sea_orm::DbErr> {
     if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
         return Ok(RefreshOutcome::Invalid);
@@ -123,18 +158,29 @@ pub async fn rotate(
     };
     if spent.rows_affected == 0 {
         txn.rollback().await?;
-        // Presented again after being spent: whoever holds it copied it.
         if session.revoked_at.is_some() {
             return Ok(RefreshOutcome::Invalid);
         }
+        let grace_end = token
+            .spent_at
+            .map(|at| at + to_chrono(lifetimes.reuse_grace));
+        if grace_end.is_some_and(|end| now < end) && session.expires_at > now {
+            return Ok(RefreshOutcome::JustSpent);
+        }
+        // Presented again after being spent: whoever holds it copied it.
         let session = revoke_session(db, session.id).await?.unwrap_or(session);
         return Ok(RefreshOutcome::Reused { session });
     }
-    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
+    let too_old = session.created_at + to_chrono(lifetimes.max_age) <= now;
+    if session.revoked_at.is_some()
+        || token.expires_at <= now
+        || session.expires_at <= now
+        || too_old
+    {
         txn.rollback().await?;
         return Ok(RefreshOutcome::Invalid);
     }
-    let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
+    let expires = lifetimes.expiry(session.created_at, now);
     let refresh = insert_refresh(&txn, session.id, expires).await?;
     let session = session::ActiveModel {
         id: Set(session.id),

@@ -16,6 +16,10 @@ use uuid::Uuid;
 
 use crate::config::{AppEnv, Settings};
 
+/// The `typ` of our access tokens (RFC 9068): verification requires it, so no other JWT we
+/// ever sign can be replayed as an access token (RFC 8725 §3.11).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
 /// The claims of an access token; all are required and validated.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -163,6 +167,7 @@ impl TokenIssuer {
         };
         let key = self.keys.first().ok_or_else(|| anyhow!("no signing key"))?;
         let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
             .context("could not sign an access token")?;
@@ -173,7 +178,7 @@ impl TokenIssuer {
     /// anything wrong; the caller answers 401 without saying what.
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != Algorithm::EdDSA {
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return None;
         }
         let key = self
@@ -260,11 +265,30 @@ mod tests {
         other_aud.keys = a.keys;
         other_aud.audience = "https://elsewhere/api".into();
         assert!(other_aud.verify(&token).is_none());
-        let tampered = format!("{}x", &token[..token.len() - 1]);
-        assert!(a_verify_fails(&tampered));
+        // The same issuer that accepts the token refuses it once a byte of it changes.
+        let a = issuer(other_aud.keys);
+        assert!(a.verify(&token).is_some());
+        // A changed byte of the payload (a claim), the signature left as it was.
+        let at = token.find('.').unwrap() + 5;
+        let mut bytes = token.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert!(a.verify(&tampered).is_none());
     }
 
-    fn a_verify_fails(token: &str) -> bool {
-        issuer(vec![pair("k")]).verify(token).is_none()
+    #[cfg(unix)]
+    #[test]
+    fn the_development_key_is_written_for_the_owner_only_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/dev.pem");
+        let first = dev_key(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            dev_key(&path).unwrap(),
+            first,
+            "the same key after a restart"
+        );
     }
 }

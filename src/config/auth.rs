@@ -13,6 +13,12 @@ pub struct AuthSettings {
     pub access_token_ttl_secs: u64,
     /// Lifetime of a refresh token; each use replaces it with a new one.
     pub refresh_token_ttl_secs: u64,
+    /// Absolute lifetime of a session, however often it is refreshed: past it the user logs
+    /// in again.
+    pub session_max_age_secs: u64,
+    /// A refresh token presented again within this many seconds of being spent, while its
+    /// session lives, gets a retryable 409 (two tabs refreshing at once), not a revocation.
+    pub refresh_reuse_grace_secs: u64,
     /// Keys that sign our access tokens; the first signs, all verify (rotation). Required in
     /// production; in development one is generated under `dev_signing_key_file`.
     #[serde(default)]
@@ -135,6 +141,14 @@ impl AuthSettings {
         std::time::Duration::from_secs(self.refresh_token_ttl_secs)
     }
 
+    pub fn session_max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.session_max_age_secs)
+    }
+
+    pub fn refresh_reuse_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refresh_reuse_grace_secs)
+    }
+
     /// How long a revocation must be remembered: past the expiry of any access token the
     /// session could still hold, plus the verifier's clock leeway.
     pub fn revocation_ttl(&self) -> std::time::Duration {
@@ -150,6 +164,16 @@ impl AuthSettings {
         if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
             return Err(ConfigError::new(
                 "auth.refresh_token_ttl_secs must be at least the access token's",
+            ));
+        }
+        if self.session_max_age_secs < self.access_token_ttl_secs {
+            return Err(ConfigError::new(
+                "auth.session_max_age_secs must be at least the access token's lifetime",
+            ));
+        }
+        if self.refresh_reuse_grace_secs > 60 {
+            return Err(ConfigError::new(
+                "auth.refresh_reuse_grace_secs must be at most 60 (reuse detection is off meanwhile)",
             ));
         }
         if production && self.signing_keys.is_empty() {

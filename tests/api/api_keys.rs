@@ -448,3 +448,60 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
         "refused despite the warm cache"
     );
 }
+
+/// `last_used_at` is written at most once a minute per key: each fresh verifier (a cache miss,
+/// as on another instance) would otherwise write on every request.
+#[tokio::test]
+async fn last_used_at_is_written_at_most_once_a_minute() {
+    use ironquill::auth::api_keys::KeyVerifier;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .new_key(
+            &owner.api_key,
+            &json!({"label": "x", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let secret = created["api_key"].as_str().unwrap();
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let last_used = || async {
+        api_key::Entity::find_by_id(id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+    };
+    let verify = || async {
+        KeyVerifier::new(app.db.clone(), app.state.store.clone())
+            .verify(secret)
+            .await
+            .unwrap()
+            .expect("valid key");
+    };
+    assert_eq!(last_used().await, None);
+    verify().await;
+    let first = last_used().await.expect("recorded on first use");
+    verify().await;
+    assert_eq!(
+        last_used().await,
+        Some(first),
+        "not again within the minute"
+    );
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(2);
+    api_key::ActiveModel {
+        id: Set(id),
+        last_used_at: Set(Some(long_ago)),
+        ..Default::default()
+    }
+    .update(&app.db)
+    .await
+    .unwrap();
+    verify().await;
+    assert!(
+        last_used().await.unwrap() > first,
+        "written again once the minute has passed"
+    );
+}

@@ -25,6 +25,12 @@ static SIGNING_KEY: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
+/// The suite's signing key (kid `test-1`), to mint tokens the way an attacker holding a
+/// signing key of ours would.
+pub fn suite_signing_key() -> &'static str {
+    SIGNING_KEY.as_str()
+}
+
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     let settings = Settings::from_figment(Settings::figment(AppEnv::Test), AppEnv::Test)
         .expect("test settings");

@@ -19,6 +19,7 @@ mod posts;
 mod public_posts;
 mod role_matrix;
 mod security_headers;
+mod sessions;
 mod store;
 mod team;
 mod tenants;
