@@ -1,6 +1,7 @@
 //! `/healthz` (the process answers) and `/readyz` (its dependencies answer).
 use std::time::Duration;
 
+use poem::Request;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
 use super::ApiTags;
@@ -28,14 +29,25 @@ struct Health {
     status: String,
 }
 
+/// Which backends serve, for callers on this machine only.
 #[derive(Object)]
 struct Readiness {
     /// `ready` when every dependency answered.
     status: String,
-    /// `sqlite` or `postgres`.
-    database: String,
-    /// `memory` or `redis`.
-    store: String,
+    /// `sqlite` or `postgres` (to loopback callers only).
+    #[oai(skip_serializing_if_is_none)]
+    database: Option<String>,
+    /// `memory` or `redis` (to loopback callers only).
+    #[oai(skip_serializing_if_is_none)]
+    store: Option<String>,
+}
+
+/// Whether the peer is on this machine (a probe, an operator): only they learn what runs here
+/// and what is down. Everyone else gets the status alone; the log has the names.
+fn from_this_machine(req: &Request) -> bool {
+    req.remote_addr()
+        .as_socket_addr()
+        .is_some_and(|addr| addr.ip().to_canonical().is_loopback())
 }
 
 #[OpenApi(tag = "ApiTags::Operations")]
@@ -50,26 +62,31 @@ impl HealthApi {
 
     /// Readiness: the database and (if configured) Redis answer. 503 names what is down.
     #[oai(path = "/readyz", method = "get")]
-    async fn readyz(&self) -> ApiResult<Json<Readiness>> {
+    async fn readyz(&self, req: &Request) -> ApiResult<Json<Readiness>> {
+        let local = from_this_machine(req);
+        let down = |what: String| {
+            tracing::warn!(%what, "not ready");
+            ApiError::Unavailable(if local { what } else { "not ready".into() })
+        };
         let db = tokio::time::timeout(CHECK_TIMEOUT, self.state.db.ping()).await;
         if !matches!(db, Ok(Ok(()))) {
-            return Err(ApiError::Unavailable("database unreachable".into()));
+            return Err(down("database unreachable".into()));
         }
         let store = tokio::time::timeout(CHECK_TIMEOUT, self.state.store.ping()).await;
         if !matches!(store, Ok(Ok(()))) {
-            return Err(ApiError::Unavailable(format!(
+            return Err(down(format!(
                 "{} store unreachable",
                 self.state.store.backend()
             )));
         }
+        let database = match self.state.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => "postgres",
+            _ => "sqlite",
+        };
         Ok(Json(Readiness {
             status: "ready".into(),
-            database: match self.state.db.get_database_backend() {
-                sea_orm::DatabaseBackend::Postgres => "postgres",
-                _ => "sqlite",
-            }
-            .into(),
-            store: self.state.store.backend().into(),
+            database: local.then(|| database.into()),
+            store: local.then(|| self.state.store.backend().into()),
         }))
     }
 }

@@ -157,7 +157,8 @@ impl ConfigError {
 impl From<figment::Error> for ConfigError {
     fn from(err: figment::Error) -> Self {
         // Our own wording: the key in the dotted lowercase form the docs use, then the cause and
-        // the source (file or variable) it came from.
+        // the source (file or variable) it came from. A key that holds a secret never has its
+        // value echoed, even when the value is of the wrong type.
         let all: Vec<String> = err
             .into_iter()
             .map(|e| {
@@ -167,14 +168,62 @@ impl From<figment::Error> for ConfigError {
                     .as_ref()
                     .map(|m| format!(" (from {})", m.name))
                     .unwrap_or_default();
-                if key.is_empty() {
-                    format!("{}{source}", e.kind)
+                let cause = if is_secret_key(&e.path) {
+                    redacted(&e.kind)
                 } else {
-                    format!("{key}: {}{source}", e.kind)
+                    e.kind.to_string()
+                };
+                if key.is_empty() {
+                    format!("{cause}{source}")
+                } else {
+                    format!("{key}: {cause}{source}")
                 }
             })
             .collect();
         Self(all.join("; "))
+    }
+}
+
+/// `localhost` or a loopback address: reachable from this machine only.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Keys whose values are secrets (or may carry one, as a URL with a password does).
+fn is_secret_key(path: &[String]) -> bool {
+    let path: Vec<String> = path.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let is = |section: &str, key: &str| {
+        path.first().is_some_and(|s| s == section) && path.last().is_some_and(|k| k == key)
+    };
+    is("database", "url")
+        || is("redis", "url")
+        || path
+            .iter()
+            .any(|p| p == "signing_keys" || p == "client_secret")
+}
+
+/// The cause of an error at a secret key, without the value that was given.
+fn redacted(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            let found = match actual {
+                figment::error::Actual::Str(_) | figment::error::Actual::Other(_) => "a string",
+                figment::error::Actual::Seq => "a sequence",
+                figment::error::Actual::Map => "a map",
+                _ => "a value",
+            };
+            format!("invalid value (not shown: it is a secret): found {found}, expected {expected}")
+        }
+        Kind::MissingField(_) | Kind::UnknownField(..) | Kind::DuplicateField(_) => {
+            kind.to_string()
+        }
+        _ => "invalid value (not shown: it is a secret)".to_owned(),
     }
 }
 
@@ -183,7 +232,18 @@ impl Settings {
     pub fn load() -> Result<Self, ConfigError> {
         let env = AppEnv::from_env()?;
         ConfigDir::from_env().check()?;
-        Self::from_figment(Self::figment(env), env)
+        let settings = Self::from_figment(Self::figment(env), env)?;
+        // Development is the default so that `cargo run` just works; a forgotten APP_ENV on a
+        // server must not quietly run development settings on the network.
+        if std::env::var_os("APP_ENV").is_none() && !is_loopback_host(&settings.server.host) {
+            return Err(ConfigError::new(format!(
+                "APP_ENV is not set and server.host is {:?}, which is reachable from other machines: \
+                 set APP_ENV=production for a deployment (or APP_ENV=development to serve \
+                 development beyond this machine on purpose)",
+                settings.server.host
+            )));
+        }
+        Ok(settings)
     }
 
     /// The layered sources for `env`; callers (tests) may merge overrides on top.

@@ -438,3 +438,73 @@ fn a_public_url_with_a_path_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.public_url"));
 }
+
+#[test]
+fn a_secret_of_the_wrong_type_is_named_but_never_echoed() {
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHUNTER2HUNTER2HUNTER2HUNTER2HUNTER2\n-----END PRIVATE KEY-----";
+    let out = ironquill()
+        .arg("openapi")
+        // A key given as one string where a list of keys is expected.
+        .env("APP__AUTH__SIGNING_KEYS", pem)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("auth.signing_keys"), "{stderr}");
+    assert!(!stderr.contains("HUNTER2"), "the secret leaked: {stderr}");
+}
+
+#[test]
+fn an_unset_app_env_on_a_public_address_refuses_to_start() {
+    let out = ironquill()
+        .arg("openapi")
+        .env_remove("APP_ENV")
+        .env("APP__SERVER__HOST", "0.0.0.0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("APP_ENV is not set") && stderr.contains("APP_ENV=production"),
+        "{stderr}"
+    );
+    // Explicitly development, or on loopback, it starts.
+    for (env, host) in [(Some("development"), "0.0.0.0"), (None, "127.0.0.1")] {
+        let mut cmd = ironquill();
+        cmd.arg("openapi").env("APP__SERVER__HOST", host);
+        match env {
+            Some(env) => cmd.env("APP_ENV", env),
+            None => cmd.env_remove("APP_ENV"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn production_refuses_a_plain_http_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("jwt.pem");
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n-----END PRIVATE KEY-----\n";
+    std::fs::write(&key, pem).unwrap();
+    let out = ironquill()
+        .arg("openapi")
+        .env("APP_ENV", "production")
+        .env(
+            "APP__AUTH__SIGNING_KEYS",
+            format!("[{{kid=\"k\",private_key_file=\"{}\"}}]", key.display()),
+        )
+        .env("APP__SERVER__PUBLIC_URL", "http://blog.example.com")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.public_url") && stderr.contains("https"),
+        "{stderr}"
+    );
+}

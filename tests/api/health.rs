@@ -57,3 +57,44 @@ async fn shutdown_lets_the_server_stop_cleanly() {
     let after = reqwest::get(format!("{address}/healthz")).await;
     assert!(after.is_err(), "no longer listening after shutdown");
 }
+
+/// This machine's address on its default route, if it has one that is not loopback.
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // Connecting a UDP socket sends nothing; it only picks the route and its source address.
+    socket.connect("203.0.113.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn readyz_tells_only_callers_on_this_machine_what_runs_and_what_is_down() {
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("skipped: this machine has no non-loopback address to call readyz from");
+        return;
+    };
+    let app = spawn_app_with(|f| {
+        f.merge(Serialized::default("server.host", "0.0.0.0"))
+            .merge(Serialized::default("redis.url", "redis://127.0.0.1:1"))
+    })
+    .await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let remote = format!("http://{ip}:{port}/readyz");
+    let problem = assert_problem(app.client.get(&remote).send().await.unwrap(), 503).await;
+    assert_eq!(problem["detail"], "not ready");
+    // From loopback the name of what is down is given.
+    let problem = assert_problem(app.get("/readyz").await, 503).await;
+    assert_eq!(problem["detail"], "redis store unreachable");
+
+    let app = spawn_app_with(|f| f.merge(Serialized::default("server.host", "0.0.0.0"))).await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let resp = app
+        .client
+        .get(format!("http://{ip}:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ready"}));
+}
