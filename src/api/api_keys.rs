@@ -30,7 +30,7 @@ impl super::Resource for ApiKeysApi {
 #[derive(Object, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateApiKey {
-    /// Unique among your active keys, 1–100 characters.
+    /// Unique among your active keys in that tenant, 1–100 characters.
     label: String,
     /// The slug of the tenant the key is bound to; it is useless anywhere else.
     tenant: String,

@@ -270,8 +270,11 @@ async fn a_key_is_bound_to_tenants_its_user_belongs_to() {
 async fn a_key_cannot_mint_a_key_for_another_tenant_or_with_more_permissions() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
-    app.create_tenant(&owner.api_key, &json!({"slug": "beta", "name": "Beta"}))
+    let session = app.session_for(owner.user_id);
+    let created = app
+        .create_tenant_in_session(&session, &json!({"slug": "beta", "name": "Beta"}))
         .await;
+    assert_eq!(created.status(), 201);
     // The owner is a member of beta, but this key is bound to acme.
     let resp = app
         .create_key(
@@ -503,5 +506,31 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
     assert!(
         last_used().await.unwrap() > first,
         "written again once the minute has passed"
+    );
+}
+
+/// Labels are unique per tenant: a key bound to one tenant learns nothing about the labels its
+/// user has in another.
+#[tokio::test]
+async fn labels_are_unique_per_tenant_and_say_nothing_about_other_tenants() {
+    let app = spawn_app().await;
+    let acme = app.bootstrap("acme", "ann@example.com").await;
+    let beta = app.bootstrap("beta", "ann@example.com").await;
+    let ci = |tenant: &str| json!({"label": "ci", "tenant": tenant, "permissions": ["read"]});
+    assert_eq!(
+        app.create_key(&acme.api_key, &ci("acme")).await.status(),
+        201
+    );
+    assert_eq!(
+        app.create_key(&beta.api_key, &ci("beta")).await.status(),
+        201,
+        "the same label in another tenant"
+    );
+    let problem = assert_problem(app.create_key(&acme.api_key, &ci("acme")).await, 409).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("in this tenant")
     );
 }

@@ -49,8 +49,9 @@ async fn an_empty_tenant_segment_is_not_found() {
 async fn a_key_is_useless_in_another_tenant_even_of_its_own_user() {
     let team = Team::new().await;
     let (app, owner) = (&team.app, team.key("owner"));
+    let session = app.session_for(team.owner_id.parse().unwrap());
     let created = app
-        .create_tenant(owner, &json!({"slug": "beta", "name": "Beta"}))
+        .create_tenant_in_session(&session, &json!({"slug": "beta", "name": "Beta"}))
         .await;
     assert_eq!(created.status(), 201, "the owner now belongs to beta too");
     // The owner's key is bound to acme: beta answers as if it did not exist.

@@ -25,10 +25,14 @@ static SIGNING_KEY: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
-/// The suite's signing key (kid `test-1`), to mint tokens the way an attacker holding a
-/// signing key of ours would.
-pub fn suite_signing_key() -> &'static str {
-    SIGNING_KEY.as_str()
+/// A token signed with the suite's key, with the given `typ` and claims.
+pub fn mint_token(typ: Option<&str>, claims: &Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = typ.map(str::to_owned);
+    header.kid = Some("test-1".into());
+    let key = EncodingKey::from_ed_pem(SIGNING_KEY.as_bytes()).expect("suite key");
+    jsonwebtoken::encode(&header, claims, &key).expect("sign")
 }
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
@@ -312,6 +316,30 @@ impl TestApp {
 
     pub async fn create_tenant(&self, key: &str, body: &Value) -> reqwest::Response {
         self.post_json_with_key("/api/v1/tenants", key, body).await
+    }
+
+    /// Creating a tenant is done in a session (a key is bound to its tenant).
+    pub async fn create_tenant_in_session(&self, session: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/tenants"))
+            .bearer_auth(session)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// An access token of a session of `user`, as a browser holds after logging in (signed
+    /// with the suite's key; no login round trip needed where the login is not under test).
+    pub fn session_for(&self, user: Uuid) -> String {
+        let base = self.state.public_url.as_str().trim_end_matches('/');
+        let now = Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": base, "aud": format!("{base}/api"), "sub": user,
+            "sid": Uuid::now_v7(), "jti": Uuid::now_v7(),
+            "iat": now, "nbf": now, "exp": now + 600,
+        });
+        mint_token(Some("at+jwt"), &claims)
     }
 
     pub async fn list_keys(&self, key: &str) -> reqwest::Response {

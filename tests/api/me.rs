@@ -37,7 +37,10 @@ async fn a_key_sees_only_the_membership_of_its_tenant() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let created = app
-        .create_tenant(&owner.api_key, &json!({"slug": "beta", "name": "Beta"}))
+        .create_tenant_in_session(
+            &app.session_for(owner.user_id),
+            &json!({"slug": "beta", "name": "Beta"}),
+        )
         .await;
     assert_eq!(created.status(), 201);
     let me: serde_json::Value = app.get_me(&owner.api_key).await.json().await.unwrap();

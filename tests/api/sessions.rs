@@ -4,13 +4,12 @@
 use chrono::{Duration, Utc};
 use figment::{Figment, providers::Serialized};
 use ironquill::db::entities::{refresh_token, session};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 
 use crate::{
     fakes::{Browser, oidc::FakeOidc},
-    helpers::{TestApp, spawn_app_with, suite_signing_key},
+    helpers::{TestApp, spawn_app_with},
 };
 
 async fn app_with(idp: &FakeOidc, customize: impl FnOnce(Figment) -> Figment) -> TestApp {
@@ -37,14 +36,7 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// A token signed with our own key, with the given `typ` and claims.
-fn mint(typ: Option<&str>, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = typ.map(str::to_owned);
-    header.kid = Some("test-1".into());
-    let key = EncodingKey::from_ed_pem(suite_signing_key().as_bytes()).unwrap();
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
-}
+use crate::helpers::mint_token as mint;
 
 async fn me(app: &TestApp, token: &str) -> u16 {
     let resp = app

@@ -7,8 +7,8 @@ async fn creating_a_tenant_makes_the_caller_its_owner() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .create_tenant(
-            &owner.api_key,
+        .create_tenant_in_session(
+            &app.session_for(owner.user_id),
             &json!({"slug": "beta-blog", "name": "Beta Blog"}),
         )
         .await;
@@ -33,7 +33,10 @@ async fn a_taken_slug_is_a_conflict() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .create_tenant(&owner.api_key, &json!({"slug": "acme", "name": "Again"}))
+        .create_tenant_in_session(
+            &app.session_for(owner.user_id),
+            &json!({"slug": "acme", "name": "Again"}),
+        )
         .await;
     assert_problem(resp, 409).await;
 }
@@ -54,7 +57,10 @@ async fn invalid_and_reserved_slugs_are_refused_naming_slug() {
         "x",
     ] {
         let resp = app
-            .create_tenant(&owner.api_key, &json!({"slug": slug, "name": "N"}))
+            .create_tenant_in_session(
+                &app.session_for(owner.user_id),
+                &json!({"slug": slug, "name": "N"}),
+            )
             .await;
         let problem = assert_problem(resp, 422).await;
         assert_eq!(problem["errors"][0]["field"], "slug", "{slug}");
@@ -74,7 +80,9 @@ async fn a_wrongly_shaped_body_names_the_field() {
         ),
         (json!({"slug": "beta", "name": ""}), "name"),
     ] {
-        let resp = app.create_tenant(&owner.api_key, &body).await;
+        let resp = app
+            .create_tenant_in_session(&app.session_for(owner.user_id), &body)
+            .await;
         let problem = assert_problem(resp, 422).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
         assert!(
@@ -89,7 +97,9 @@ async fn malformed_json_is_a_bad_request() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .with_key(reqwest::Method::POST, "/api/v1/tenants", &owner.api_key)
+        .client
+        .post(app.url("/api/v1/tenants"))
+        .bearer_auth(app.session_for(owner.user_id))
         .header("content-type", "application/json")
         .body("{\"slug\": ")
         .send()
@@ -109,7 +119,9 @@ async fn a_body_that_is_not_json_is_unsupported_media_type() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
     let resp = app
-        .with_key(reqwest::Method::POST, "/api/v1/tenants", &owner.api_key)
+        .client
+        .post(app.url("/api/v1/tenants"))
+        .bearer_auth(app.session_for(owner.user_id))
         .header("content-type", "text/plain")
         .body("slug=beta")
         .send()
@@ -122,8 +134,13 @@ async fn a_body_that_is_not_json_is_unsupported_media_type() {
 async fn a_key_lists_only_its_own_tenant() {
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
-    app.create_tenant(&owner.api_key, &json!({"slug": "beta", "name": "Beta"}))
+    let created = app
+        .create_tenant_in_session(
+            &app.session_for(owner.user_id),
+            &json!({"slug": "beta", "name": "Beta"}),
+        )
         .await;
+    assert_eq!(created.status(), 201);
     let list: serde_json::Value = app.list_tenants(&owner.api_key).await.json().await.unwrap();
     let slugs: Vec<&str> = list["items"]
         .as_array()
@@ -132,4 +149,26 @@ async fn a_key_lists_only_its_own_tenant() {
         .map(|t| t["slug"].as_str().unwrap())
         .collect();
     assert_eq!(slugs, ["acme"]);
+}
+
+#[tokio::test]
+async fn a_key_bound_to_a_tenant_cannot_create_tenants() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    // A key of the owner's, with every permission: still confined to acme.
+    let resp = app
+        .create_tenant(&owner.api_key, &json!({"slug": "beta", "name": "Beta"}))
+        .await;
+    let problem = assert_problem(resp, 403).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("tenant"),
+        "{problem}"
+    );
+    let resp = app.list_tenants(&owner.api_key).await;
+    let list: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "nothing created"
+    );
 }

@@ -119,7 +119,9 @@ fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
 }
 
 fn label_taken() -> crate::domain::Error {
-    crate::domain::Error::conflict("you already have an active API key with this label")
+    crate::domain::Error::conflict(
+        "you already have an active API key with this label in this tenant",
+    )
 }
 
 /// Creates a key; the returned secret is shown once and never stored.
