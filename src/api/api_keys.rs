@@ -1,18 +1,22 @@
 //! `/api/v1/me/api-keys`: the caller's API keys. The secret is in the response to create and
 //! rotate only; it is never stored and never listed.
 use chrono::{DateTime, Utc};
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{ApiTags, Auth, JsonBody};
+use super::{ApiTags, Auth, JsonBody, Page};
 use crate::{
     state::AppState,
     auth::{
         api_keys::{self, ApiKeyInfo, KeyScope, NewApiKey},
         permissions::{Permission, Permissions},
     },
-    domain::tenants,
+    domain::{PageRequest, tenants},
     error::{ApiError, ApiResult},
 };
 
@@ -78,11 +82,6 @@ struct ApiKeyWithSecret {
     api_key: String,
 }
 
-#[derive(Object)]
-struct ApiKeyList {
-    items: Vec<ApiKey>,
-}
-
 #[derive(ApiResponse)]
 enum CreatedKey {
     /// Created; the response holds the only copy of the secret.
@@ -108,16 +107,20 @@ fn with_secret((info, secret): (ApiKeyInfo, secrecy::SecretString)) -> ApiKeyWit
 impl ApiKeysApi {
     /// Your active keys, newest first. Never includes secrets.
     #[oai(path = "/", method = "get")]
-    async fn list(&self, auth: Auth) -> ApiResult<Json<ApiKeyList>> {
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Page size, 1 to 100.
+        limit: Query<Option<u64>>,
+        /// Rows to skip, at most 10000.
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<ApiKey>>> {
+        let page = PageRequest::parse(limit.0, offset.0)?;
         let scope = KeyScope {
             principal: auth.principal(),
         };
-        let items = api_keys::list(&self.state.db, &scope)
-            .await?
-            .into_iter()
-            .map(ApiKey::from)
-            .collect();
-        Ok(Json(ApiKeyList { items }))
+        let page = api_keys::list(&self.state.db, &scope, page).await?;
+        Ok(Json(Page::from_domain(page)))
     }
 
     /// Creates a key bound to one of your tenants. The secret is returned once.

@@ -7,7 +7,7 @@ use crate::{
     state::AppState,
     auth::{Credential, permissions::Permission},
     db::entities::Role,
-    domain::{memberships, users},
+    domain::{PageRequest, memberships, pagination::MAX_LIMIT, users},
     error::{ApiError, ApiResult},
 };
 
@@ -27,7 +27,8 @@ struct Me {
     email: Option<String>,
     display_name: Option<String>,
     authentication: Authentication,
-    /// The tenants this credential can reach, with the user's role in each.
+    /// The tenants this credential can reach, with the user's role in each (the first 100;
+    /// `GET /api/v1/tenants` pages through all).
     memberships: Vec<Membership>,
 }
 
@@ -60,16 +61,19 @@ impl MeApi {
         let user = users::find(db, principal.user_id)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        let memberships: Vec<Membership> = memberships::of_user(db, user.id)
-            .await?
-            .into_iter()
-            .filter(|(tenant, _)| principal.can_reach(tenant.id))
-            .map(|(tenant, role)| Membership {
-                tenant: tenant.slug,
-                tenant_name: tenant.name,
-                role,
-            })
-            .collect();
+        // The first page of memberships; `GET /api/v1/tenants` pages through all of them.
+        let first = PageRequest::parse(Some(MAX_LIMIT), None)?;
+        let memberships: Vec<Membership> =
+            memberships::of_user(db, user.id, principal.bound_tenant(), first)
+                .await?
+                .items
+                .into_iter()
+                .map(|(tenant, role)| Membership {
+                    tenant: tenant.slug,
+                    tenant_name: tenant.name,
+                    role,
+                })
+                .collect();
         let authentication = match &principal.credential {
             Credential::ApiKey(grant) => Authentication {
                 method: "api_key".into(),

@@ -1,14 +1,14 @@
 //! `GET|POST /api/v1/tenants`: the caller's tenants, and creating one.
 use chrono::{DateTime, Utc};
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, Auth, JsonBody};
+use super::{ApiTags, Auth, JsonBody, Page};
 use crate::{
     state::AppState,
     db::entities::{Role, tenant},
     domain::{
-        memberships,
+        PageRequest, memberships,
         tenants::{self, TenantSlug},
     },
     error::{ApiError, ApiResult},
@@ -44,6 +44,12 @@ struct Tenant {
     created_at: DateTime<Utc>,
 }
 
+impl From<(tenant::Model, Role)> for Tenant {
+    fn from((t, role): (tenant::Model, Role)) -> Self {
+        Self::new(t, role)
+    }
+}
+
 impl Tenant {
     fn new(t: tenant::Model, role: Role) -> Self {
         Self {
@@ -54,11 +60,6 @@ impl Tenant {
             created_at: t.created_at,
         }
     }
-}
-
-#[derive(Object)]
-struct TenantList {
-    items: Vec<Tenant>,
 }
 
 #[derive(ApiResponse)]
@@ -72,15 +73,19 @@ enum Created {
 impl TenantsApi {
     /// The caller's tenants (for an API key: the one it is bound to).
     #[oai(path = "/tenants", method = "get")]
-    async fn list(&self, auth: Auth) -> ApiResult<Json<TenantList>> {
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Page size, 1 to 100.
+        limit: Query<Option<u64>>,
+        /// Rows to skip, at most 10000.
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<Tenant>>> {
+        let page = PageRequest::parse(limit.0, offset.0)?;
         let principal = auth.principal();
-        let items = memberships::of_user(&self.state.db, principal.user_id)
-            .await?
-            .into_iter()
-            .filter(|(t, _)| principal.can_reach(t.id))
-            .map(|(t, role)| Tenant::new(t, role))
-            .collect();
-        Ok(Json(TenantList { items }))
+        let (user, only) = (principal.user_id, principal.bound_tenant());
+        let page = memberships::of_user(&self.state.db, user, only, page).await?;
+        Ok(Json(Page::from_domain(page)))
     }
 
     /// Creates a tenant; the caller becomes its `owner`. 409 if the slug is taken.

@@ -1,12 +1,13 @@
 //! Who belongs to which tenant, with which role. Every change here also marks the policy
 //! snapshots stale (inside the caller's transaction), so no change can forget it.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
-use super::{TenantOwned, TenantScope};
+use super::{Page, PageRequest, TenantOwned, TenantScope};
 use crate::db::entities::{Role, authz_state, membership, tenant};
 
 /// The user's role in the tenant, if a member.
@@ -21,21 +22,31 @@ pub async fn role_of(
         .map(|m| m.role))
 }
 
-/// The user's tenants with their role, by slug.
+/// The user's tenants with their role, oldest membership first, one page; only `tenant` when
+/// given (a key sees the tenant it is bound to).
 pub async fn of_user(
     db: &impl ConnectionTrait,
     user_id: Uuid,
-) -> Result<Vec<(tenant::Model, Role)>, sea_orm::DbErr> {
-    let rows = membership::Entity::find()
-        .filter(membership::Column::UserId.eq(user_id))
+    tenant: Option<Uuid>,
+    page: PageRequest,
+) -> Result<Page<(tenant::Model, Role)>, sea_orm::DbErr> {
+    let mut query = membership::Entity::find().filter(membership::Column::UserId.eq(user_id));
+    if let Some(tenant) = tenant {
+        query = query.filter(membership::Column::TenantId.eq(tenant));
+    }
+    let rows = query
         .find_also_related(tenant::Entity)
         .order_by_asc(membership::Column::CreatedAt)
+        .order_by_asc(membership::Column::TenantId)
+        .offset(page.offset)
+        .limit(page.limit + 1)
         .all(db)
         .await?;
-    Ok(rows
+    let rows = rows
         .into_iter()
         .filter_map(|(m, t)| t.map(|t| (t, m.role)))
-        .collect())
+        .collect();
+    Ok(Page::from_overfetch(rows, page))
 }
 
 /// Marks every policy snapshot stale.

@@ -534,3 +534,39 @@ async fn labels_are_unique_per_tenant_and_say_nothing_about_other_tenants() {
             .contains("in this tenant")
     );
 }
+
+#[tokio::test]
+async fn the_key_list_is_paginated_with_the_same_hard_maximum_as_posts() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    for label in ["a", "b"] {
+        app.new_key(
+            &owner.api_key,
+            &json!({"label": label, "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    }
+    let page: serde_json::Value = app
+        .get_with_key("/api/v1/me/api-keys?limit=2", &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next_offset"], 2, "three keys: the CLI's and two");
+    let last: serde_json::Value = app
+        .get_with_key("/api/v1/me/api-keys?limit=2&offset=2", &owner.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["items"].as_array().unwrap().len(), 1);
+    assert!(last.get("next_offset").is_none());
+    let problem = assert_problem(
+        app.get_with_key("/api/v1/me/api-keys?limit=101", &owner.api_key)
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "limit");
+}

@@ -172,3 +172,39 @@ async fn a_key_bound_to_a_tenant_cannot_create_tenants() {
         "nothing created"
     );
 }
+
+#[tokio::test]
+async fn the_tenant_list_is_paginated_with_the_same_hard_maximum_as_posts() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let session = app.session_for(owner.user_id);
+    for slug in ["beta", "gamma"] {
+        let resp = app
+            .create_tenant_in_session(&session, &json!({"slug": slug, "name": slug}))
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    let list = |query: &'static str| {
+        let session = session.clone();
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!("/api/v1/tenants{query}")))
+                .bearer_auth(session)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page: serde_json::Value = list("?limit=2").await.json().await.unwrap();
+    let slugs: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["acme", "beta"]);
+    assert_eq!(page["next_offset"], 2);
+    let problem = assert_problem(list("?limit=101").await, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "limit");
+}

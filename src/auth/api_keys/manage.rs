@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use super::{KeyVerifier, token};
 use crate::{
     auth::{Principal, permissions::Permissions},
     db::entities::{api_key, tenant},
-    domain::{OnUnique, TenantScope, memberships},
+    domain::{OnUnique, Page, PageRequest, TenantScope, memberships},
     error::{ApiError, ApiResult},
 };
 
@@ -182,8 +182,12 @@ pub async fn insert_key(
     Ok((info(row, tenant.slug().to_owned())?, key.secret))
 }
 
-/// The caller's active keys, newest first.
-pub async fn list(db: &DatabaseConnection, scope: &KeyScope<'_>) -> ApiResult<Vec<ApiKeyInfo>> {
+/// The caller's active keys, newest first, one page.
+pub async fn list(
+    db: &DatabaseConnection,
+    scope: &KeyScope<'_>,
+    page: PageRequest,
+) -> ApiResult<Page<ApiKeyInfo>> {
     let mut query = api_key::Entity::find()
         .filter(api_key::Column::UserId.eq(scope.principal.user_id))
         .filter(api_key::Column::RevokedAt.is_null());
@@ -193,12 +197,16 @@ pub async fn list(db: &DatabaseConnection, scope: &KeyScope<'_>) -> ApiResult<Ve
     let rows = query
         .order_by_desc(api_key::Column::CreatedAt)
         .order_by_desc(api_key::Column::Id)
+        .offset(page.offset)
+        .limit(page.limit + 1)
         .find_also_related(tenant::Entity)
         .all(db)
         .await?;
-    rows.into_iter()
+    let items = rows
+        .into_iter()
         .map(|(row, tenant)| info(row, tenant.map(|t| t.slug).unwrap_or_default()))
-        .collect()
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page))
 }
 
 /// An active key of the caller's, or 404 (also for other users' keys: no existence oracle).
