@@ -86,21 +86,24 @@ pub async fn add_user(
 ) -> anyhow::Result<Issued> {
     let role: Role = role.parse().map_err(|e| anyhow!("--role: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
-    let scope = tenants::resolve(&state.db, tenant_slug)
-        .await
-        .map_err(cli_error)?
-        .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
-    let (user, _) = users::find_or_create_by_email(&state.db, &email).await?;
-    members::grant(state, &scope, user.id, role)
-        .await
-        .map_err(|e| anyhow!("{}: {}", email.as_str(), cli_error(e)))?;
     let txn = state
         .db
         .begin()
         .await
         .context("could not start a transaction")?;
+    let scope = tenants::resolve(&txn, tenant_slug)
+        .await
+        .map_err(cli_error)?
+        .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
+    let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
+    // The same call the members API makes, with its last-owner guard; all or nothing.
+    members::grant_in(&txn, &scope, user.id, role)
+        .await
+        .map_err(|e| anyhow!("{}: {}", email.as_str(), cli_error(e)))?;
     let issued = issue_cli_key(&txn, state.keys.as_ref(), &scope, user.id).await?;
     txn.commit().await.context("could not commit")?;
+    // With Redis, running servers pick the new role up on their next request.
+    state.authz.membership_changed().await;
     Ok(issued)
 }
 

@@ -1,6 +1,7 @@
 //! What every handler may reach: settings, database, store and the security services, built
-//! once at start. `api/` and the domain read it from here; the wiring of routes and
-//! middleware lives in `app.rs`, which nothing below it imports.
+//! once at start. `api/` and the domain's multi-step operations read it from here; the wiring
+//! of routes and middleware lives in `app.rs`, which nothing here or below imports. (Building
+//! the state asks `api` for the permissions its resources declare, to check the policy.)
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;

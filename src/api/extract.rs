@@ -45,40 +45,46 @@ impl<'a> ApiExtractor<'a> for TenantAccess {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> Result<Self> {
-        request
-            .extensions()
-            .get::<TenantAccess>()
-            .cloned()
-            .ok_or_else(|| ApiError::Unauthorized.into())
+        // Only a handler mounted outside the tenant prefix lacks one: a wiring mistake, not a
+        // client's. Refused, and said loudly in the log.
+        request.extensions().get::<TenantAccess>().cloned().ok_or_else(|| {
+            tracing::error!(path = %request.uri().path(), "a tenant handler ran without the tenant middleware");
+            ApiError::Internal(anyhow::anyhow!("tenant route outside the tenant prefix")).into()
+        })
     }
 }
 
 /// The `If-Match` request header (RFC 9110 §13.1.1), compared strongly with our `ETag`
-/// (`"<version>"`): `*` matches any current version; a weak, foreign or malformed tag
-/// matches none.
+/// (`"<version>"`): `*` matches any current version; a list matches any version it names;
+/// weak, foreign or malformed tags match none.
 pub struct IfMatch(Option<Expected>);
 
 impl IfMatch {
     /// For changes that must name the version they were based on: absent is 428.
     pub fn required(&self) -> Result<Expected, ApiError> {
-        self.0.ok_or(ApiError::PreconditionRequired)
+        self.0.clone().ok_or(ApiError::PreconditionRequired)
     }
 
     /// For changes where the precondition is optional: absent matches anything.
     pub fn optional(&self) -> Expected {
-        self.0.unwrap_or(Expected::Any)
+        self.0.clone().unwrap_or(Expected::Any)
     }
 
+    /// Parses the field value (several header lines already joined with `,`).
     fn parse(value: &str) -> Expected {
-        let value = value.trim();
-        if value == "*" {
+        let tags: Vec<&str> = value.split(',').map(str::trim).collect();
+        if tags == ["*"] {
             return Expected::Any;
         }
-        value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .and_then(|v| v.parse().ok())
-            .map_or(Expected::Nothing, Expected::Version)
+        let versions = tags
+            .iter()
+            .filter_map(|tag| {
+                let version: i32 = tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()?;
+                // Only our own spelling of the tag: `"+3"` or `"03"` name nothing.
+                (etag(version) == *tag).then_some(version)
+            })
+            .collect();
+        Expected::OneOf(versions)
     }
 }
 
@@ -106,10 +112,16 @@ impl<'a> ApiExtractor<'a> for IfMatch {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> Result<Self> {
-        let header = request.headers().get(poem::http::header::IF_MATCH);
-        Ok(Self(header.map(|value| {
-            value.to_str().map_or(Expected::Nothing, Self::parse)
-        })))
+        let lines: Vec<&str> = request
+            .headers()
+            .get_all(poem::http::header::IF_MATCH)
+            .iter()
+            // A line that is not visible ASCII can name no tag of ours.
+            .map(|value| value.to_str().unwrap_or("\"\""))
+            .collect();
+        Ok(Self(
+            (!lines.is_empty()).then(|| Self::parse(&lines.join(","))),
+        ))
     }
 }
 
@@ -119,11 +131,26 @@ mod tests {
 
     #[test]
     fn if_match_compares_strongly_and_star_matches_any() {
-        assert_eq!(IfMatch::parse("\"3\""), Expected::Version(3));
-        assert_eq!(IfMatch::parse(" \"3\" "), Expected::Version(3));
+        let none = Expected::OneOf(vec![]);
+        assert_eq!(IfMatch::parse("\"3\""), Expected::version(3));
+        assert_eq!(IfMatch::parse(" \"3\" "), Expected::version(3));
         assert_eq!(IfMatch::parse("*"), Expected::Any);
-        assert_eq!(IfMatch::parse("W/\"3\""), Expected::Nothing);
-        assert_eq!(IfMatch::parse("3"), Expected::Nothing);
-        assert_eq!(IfMatch::parse("\"x\""), Expected::Nothing);
+        assert_eq!(IfMatch::parse("W/\"3\""), none);
+        assert_eq!(IfMatch::parse("3"), none);
+        assert_eq!(IfMatch::parse("\"x\""), none);
+        assert_eq!(IfMatch::parse("\"+3\""), none);
+        assert_eq!(IfMatch::parse("\"03\""), none);
+        assert_eq!(IfMatch::parse("\"-0\""), none);
+    }
+
+    #[test]
+    fn if_match_lists_match_any_version_they_name() {
+        assert_eq!(
+            IfMatch::parse("\"3\", W/\"4\", \"5\""),
+            Expected::OneOf(vec![3, 5])
+        );
+        assert_eq!(IfMatch::parse("\"3\",\"4\""), Expected::OneOf(vec![3, 4]));
+        // `*` is valid only alone.
+        assert_eq!(IfMatch::parse("*, \"3\""), Expected::OneOf(vec![3]));
     }
 }

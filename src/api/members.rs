@@ -111,12 +111,8 @@ enum Removed {
     Removed,
 }
 
-/// The caller, as the membership rules see it.
 fn actor(tenant: &TenantAccess) -> Actor {
-    Actor {
-        user_id: Some(tenant.user_id()),
-        may_manage_owners: tenant.can(MEMBERS_MANAGE_OWNERS),
-    }
+    Actor::from(tenant)
 }
 
 #[OpenApi(prefix_path = "/api/v1/tenants/:tenant", tag = "ApiTags::Members")]

@@ -278,5 +278,8 @@ pub async fn end(
         state.settings.auth.revocation_ttl(),
     )
     .await
-    .map_err(super::login::unavailable)
+    .map_err(|err| {
+        tracing::error!(error = %err, "session revocation unavailable");
+        crate::error::ApiError::Unavailable("sessions are temporarily unavailable".into())
+    })
 }

@@ -75,9 +75,12 @@ impl RouteTable {
             method
         };
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        // The most specific line wins (fewest variables), whatever the order of declaration:
+        // a later `GET /posts/export` is not taken for `GET /posts/{id}`.
         self.routes
             .iter()
-            .find(|(r, pattern)| r.method == method && matches(pattern, &segments))
+            .filter(|(r, pattern)| r.method == method && matches(pattern, &segments))
+            .min_by_key(|(_, pattern)| pattern.iter().filter(|p| p.starts_with('{')).count())
             .map(|(r, _)| r.permission)
     }
 }
@@ -167,6 +170,27 @@ mod tests {
             p(Method::POST, "/api/v1/tenants/acme/posts/1/publish"),
             Some(PUBLISH)
         );
+    }
+
+    #[test]
+    fn a_literal_segment_wins_over_a_variable_whatever_the_order() {
+        const EXPORT: Permission = Permission::new("posts", "export");
+        let routes = [
+            TenantRoute {
+                method: Method::GET,
+                path: "/posts/{id}",
+                permission: READ,
+            },
+            TenantRoute {
+                method: Method::GET,
+                path: "/posts/export",
+                permission: EXPORT,
+            },
+        ];
+        let t = RouteTable::new(&routes);
+        let p = |path: &str| t.permission_for(&Method::GET, path);
+        assert_eq!(p("/api/v1/tenants/acme/posts/export"), Some(EXPORT));
+        assert_eq!(p("/api/v1/tenants/acme/posts/123"), Some(READ));
     }
 
     #[test]

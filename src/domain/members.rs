@@ -17,7 +17,7 @@ use super::{
     users::{self, Email},
 };
 use crate::{
-    authz::perms,
+    authz::{TenantAccess, perms},
     db::entities::{Role, api_key, invitation, membership, user},
     state::AppState,
 };
@@ -36,11 +36,21 @@ pub enum Added {
 }
 
 /// Who asks for a change: granting, changing or removing an owner needs
-/// `members:manage_owners` (owners, and the operator's CLI).
+/// `members:manage_owners` (owners, and the operator's CLI). Built only from the tenant
+/// middleware's decision or as the operator, so no caller can claim owner rights.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor {
-    pub user_id: Option<Uuid>,
-    pub may_manage_owners: bool,
+    user_id: Option<Uuid>,
+    may_manage_owners: bool,
+}
+
+impl From<&TenantAccess> for Actor {
+    fn from(access: &TenantAccess) -> Self {
+        Self {
+            user_id: Some(access.user_id()),
+            may_manage_owners: access.can(perms::MEMBERS_MANAGE_OWNERS),
+        }
+    }
 }
 
 impl Actor {
@@ -189,17 +199,20 @@ pub async fn change_role(
 }
 
 /// Gives the user `role` in the tenant, as a new member or by changing the current role
-/// (with the same last-owner guard). The operator's CLI uses this.
-pub async fn grant(state: &AppState, scope: &TenantScope, user_id: Uuid, role: Role) -> Result<()> {
-    let txn = state.db.begin().await?;
-    match locked_role(&txn, scope, user_id).await {
-        Ok(current) => set_role_guarded(&txn, scope, user_id, current, role).await?,
-        Err(Error::NotFound) => memberships::set_role(&txn, scope, user_id, role).await?,
-        Err(other) => return Err(other),
+/// (with the same last-owner guard), inside the caller's transaction: the operator's CLI
+/// issues the user's key in the same one. After the commit, announce it with
+/// `authz.membership_changed()`.
+pub async fn grant_in(
+    txn: &impl ConnectionTrait,
+    scope: &TenantScope,
+    user_id: Uuid,
+    role: Role,
+) -> Result<()> {
+    match locked_role(txn, scope, user_id).await {
+        Ok(current) => set_role_guarded(txn, scope, user_id, current, role).await,
+        Err(Error::NotFound) => Ok(memberships::set_role(txn, scope, user_id, role).await?),
+        Err(other) => Err(other),
     }
-    txn.commit().await?;
-    state.authz.membership_changed().await;
-    Ok(())
 }
 
 /// Removes a member and revokes their API keys for this tenant, on every instance. Only

@@ -100,7 +100,6 @@ pub async fn set_role(
         Some(existing) => {
             let mut row: membership::ActiveModel = existing.into();
             row.role = Set(role);
-            row.updated_at = sea_orm::ActiveValue::NotSet;
             row.update(db).await?;
         }
         None => {

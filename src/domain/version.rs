@@ -10,23 +10,29 @@ use uuid::Uuid;
 
 use super::{Error, OnUnique, Result, TenantOwned, TenantScope};
 
-/// The version a change is conditional on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The versions a change is conditional on.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
     /// Whatever the current version is (`If-Match: *`).
     Any,
-    Version(i32),
-    /// A tag that can name no version of ours (weak, foreign, malformed): never matches.
-    Nothing,
+    /// One of these (`If-Match: "3", "4"`); none at all when no tag could name a version of
+    /// ours (weak, foreign or malformed tags), which then never matches.
+    OneOf(Vec<i32>),
 }
 
 impl Expected {
-    /// The filter that holds only for a row at the expected version.
-    pub fn condition(self, version: impl ColumnTrait) -> Condition {
+    pub fn version(v: i32) -> Self {
+        Self::OneOf(vec![v])
+    }
+
+    /// The filter that holds only for a row at an expected version.
+    pub fn condition(&self, version: impl ColumnTrait) -> Condition {
         match self {
             Expected::Any => Condition::all(),
-            Expected::Version(v) => Condition::all().add(version.eq(v)),
-            Expected::Nothing => Condition::all().add(Expr::value(false)),
+            Expected::OneOf(versions) if versions.is_empty() => {
+                Condition::all().add(Expr::value(false))
+            }
+            Expected::OneOf(versions) => Condition::all().add(version.is_in(versions.clone())),
         }
     }
 }
@@ -37,9 +43,10 @@ pub trait Versioned: TenantOwned {
     fn version_column() -> Self::Column;
     fn updated_at_column() -> Self::Column;
 
-    /// Applies `changes` (the `col_expr`s of an update; the tenant filter is added here) to
-    /// row `id` if it is at the `expected` version, bumping the version, and returns the row
-    /// as it now is. A unique-key violation becomes `on_unique()`.
+    /// Applies `changes` (an `update_in(scope)` with its `col_expr`s; the tenant filter is
+    /// applied here again, so a plain `update_many()` cannot escape the tenant) to row `id` if
+    /// it is at an `expected` version, bumping the version, and returns the row as this
+    /// statement left it. A unique-key violation becomes `on_unique()`.
     async fn update_expected(
         db: &impl ConnectionTrait,
         scope: &TenantScope,
@@ -49,23 +56,26 @@ pub trait Versioned: TenantOwned {
         on_unique: impl FnOnce() -> Error,
     ) -> Result<Self::Model> {
         let version = Self::version_column();
-        let result = changes
+        // RETURNING: the row exactly as this statement left it, so the ETag handed back is the
+        // version this change made, never a later concurrent one.
+        let updated = changes
             .col_expr(version, Expr::col(version).add(1))
             .col_expr(Self::updated_at_column(), Expr::value(Utc::now()))
             .filter(Self::tenant_column().eq(scope.id()))
             .filter(Self::id_column().eq(id))
             .filter(expected.condition(version))
-            .exec(db)
+            .exec_with_returning(db)
             .await
             .on_unique(on_unique)?;
-        let current = Self::find_id_in(scope, id)
-            .one(db)
-            .await?
-            .ok_or(Error::NotFound)?;
-        if result.rows_affected == 0 {
-            return Err(Error::VersionMismatch);
+        if let Some(row) = updated.into_iter().next() {
+            return Ok(row);
         }
-        Ok(current)
+        let exists = Self::find_id_in(scope, id).one(db).await?.is_some();
+        Err(if exists {
+            Error::VersionMismatch
+        } else {
+            Error::NotFound
+        })
     }
 
     /// Deletes row `id` if it is at the `expected` version.

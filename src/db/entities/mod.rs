@@ -2,7 +2,8 @@
 //! except the stamping of ids and timestamps, which [`stamped!`] writes once for every table.
 
 /// Implements `ActiveModelBehavior` so that inserts get a fresh UUIDv7 `id` and `created_at`,
-/// and every save through an `ActiveModel` sets `updated_at`, unless the caller set them.
+/// and every save through an `ActiveModel` sets `updated_at`, unless the caller set them
+/// (`Set`; an `Unchanged` value read from the row is stamped anew).
 /// Use it in an entity module as `stamped!(id, created_at, updated_at);` (the columns it has).
 macro_rules! stamped {
     ($($column:ident),* $(,)?) => {
@@ -23,17 +24,17 @@ macro_rules! stamped {
 #[doc(hidden)]
 macro_rules! stamp {
     ($model:ident, id, $insert:ident, $now:ident) => {
-        if $insert && $model.id.is_not_set() {
+        if $insert && !$model.id.is_set() {
             $model.id = sea_orm::ActiveValue::Set(uuid::Uuid::now_v7());
         }
     };
     ($model:ident, created_at, $insert:ident, $now:ident) => {
-        if $insert && $model.created_at.is_not_set() {
+        if $insert && !$model.created_at.is_set() {
             $model.created_at = sea_orm::ActiveValue::Set($now);
         }
     };
     ($model:ident, updated_at, $insert:ident, $now:ident) => {
-        if $model.updated_at.is_not_set() {
+        if !$model.updated_at.is_set() {
             $model.updated_at = sea_orm::ActiveValue::Set($now);
         }
     };
