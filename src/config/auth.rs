@@ -60,6 +60,19 @@ pub struct OidcProviderSettings {
     pub client_secret_file: Option<PathBuf>,
     #[serde(default = "default_oidc_scopes")]
     pub scopes: Vec<String>,
+    /// The provider lives on a private network (loopback, RFC 1918, link-local, ...): allow
+    /// connecting there. Off, only public addresses are reached, whatever DNS answers.
+    #[serde(default)]
+    pub allow_private_network: bool,
+    /// Discovery and signing keys are fetched again after the provider's `Cache-Control:
+    /// max-age`, kept within these bounds (and after `refresh_default_secs` when it sends
+    /// none), so a key the provider withdrew stops being trusted.
+    #[serde(default = "default_refresh_min_secs")]
+    pub refresh_min_secs: u64,
+    #[serde(default = "default_refresh_max_secs")]
+    pub refresh_max_secs: u64,
+    #[serde(default = "default_refresh_default_secs")]
+    pub refresh_default_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,10 +88,31 @@ pub struct GithubProviderSettings {
     pub token_url: url::Url,
     #[serde(default = "github_api_url")]
     pub api_url: url::Url,
+    /// As for OIDC providers: GitHub Enterprise on a private network needs it.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 fn default_oidc_scopes() -> Vec<String> {
     vec!["openid".into(), "email".into(), "profile".into()]
+}
+
+/// Five minutes: no provider can make us fetch on every login.
+pub const REFRESH_MIN_SECS: u64 = 300;
+/// A day: no provider can make us trust a withdrawn key for longer.
+pub const REFRESH_MAX_SECS: u64 = 86_400;
+
+fn default_refresh_min_secs() -> u64 {
+    REFRESH_MIN_SECS
+}
+
+fn default_refresh_max_secs() -> u64 {
+    REFRESH_MAX_SECS
+}
+
+/// An hour when the provider sends no `max-age`: a withdrawn key is trusted at most that long.
+fn default_refresh_default_secs() -> u64 {
+    3600
 }
 
 fn parse_url(s: &str) -> url::Url {
@@ -121,14 +155,28 @@ pub fn resolve_secret(
 
 /// Outbound identity-provider URLs must be https, except loopback (local development and the
 /// test fakes), so a misconfiguration cannot send client secrets in clear over a network.
+/// Which addresses may be reached at all is decided when connecting (`allow_private_network`).
 pub fn check_outbound_url(key: &str, url: &url::Url) -> Result<(), ConfigError> {
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
+    if url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(url)) {
         Ok(())
     } else {
         Err(ConfigError::new(format!(
             "{key}: must be an https URL (http only for localhost)"
         )))
+    }
+}
+
+/// A loopback host as written in a URL (`localhost`, `*.localhost`, 127/8, `::1`). This is about
+/// spelling only; the connection-time guard judges the addresses a name resolves to.
+pub fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -214,6 +262,7 @@ impl AuthSettings {
                             "{key}.scopes must include openid"
                         )));
                     }
+                    p.validate_refresh(&key, production)?;
                 }
                 ProviderSettings::Github(p) => {
                     for (field, url) in [
@@ -235,7 +284,37 @@ impl AuthSettings {
     }
 }
 
+impl OidcProviderSettings {
+    /// Shorter bounds than the defaults exist for tests and local experiments; production
+    /// keeps the five-minute floor (the provider is not ours to hammer) and the one-day cap.
+    fn validate_refresh(&self, key: &str, production: bool) -> Result<(), ConfigError> {
+        let (min, max, default) = (
+            self.refresh_min_secs,
+            self.refresh_max_secs,
+            self.refresh_default_secs,
+        );
+        if min > max || default < min || default > max || max > REFRESH_MAX_SECS {
+            return Err(ConfigError::new(format!(
+                "{key}: refresh_min_secs <= refresh_default_secs <= refresh_max_secs <= {REFRESH_MAX_SECS}"
+            )));
+        }
+        if production && min < REFRESH_MIN_SECS {
+            return Err(ConfigError::new(format!(
+                "{key}.refresh_min_secs: at least {REFRESH_MIN_SECS} in production"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl ProviderSettings {
+    pub fn allow_private_network(&self) -> bool {
+        match self {
+            ProviderSettings::Oidc(p) => p.allow_private_network,
+            ProviderSettings::Github(p) => p.allow_private_network,
+        }
+    }
+
     pub fn display_name(&self, name: &str) -> String {
         let configured = match self {
             ProviderSettings::Oidc(p) => p.display_name.clone(),

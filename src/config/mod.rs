@@ -18,7 +18,7 @@ pub mod files;
 
 pub use auth::{
     AuthSettings, GithubProviderSettings, OidcProviderSettings, ProviderSettings,
-    SigningKeySettings, check_outbound_url,
+    SigningKeySettings, check_outbound_url, is_loopback_host,
 };
 pub use files::ConfigDir;
 use serde::{Deserialize, Serialize};

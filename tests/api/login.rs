@@ -756,7 +756,8 @@ async fn an_unreachable_issuer_is_a_503_and_is_not_hammered() {
     let app = spawn_app_with(|f| {
         f.merge(Serialized::default(
             "auth.providers.down",
-            json!({"kind": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "c", "client_secret": "s"}),
+            json!({"kind": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "c", "client_secret": "s",
+                   "allow_private_network": true}),
         ))
     })
     .await;
@@ -764,4 +765,135 @@ async fn an_unreachable_issuer_is_a_503_and_is_not_hammered() {
     assert_eq!(first["detail"], "the identity provider is unreachable");
     // Within the back-off the next login fails fast, without another fetch.
     assert_problem(app.get("/auth/login/down").await, 503).await;
+
+    // The same with a provider that counts: logins arriving together and after the failure
+    // cost the provider one request.
+    let idp = FakeOidc::start().await;
+    idp.set_down(true);
+    let app = app_with(Some(&idp), None).await;
+    let logins = (0..5).map(|_| app.get("/auth/login/fake"));
+    for resp in futures_util::future::join_all(logins).await {
+        assert_problem(resp, 503).await;
+    }
+    assert_problem(app.get("/auth/login/fake").await, 503).await;
+    assert_eq!(idp.discovery_fetches(), 1, "one fetch, then the back-off");
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_the_jwks_at_most_once_a_minute() {
+    let idp = FakeOidc::start().await;
+    // Signed by a key the provider never published (forged, or from an attacker's own kid).
+    idp.behave(|b| b.signing = Signing::Key("rsa-2".into()));
+    let app = app_with(Some(&idp), None).await;
+    for _ in 0..4 {
+        let problem = assert_problem(Browser::default().login(&app, "fake").await, 400).await;
+        assert_eq!(
+            problem["detail"],
+            "the identity provider's answer failed validation"
+        );
+    }
+    assert_eq!(idp.discovery_fetches(), 1);
+    assert_eq!(
+        idp.jwks_fetches(),
+        2,
+        "the first fetch and one refresh, not one per token"
+    );
+}
+
+/// An app whose provider `fake` has `settings` with `changes` merged in.
+async fn app_with_oidc(idp: &FakeOidc, changes: Value) -> TestApp {
+    let mut settings = idp.settings();
+    for (key, value) in changes.as_object().into_iter().flatten() {
+        settings[key] = value.clone();
+    }
+    spawn_app_with(move |f| f.merge(Serialized::default("auth.providers.fake", settings))).await
+}
+
+#[tokio::test]
+async fn a_key_the_provider_withdraws_stops_being_accepted_once_its_max_age_passes() {
+    let idp = FakeOidc::start().await;
+    idp.cache_control("public, max-age=0");
+    idp.behave(|b| b.signing = Signing::Key("rsa-1".into()));
+    // The five-minute floor lowered so the provider's max-age=0 takes effect at once.
+    let app = app_with_oidc(&idp, json!({"refresh_min_secs": 0})).await;
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+
+    // The provider withdraws rsa-1 (say it leaked) while tokens signed with it still come.
+    idp.withdraw("rsa-1");
+    let fetches = idp.discovery_fetches();
+    let problem = assert_problem(Browser::default().login(&app, "fake").await, 400).await;
+    assert_eq!(
+        problem["detail"],
+        "the identity provider's answer failed validation"
+    );
+    assert!(
+        idp.discovery_fetches() > fetches,
+        "discovery is fetched again too"
+    );
+    // Keys it still publishes keep working.
+    idp.behave(|b| b.signing = Signing::Key("rsa-0".into()));
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+}
+
+#[tokio::test]
+async fn keys_are_trusted_for_at_least_five_minutes_whatever_the_provider_says() {
+    let idp = FakeOidc::start().await;
+    idp.cache_control("max-age=0");
+    idp.behave(|b| b.signing = Signing::Key("rsa-1".into()));
+    let app = app_with(Some(&idp), None).await;
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+    idp.withdraw("rsa-1");
+    // Within the floor the cached keys stand, and the provider is not asked again.
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+    assert_eq!((idp.discovery_fetches(), idp.jwks_fetches()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_provider_on_a_private_address_is_refused_without_allow_private_network() {
+    let idp = FakeOidc::start().await;
+    // By address, and by a name that resolves to it.
+    let by_name = idp.issuer.replace("127.0.0.1", "localhost");
+    for issuer in [idp.issuer.clone(), by_name] {
+        let app = app_with_oidc(
+            &idp,
+            json!({"issuer": issuer, "allow_private_network": false}),
+        )
+        .await;
+        let problem = assert_problem(app.get("/auth/login/fake").await, 503).await;
+        assert_eq!(
+            problem["detail"], "the identity provider is unreachable",
+            "{issuer}"
+        );
+    }
+    assert_eq!(idp.discovery_fetches(), 0, "never connected");
+
+    // GitHub's first call is the token exchange, at the callback: refused the same way.
+    let gh = FakeGithub::start().await;
+    let mut settings = gh.settings();
+    settings["allow_private_network"] = json!(false);
+    let app =
+        spawn_app_with(move |f| f.merge(Serialized::default("auth.providers.gh", settings))).await;
+    assert_problem(Browser::default().login(&app, "gh").await, 503).await;
+}
+
+#[tokio::test]
+async fn a_provider_answer_over_one_mebibyte_is_refused() {
+    let idp = FakeOidc::start().await;
+    // Large but under the cap: still read.
+    idp.pad_answers(512 * 1024);
+    let app = app_with(Some(&idp), None).await;
+    assert_eq!(Browser::default().login(&app, "fake").await.status(), 200);
+
+    idp.pad_answers(2 * 1024 * 1024);
+    let app = app_with(Some(&idp), None).await;
+    let problem = assert_problem(app.get("/auth/login/fake").await, 503).await;
+    assert_eq!(problem["detail"], "the identity provider is unreachable");
+
+    let gh = FakeGithub::start().await;
+    gh.behave(|b| {
+        b.emails = json!([{"email": format!("{}@example.com", "x".repeat(2 * 1024 * 1024)),
+                           "primary": true, "verified": true}])
+    });
+    let app = app_with(None, Some(&gh)).await;
+    assert_problem(Browser::default().login(&app, "gh").await, 503).await;
 }

@@ -9,12 +9,15 @@ use anyhow::Context;
 use openidconnect::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     HttpRequest, HttpResponse, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, TokenUrl, reqwest,
+    RedirectUrl, RequestTokenError, Scope, TokenUrl, http,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{AuthorizationStart, ExternalIdentity, ProviderError};
+use super::{
+    AuthorizationStart, ExternalIdentity, ProviderError,
+    outbound::{OutboundError, ProviderHttp},
+};
 use crate::config::GithubProviderSettings;
 
 type Client = oauth2::basic::BasicClient<
@@ -28,7 +31,7 @@ type Client = oauth2::basic::BasicClient<
 pub struct GithubProvider {
     client: Client,
     api: url::Url,
-    http: reqwest::Client,
+    http: ProviderHttp,
 }
 
 #[derive(Deserialize)]
@@ -49,16 +52,20 @@ fn invalid(e: impl std::fmt::Display) -> ProviderError {
     ProviderError::Invalid(e.to_string())
 }
 
+fn unavailable(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Unavailable(e.to_string())
+}
+
 /// Sends through `http`, reporting GitHub's `200 {"error": ...}` as a 400.
-type HttpResult = Result<HttpResponse, oauth2::HttpClientError<reqwest::Error>>;
+type HttpResult = Result<HttpResponse, OutboundError>;
 
 fn github_http(
-    http: reqwest::Client,
+    http: ProviderHttp,
 ) -> impl Fn(HttpRequest) -> Pin<Box<dyn Future<Output = HttpResult> + Send>> {
     move |request: HttpRequest| {
         let http = http.clone();
         Box::pin(async move {
-            let mut response = oauth2::AsyncHttpClient::call(&http, request).await?;
+            let mut response = http.send(request).await?;
             let has_error = serde_json::from_slice::<serde_json::Value>(response.body())
                 .ok()
                 .is_some_and(|v| v.get("error").is_some());
@@ -75,7 +82,7 @@ impl GithubProvider {
         config: GithubProviderSettings,
         secret: SecretString,
         redirect: url::Url,
-        http: reqwest::Client,
+        http: ProviderHttp,
     ) -> anyhow::Result<Self> {
         let client = oauth2::basic::BasicClient::new(ClientId::new(config.client_id.clone()))
             .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
@@ -118,7 +125,11 @@ impl GithubProvider {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
             .request_async(&github_http(self.http.clone()))
             .await
-            .map_err(|e| invalid(format!("token exchange: {e}")))?;
+            .map_err(|e| match e {
+                // Not reached, or answered too much: GitHub is unavailable, not wrong.
+                RequestTokenError::Request(e) => unavailable(format!("token exchange: {e}")),
+                e => invalid(format!("token exchange: {e}")),
+            })?;
         let bearer = token.access_token().secret().clone();
         let user: User = self.get("user", &bearer).await?;
         let emails: Vec<Email> = self.get("user/emails", &bearer).await?;
@@ -137,22 +148,20 @@ impl GithubProvider {
         bearer: &str,
     ) -> Result<T, ProviderError> {
         let url = self.api.join(path).map_err(invalid)?;
+        let request = http::Request::get(url.as_str())
+            .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header(http::header::USER_AGENT, "ironquill")
+            .body(Vec::new())
+            .map_err(invalid)?;
         let response = self
             .http
-            .get(url)
-            .bearer_auth(bearer)
-            .header("accept", "application/vnd.github+json")
-            .header("user-agent", "ironquill")
-            .send()
+            .send(request)
             .await
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(format!("GitHub {path}: {e}")))?;
         if !response.status().is_success() {
             return Err(invalid(format!("GitHub {path}: {}", response.status())));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        serde_json::from_slice(&body).map_err(|e| invalid(format!("GitHub {path}: {e}")))
+        serde_json::from_slice(response.body()).map_err(|e| invalid(format!("GitHub {path}: {e}")))
     }
 }

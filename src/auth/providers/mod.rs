@@ -1,17 +1,19 @@
 //! External identity providers: OpenID Connect issuers and GitHub's plain OAuth2.
 //!
 //! Outbound calls go only to configured URLs and the endpoints the configured issuer's
-//! discovery document names, with timeouts and without following redirects (no SSRF).
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+//! discovery document names, through [`outbound::ProviderHttp`]: timeouts, no redirects, public
+//! addresses only unless the provider is on a private network, and a cap on answer sizes.
+use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::Context;
-use openidconnect::reqwest;
 use secrecy::SecretString;
 
 use crate::config::{ProviderSettings, Settings};
 
+mod freshness;
 mod github;
 mod oidc;
+mod outbound;
 
 pub use github::GithubProvider;
 pub use oidc::OidcProvider;
@@ -83,38 +85,27 @@ pub struct Providers {
     by_name: BTreeMap<String, Arc<ProviderEntry>>,
 }
 
-/// The one HTTP client for identity providers.
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        // Following redirects would let a provider (or whoever answers for it) send us elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .context("could not build the identity-provider HTTP client")
-}
-
 impl Providers {
     pub fn from_settings(settings: &Settings, public_url: &url::Url) -> anyhow::Result<Self> {
-        let http = http_client()?;
         let mut by_name = BTreeMap::new();
         for (name, config) in &settings.auth.providers {
             let redirect = public_url
                 .join(&format!("/auth/callback/{name}"))
                 .with_context(|| format!("auth.providers.{name}: redirect URI"))?;
             let secret: SecretString = config.client_secret(name)?;
+            let http = outbound::ProviderHttp::new(config.allow_private_network())?;
             let provider = match config {
                 ProviderSettings::Oidc(c) => Provider::Oidc(Box::new(OidcProvider::new(
                     c.clone(),
                     secret,
                     redirect,
-                    http.clone(),
+                    http,
                 ))),
                 ProviderSettings::Github(c) => Provider::Github(Box::new(GithubProvider::new(
                     c.clone(),
                     secret,
                     redirect,
-                    http.clone(),
+                    http,
                 )?)),
             };
             let entry = ProviderEntry {

@@ -2,27 +2,31 @@
 //! state and nonce, and an ID token validated in full (signature by the issuer's JWKS, `iss`,
 //! `aud`, `azp`, `exp`, `iat`, nonce, and an allow-list of asymmetric algorithms: never `none`,
 //! never HMAC, so a token "signed" with the public key as an HMAC secret is refused).
+//!
+//! Discovery and keys are trusted for as long as the provider's `Cache-Control` allows, within
+//! bounds ([`super::freshness`]); then both are fetched again before the next use, so a key the
+//! provider withdrew stops being accepted. If that fetch fails, logins fail (after a short
+//! back-off, fast) rather than trust keys past their time.
 use std::time::{Duration, Instant};
 
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse,
     core::{
         CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
         CoreProviderMetadata,
     },
-    reqwest,
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use super::{AuthorizationStart, ExternalIdentity, ProviderError};
-use crate::config::{OidcProviderSettings, check_outbound_url};
-
-fn is_loopback(url: &url::Url) -> bool {
-    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
-}
+use super::{
+    AuthorizationStart, ExternalIdentity, ProviderError,
+    freshness::{Bounds, Observed},
+    outbound::ProviderHttp,
+};
+use crate::config::{OidcProviderSettings, check_outbound_url, is_loopback_host};
 
 type Client = CoreClient<
     EndpointSet,
@@ -35,7 +39,7 @@ type Client = CoreClient<
 
 /// After a failed discovery, how long logins fail fast before it is tried again.
 const DISCOVERY_BACKOFF: Duration = Duration::from_secs(5);
-/// At most one JWKS refresh per this interval, whatever tokens arrive.
+/// At most one JWKS refresh per this interval on unknown `kid`s, whatever tokens arrive.
 const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// How far an ID token's `iat` may be from now (clock skew, then staleness).
 const IAT_FUTURE_SKEW: i64 = 60;
@@ -54,16 +58,29 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 7] = [
 struct Discovered {
     metadata: CoreProviderMetadata,
     client: Client,
-    jwks_refreshed_at: Option<Instant>,
+    /// From here on, discovery and keys are fetched again before they are used.
+    expires: Instant,
+    /// Counts key changes, so a login that verified with older keys retries with the
+    /// current ones instead of fetching again.
+    keys_version: u64,
+    /// The last fetch an unknown `kid` caused (kept across rediscovery: the limit holds).
+    kid_refetched_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Cache {
+    discovered: Option<Discovered>,
+    failed_at: Option<Instant>,
 }
 
 pub struct OidcProvider {
     config: OidcProviderSettings,
     secret: SecretString,
     redirect: url::Url,
-    http: reqwest::Client,
-    discovered: Mutex<Option<Discovered>>,
-    failed_at: std::sync::Mutex<Option<Instant>>,
+    http: ProviderHttp,
+    bounds: Bounds,
+    /// Held while fetching: one fetch at a time, the others wait for its result.
+    cache: Mutex<Cache>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ProviderError {
@@ -79,63 +96,70 @@ impl OidcProvider {
         config: OidcProviderSettings,
         secret: SecretString,
         redirect: url::Url,
-        http: reqwest::Client,
+        http: ProviderHttp,
     ) -> Self {
         Self {
+            bounds: Bounds::from(&config),
             config,
             secret,
             redirect,
             http,
-            discovered: Mutex::new(None),
-            failed_at: std::sync::Mutex::new(None),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
-    fn client(&self, metadata: CoreProviderMetadata) -> Result<Client, ProviderError> {
-        Ok(CoreClient::from_provider_metadata(
+    fn client(&self, metadata: CoreProviderMetadata) -> Client {
+        CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
             Some(ClientSecret::new(self.secret.expose_secret().to_owned())),
         )
-        .set_redirect_uri(RedirectUrl::from_url(self.redirect.clone())))
+        .set_redirect_uri(RedirectUrl::from_url(self.redirect.clone()))
     }
 
-    /// The cached discovery, fetched on first use. One request fetches while the others wait;
-    /// after a failure, requests fail fast for a few seconds instead of queueing up behind
-    /// more fetches of an unreachable issuer.
-    async fn discovered(
-        &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<Discovered>>, ProviderError> {
-        let mut guard = self.discovered.lock().await;
-        if guard.is_none() {
-            let failed_at = *self
+    /// Discovery and keys, fetched again first if they are missing or stale. One request
+    /// fetches while the others wait; after a failure, requests fail fast for a few seconds
+    /// instead of queueing up behind more fetches of an unreachable issuer.
+    async fn discovered(&self) -> Result<MappedMutexGuard<'_, Discovered>, ProviderError> {
+        let mut cache = self.cache.lock().await;
+        let fresh = cache
+            .discovered
+            .as_ref()
+            .is_some_and(|d| Instant::now() < d.expires);
+        if !fresh {
+            if cache
                 .failed_at
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if failed_at.is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF) {
+                .is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF)
+            {
                 return Err(unavailable("discovery failed moments ago"));
             }
             match self.discover().await {
-                Ok(discovered) => *guard = Some(discovered),
+                Ok(mut discovered) => {
+                    if let Some(old) = &cache.discovered {
+                        discovered.keys_version = old.keys_version + 1;
+                        discovered.kid_refetched_at = old.kid_refetched_at;
+                    }
+                    cache.discovered = Some(discovered);
+                    cache.failed_at = None;
+                }
                 Err(err) => {
-                    *self
-                        .failed_at
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                    cache.failed_at = Some(Instant::now());
                     return Err(err);
                 }
             }
         }
-        Ok(guard)
+        MutexGuard::try_map(cache, |c| c.discovered.as_mut())
+            .map_err(|_| unavailable("discovery missing"))
     }
 
     async fn discover(&self) -> Result<Discovered, ProviderError> {
         // Exactly as configured: the issuer must match the provider's byte for byte.
         let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(invalid)?;
-        let issuer_is_local = is_loopback(issuer.url());
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+        let issuer_is_local = is_loopback_host(issuer.url());
+        let observed = Observed::new(&self.http, self.bounds);
+        let metadata = CoreProviderMetadata::discover_async(issuer, &observed)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(error_chain(&e)))?;
         // The endpoints the issuer names: https, and on loopback only if the issuer itself
         // is (a remote issuer must not make us send the client secret to a local service).
         let mut endpoints = vec![
@@ -150,26 +174,25 @@ impl OidcProvider {
         }
         for (what, url) in endpoints {
             check_outbound_url(what, url).map_err(invalid)?;
-            if is_loopback(url) && !issuer_is_local {
+            if is_loopback_host(url) && !issuer_is_local {
                 return Err(invalid(format!(
                     "{what}: a remote issuer named a local endpoint"
                 )));
             }
         }
-        let client = self.client(metadata.clone())?;
+        let client = self.client(metadata.clone());
         Ok(Discovered {
             metadata,
             client,
-            jwks_refreshed_at: None,
+            expires: Instant::now() + observed.lifetime(),
+            keys_version: 0,
+            kid_refetched_at: None,
         })
     }
 
     pub async fn start(&self) -> Result<AuthorizationStart, ProviderError> {
-        let guard = self.discovered().await?;
-        let discovered = guard
-            .as_ref()
-            .ok_or_else(|| unavailable("discovery missing"))?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let discovered = self.discovered().await?;
         let mut request = discovered
             .client
             .authorize_url(
@@ -197,13 +220,9 @@ impl OidcProvider {
         nonce: &str,
     ) -> Result<ExternalIdentity, ProviderError> {
         // Work on a copy of the client: the lock is held only to read or refresh discovery.
-        let client = {
-            let guard = self.discovered().await?;
-            guard
-                .as_ref()
-                .ok_or_else(|| unavailable("discovery missing"))?
-                .client
-                .clone()
+        let (client, keys_version) = {
+            let discovered = self.discovered().await?;
+            (discovered.client.clone(), discovered.keys_version)
         };
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -211,7 +230,11 @@ impl OidcProvider {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
             .request_async(&self.http)
             .await
-            .map_err(|e| invalid(format!("token exchange: {e}")))?;
+            .map_err(|e| match e {
+                // Not reached, or answered too much: the provider is unavailable, not wrong.
+                RequestTokenError::Request(e) => unavailable(format!("token exchange: {e}")),
+                e => invalid(format!("token exchange: {e}")),
+            })?;
         let id_token = response
             .id_token()
             .ok_or_else(|| invalid("no ID token in the token response"))?;
@@ -223,32 +246,50 @@ impl OidcProvider {
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(
                 openidconnect::SignatureVerificationError::NoMatchingKey,
             )) => {
-                let client = self.refresh_jwks().await?;
+                let client = self.keys_newer_than(keys_version).await?;
                 verify(&client, id_token, &nonce).map_err(invalid)
             }
             Err(e) => Err(invalid(e)),
         }
     }
 
-    async fn refresh_jwks(&self) -> Result<Client, ProviderError> {
-        let mut guard = self.discovered().await?;
-        let discovered = guard
-            .as_mut()
-            .ok_or_else(|| unavailable("discovery missing"))?;
-        if discovered
-            .jwks_refreshed_at
-            .is_some_and(|at| at.elapsed() < JWKS_REFRESH_INTERVAL)
+    /// A client with keys newer than `version`: the current ones if they already are (another
+    /// request fetched them meanwhile), else freshly fetched, at most once a minute.
+    async fn keys_newer_than(&self, version: u64) -> Result<Client, ProviderError> {
+        let mut discovered = self.discovered().await?;
+        if discovered.keys_version != version
+            || discovered
+                .kid_refetched_at
+                .is_some_and(|at| at.elapsed() < JWKS_REFRESH_INTERVAL)
         {
             return Ok(discovered.client.clone());
         }
-        discovered.jwks_refreshed_at = Some(Instant::now());
-        let jwks = CoreJsonWebKeySet::fetch_async(discovered.metadata.jwks_uri(), &self.http)
+        // Counted before the fetch: a failing fetch is limited the same way.
+        discovered.kid_refetched_at = Some(Instant::now());
+        let observed = Observed::new(&self.http, self.bounds);
+        let jwks = CoreJsonWebKeySet::fetch_async(discovered.metadata.jwks_uri(), &observed)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(error_chain(&e)))?;
         discovered.metadata = discovered.metadata.clone().set_jwks(jwks);
-        discovered.client = self.client(discovered.metadata.clone())?;
+        discovered.client = self.client(discovered.metadata.clone());
+        discovered.keys_version += 1;
+        // The new set may ask to be fetched again sooner; never later than planned.
+        discovered.expires = discovered.expires.min(Instant::now() + observed.lifetime());
         Ok(discovered.client.clone())
     }
+}
+
+/// An error with its causes: `openidconnect` puts the interesting part (the refused address,
+/// the size cap) in the source.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
 }
 
 /// Validates the ID token in full and reads the identity from it.

@@ -62,7 +62,7 @@ impl FakeGithub {
         json!({"kind": "github", "client_id": "gh-client", "client_secret": "gh-secret",
                "auth_url": format!("{}/login/oauth/authorize", self.base),
                "token_url": format!("{}/login/oauth/access_token", self.base),
-               "api_url": format!("{}/api", self.base)})
+               "api_url": format!("{}/api", self.base), "allow_private_network": true})
     }
 }
 

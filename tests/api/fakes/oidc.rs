@@ -138,6 +138,13 @@ pub struct State {
     published: Vec<String>,
     grants: HashMap<String, Grant>,
     pub jwks_fetches: u32,
+    pub discovery_fetches: u32,
+    /// Sent as `Cache-Control` with discovery and the JWKS.
+    cache_control: Option<String>,
+    /// Discovery answers 500.
+    down: bool,
+    /// Bytes of filler added to discovery and the JWKS.
+    padding: usize,
 }
 
 #[derive(Clone)]
@@ -158,6 +165,10 @@ impl FakeOidc {
             published,
             grants: HashMap::new(),
             jwks_fetches: 0,
+            discovery_fetches: 0,
+            cache_control: None,
+            down: false,
+            padding: 0,
         }));
         let app = Route::new()
             .at("/.well-known/openid-configuration", get(discovery))
@@ -180,23 +191,67 @@ impl FakeOidc {
         self.state.lock().unwrap().published.push(kid.into());
     }
 
+    /// Removes `kid` from the JWKS (a key the provider no longer trusts; it can still sign).
+    pub fn withdraw(&self, kid: &str) {
+        self.state.lock().unwrap().published.retain(|k| k != kid);
+    }
+
     pub fn jwks_fetches(&self) -> u32 {
         self.state.lock().unwrap().jwks_fetches
     }
 
-    /// The provider settings for ironquill, as JSON for figment.
+    pub fn discovery_fetches(&self) -> u32 {
+        self.state.lock().unwrap().discovery_fetches
+    }
+
+    /// Sends `Cache-Control: value` with discovery and the JWKS.
+    pub fn cache_control(&self, value: &str) {
+        self.state.lock().unwrap().cache_control = Some(value.into());
+    }
+
+    /// Makes discovery answer 500 (`true`) or work again.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    /// Pads discovery and the JWKS with `bytes` of filler.
+    pub fn pad_answers(&self, bytes: usize) {
+        self.state.lock().unwrap().padding = bytes;
+    }
+
+    /// The provider settings for ironquill, as JSON for figment. The fake listens on loopback,
+    /// so it is on a private network.
     pub fn settings(&self) -> Value {
         json!({"kind": "oidc", "issuer": self.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-               "display_name": "Fake OIDC"})
+               "display_name": "Fake OIDC", "allow_private_network": true})
     }
 }
 
 type Shared = Arc<Mutex<State>>;
 
+/// `body` as JSON, with the configured filler and `Cache-Control`.
+fn cacheable(s: &State, mut body: Value) -> Response {
+    if s.padding > 0 {
+        body["padding"] = json!("x".repeat(s.padding));
+    }
+    let mut response = Json(body).into_response();
+    if let Some(value) = &s.cache_control {
+        response
+            .headers_mut()
+            .insert("cache-control", value.parse().unwrap());
+    }
+    response
+}
+
 #[handler]
-fn discovery(state: Data<&Shared>) -> Json<Value> {
-    let issuer = state.lock().unwrap().issuer.clone();
-    Json(json!({
+fn discovery(state: Data<&Shared>) -> Response {
+    let mut s = state.lock().unwrap();
+    s.discovery_fetches += 1;
+    if s.down {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let issuer = s.issuer.clone();
+    let body = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
@@ -204,11 +259,12 @@ fn discovery(state: Data<&Shared>) -> Json<Value> {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
-    }))
+    });
+    cacheable(&s, body)
 }
 
 #[handler]
-fn jwks(state: Data<&Shared>) -> Json<Value> {
+fn jwks(state: Data<&Shared>) -> Response {
     let mut s = state.lock().unwrap();
     s.jwks_fetches += 1;
     let keys: Vec<Value> = s
@@ -217,7 +273,7 @@ fn jwks(state: Data<&Shared>) -> Json<Value> {
         .filter(|k| s.published.contains(&k.kid))
         .map(|k| k.jwk.clone())
         .collect();
-    Json(json!({ "keys": keys }))
+    cacheable(&s, json!({ "keys": keys }))
 }
 
 #[derive(Deserialize)]
