@@ -185,7 +185,7 @@ impl From<figment::Error> for ConfigError {
 }
 
 /// `localhost` or a loopback address: reachable from this machine only.
-fn is_loopback_host(host: &str) -> bool {
+fn is_local_listen_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')
@@ -235,7 +235,7 @@ impl Settings {
         let settings = Self::from_figment(Self::figment(env), env)?;
         // Development is the default so that `cargo run` just works; a forgotten APP_ENV on a
         // server must not quietly run development settings on the network.
-        if std::env::var_os("APP_ENV").is_none() && !is_loopback_host(&settings.server.host) {
+        if std::env::var_os("APP_ENV").is_none() && !is_local_listen_host(&settings.server.host) {
             return Err(ConfigError::new(format!(
                 "APP_ENV is not set and server.host is {:?}, which is reachable from other machines: \
                  set APP_ENV=production for a deployment (or APP_ENV=development to serve \
