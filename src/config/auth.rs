@@ -13,6 +13,8 @@ pub struct AuthSettings {
     pub access_token_ttl_secs: u64,
     /// Lifetime of a refresh token; each use replaces it with a new one.
     pub refresh_token_ttl_secs: u64,
+    /// How long an invitation to a tenant can be accepted.
+    pub invitation_ttl_secs: u64,
     /// Absolute lifetime of a session, however often it is refreshed: past it the user logs
     /// in again.
     pub session_max_age_secs: u64,
@@ -73,6 +75,11 @@ pub struct OidcProviderSettings {
     pub refresh_max_secs: u64,
     #[serde(default = "default_refresh_default_secs")]
     pub refresh_default_secs: u64,
+    /// Sign in as the existing user who holds the verified address (see [`Linking`]).
+    #[serde(default)]
+    pub link_verified_email: bool,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +98,37 @@ pub struct GithubProviderSettings {
     /// As for OIDC providers: GitHub Enterprise on a private network needs it.
     #[serde(default)]
     pub allow_private_network: bool,
+    /// Sign in as the existing user who holds the verified address (see [`Linking`]).
+    #[serde(default)]
+    pub link_verified_email: bool,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+}
+
+/// Whether a provider's verified address may sign in as the existing user who holds it.
+/// Off by default: one provider that lets its users mark any address verified (a
+/// self-service realm, a stale GitHub address) would otherwise take over that account. With
+/// it off, a new identity is a new user.
+#[derive(Debug, Clone, Default)]
+pub struct Linking {
+    pub link_verified_email: bool,
+    /// When set, only addresses in these domains link (e.g. the company's own domain).
+    pub allowed_email_domains: Vec<String>,
+}
+
+impl Linking {
+    /// Whether this verified address may link to the user who holds it.
+    pub fn allows(&self, email: &str) -> bool {
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.link_verified_email
+            && (self.allowed_email_domains.is_empty()
+                || self
+                    .allowed_email_domains
+                    .iter()
+                    .any(|d| d.trim_start_matches('@').eq_ignore_ascii_case(domain)))
+    }
 }
 
 fn default_oidc_scopes() -> Vec<String> {
@@ -189,6 +227,10 @@ impl AuthSettings {
         std::time::Duration::from_secs(self.refresh_token_ttl_secs)
     }
 
+    pub fn invitation_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.invitation_ttl_secs).unwrap_or(604_800))
+    }
+
     pub fn session_max_age(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.session_max_age_secs)
     }
@@ -217,6 +259,11 @@ impl AuthSettings {
         if self.session_max_age_secs < self.access_token_ttl_secs {
             return Err(ConfigError::new(
                 "auth.session_max_age_secs must be at least the access token's lifetime",
+            ));
+        }
+        if self.invitation_ttl_secs == 0 || self.invitation_ttl_secs > 90 * 24 * 3600 {
+            return Err(ConfigError::new(
+                "auth.invitation_ttl_secs must be 1 second to 90 days",
             ));
         }
         if self.refresh_reuse_grace_secs > 60 {
@@ -312,6 +359,17 @@ impl ProviderSettings {
         match self {
             ProviderSettings::Oidc(p) => p.allow_private_network,
             ProviderSettings::Github(p) => p.allow_private_network,
+        }
+    }
+
+    pub fn linking(&self) -> Linking {
+        let (link, domains) = match self {
+            ProviderSettings::Oidc(p) => (p.link_verified_email, &p.allowed_email_domains),
+            ProviderSettings::Github(p) => (p.link_verified_email, &p.allowed_email_domains),
+        };
+        Linking {
+            link_verified_email: link,
+            allowed_email_domains: domains.clone(),
         }
     }
 

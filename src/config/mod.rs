@@ -17,7 +17,7 @@ mod auth;
 pub mod files;
 
 pub use auth::{
-    AuthSettings, GithubProviderSettings, OidcProviderSettings, ProviderSettings,
+    AuthSettings, GithubProviderSettings, Linking, OidcProviderSettings, ProviderSettings,
     SigningKeySettings, check_outbound_url, is_loopback_host,
 };
 pub use files::ConfigDir;

@@ -78,6 +78,8 @@ pub struct ProviderEntry {
     pub name: String,
     pub display_name: String,
     pub provider: Provider,
+    /// Whether its verified addresses sign in as the existing users who hold them.
+    pub linking: crate::config::Linking,
 }
 
 /// The configured providers, by name.
@@ -112,6 +114,7 @@ impl Providers {
                 name: name.clone(),
                 display_name: config.display_name(name),
                 provider,
+                linking: config.linking(),
             };
             by_name.insert(name.clone(), Arc::new(entry));
         }
