@@ -8,14 +8,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait, sea_query::Expr,
+    Set, sea_query::Expr,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
     auth::secrets::{random_token, sha256_hex as hash},
-    db::entities::{refresh_token, session},
+    db::{
+        BeginWrite,
+        entities::{refresh_token, session},
+    },
     store::{EphemeralStore, Store, StoreError},
 };
 
@@ -56,7 +59,7 @@ pub async fn start(
 ) -> Result<(session::Model, SecretString), sea_orm::DbErr> {
     let now = Utc::now();
     let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let session = session::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user),
@@ -104,7 +107,7 @@ pub async fn rotate(
     }
     let now = Utc::now();
     let token_hash = hash(presented);
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     // Spend it first, atomically: the write comes first so SQLite takes its write lock at once
     // (a concurrent use waits instead of failing), and of two uses only one finds it unspent.
     let spent = refresh_token::Entity::update_many()
@@ -170,7 +173,7 @@ pub async fn revoke_session(
     id: Uuid,
 ) -> Result<Option<session::Model>, sea_orm::DbErr> {
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
         .filter(session::Column::Id.eq(id))

@@ -105,7 +105,7 @@ impl<E> TenantAuthzEndpoint<E> {
                 tracing::error!(error = %err, "authorization impossible: store unavailable");
                 ApiError::Unavailable("authorization is temporarily unavailable".into())
             }
-            AuthzError::Load(err) => ApiError::Internal(err),
+            AuthzError::Load(err) => err.into(),
         })?;
         if !snapshot.allows(principal.user_id, scope.id(), perms::TENANT_ACCESS) {
             return Err(ApiError::NotFound);
