@@ -75,6 +75,9 @@ pub enum ApiError {
     /// Also used for rows of other tenants: we never confirm that they exist.
     #[error("not found")]
     NotFound,
+    /// The path exists, but not with this method; `Allow` lists the ones it has.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed { allowed: Vec<poem::http::Method> },
     #[error("{0}")]
     Conflict(String),
     #[error("the resource was changed since it was read; fetch it again")]
@@ -202,6 +205,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -233,6 +237,16 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => {
                 resp.headers_mut()
                     .insert(poem::http::header::RETRY_AFTER, (*retry_after_secs).into());
+            }
+            ApiError::MethodNotAllowed { allowed } => {
+                let allow = allowed
+                    .iter()
+                    .map(poem::http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(value) = poem::http::HeaderValue::from_str(&allow) {
+                    resp.headers_mut().insert(poem::http::header::ALLOW, value);
+                }
             }
             ApiError::Unavailable(_) => {
                 resp.headers_mut().insert(

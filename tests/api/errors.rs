@@ -157,3 +157,27 @@ async fn a_nul_character_in_any_text_field_is_a_422_naming_the_field() {
     let problem = assert_problem(app.create_key(&owner, &key).await, 422).await;
     assert_eq!(problem["errors"][0]["field"], "label", "{problem}");
 }
+
+#[tokio::test]
+async fn an_overlong_uri_is_a_414_problem() {
+    let app = spawn_app().await;
+    let long = format!("/healthz?pad={}", "a".repeat(9 * 1024));
+    let problem = assert_problem(app.get(&long).await, 414).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("8192"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_header_fields_are_a_431_problem() {
+    let app = spawn_app().await;
+    let mut req = app.client.get(app.url("/healthz"));
+    // 10 × 4 KiB: over our 32 KiB, well under hyper's own limits, so we answer it ourselves.
+    for i in 0..10 {
+        req = req.header(format!("x-pad-{i}"), "a".repeat(4096));
+    }
+    assert_problem(req.send().await.unwrap(), 431).await;
+    // A normal request on the same server is untouched.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
