@@ -4,7 +4,6 @@
 //! again finds the tenant and user and rotates their CLI key (label `cli:<tenant>`), so a lost
 //! key is replaced rather than duplicated, and the previous one stops working.
 use anyhow::{Context, anyhow, bail};
-use sea_orm::TransactionTrait;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use uuid::Uuid;
@@ -14,7 +13,7 @@ use crate::{
         api_keys::{self, KeyVerifier},
         permissions::Permissions,
     },
-    db::entities::Role,
+    db::{BeginWrite, entities::Role},
     domain::{
         TenantScope, members, memberships,
         tenants::{self, TenantSlug},
@@ -46,7 +45,10 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
     let (db, keys) = (&state.db, state.keys.as_ref());
     let slug = TenantSlug::parse(tenant_slug).map_err(|e| anyhow!("--tenant: {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
-    let txn = db.begin().await.context("could not start a transaction")?;
+    let txn = db
+        .begin_write()
+        .await
+        .context("could not start a transaction")?;
     let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
     let scope = match tenants::resolve(&txn, slug.as_str())
         .await
@@ -88,7 +90,7 @@ pub async fn add_user(
     let email = Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let txn = state
         .db
-        .begin()
+        .begin_write()
         .await
         .context("could not start a transaction")?;
     let scope = tenants::resolve(&txn, tenant_slug)

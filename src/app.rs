@@ -16,7 +16,7 @@ use crate::{
     auth::Authenticate,
     authz::TenantAuthz,
     config::Settings,
-    http::{BodyLimit, ProblemDetails, SecurityHeaders, Timeout},
+    http::{BodyLimit, HeadLimits, ProblemDetails, SecurityHeaders, Timeout},
     state::default_public_url,
     store::{MemoryStore, Store},
     telemetry::RequestSpan,
@@ -25,7 +25,7 @@ use crate::{
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: request id and span; security headers; problem rendering;
-/// cookies; panic catching; the request deadline; authentication, then tenant authorization
+/// URI and header size limits; cookies; panic catching; the request deadline; authentication, then tenant authorization
 /// (both before any body is buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
@@ -48,6 +48,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         )))
         .with(CatchPanic::new())
         .with(CookieJarManager::new())
+        .with(HeadLimits)
         .with(ProblemDetails)
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan)

@@ -75,6 +75,9 @@ pub enum ApiError {
     /// Also used for rows of other tenants: we never confirm that they exist.
     #[error("not found")]
     NotFound,
+    /// The path exists, but not with this method; `Allow` lists the ones it has.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed { allowed: Vec<poem::http::Method> },
     #[error("{0}")]
     Conflict(String),
     #[error("the resource was changed since it was read; fetch it again")]
@@ -89,7 +92,43 @@ pub enum ApiError {
     Unavailable(String),
     /// Unexpected failures: logged in full, shown as a generic 500.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// What a 503 asks the client to wait before retrying: outages worth a 503 (database, store)
+/// are usually over in seconds, and answering one costs us little.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u32 = 2;
+
+/// The answer to a database failure the client can retry: 409 for a lost race, 503 for a
+/// database out of reach. Logged here, since the cause is not shown.
+fn database_failure(failure: crate::db::Failure, err: &anyhow::Error) -> ApiError {
+    match failure {
+        crate::db::Failure::Contention => {
+            tracing::warn!(error = format!("{err:#}"), "database contention");
+            ApiError::Conflict(
+                "a concurrent change to the same data got in the way; retry the request".into(),
+            )
+        }
+        crate::db::Failure::Unavailable => {
+            tracing::error!(error = format!("{err:#}"), "database unavailable");
+            ApiError::Unavailable("the database is temporarily unavailable; retry shortly".into())
+        }
+    }
+}
+
+/// Unexpected, unless a database error in the chain says the client may retry: wherever a
+/// `DbErr` was wrapped with context, it still answers 409 or 503 rather than 500.
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        let failure = err
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
+            .and_then(crate::db::failure);
+        match failure {
+            Some(failure) => database_failure(failure, &err),
+            None => ApiError::Internal(err),
+        }
+    }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -155,7 +194,7 @@ impl From<crate::domain::Error> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        ApiError::Internal(anyhow::Error::new(err).context("database error"))
+        anyhow::Error::new(err).context("database error").into()
     }
 }
 
@@ -166,6 +205,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -198,6 +238,22 @@ impl ApiError {
                 resp.headers_mut()
                     .insert(poem::http::header::RETRY_AFTER, (*retry_after_secs).into());
             }
+            ApiError::MethodNotAllowed { allowed } => {
+                let allow = allowed
+                    .iter()
+                    .map(poem::http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(value) = poem::http::HeaderValue::from_str(&allow) {
+                    resp.headers_mut().insert(poem::http::header::ALLOW, value);
+                }
+            }
+            ApiError::Unavailable(_) => {
+                resp.headers_mut().insert(
+                    poem::http::header::RETRY_AFTER,
+                    RETRY_AFTER_UNAVAILABLE_SECS.into(),
+                );
+            }
             _ => {}
         }
         resp
@@ -227,7 +283,8 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (
         409,
-        "Conflicts with an existing resource (a duplicate slug or label).",
+        "Conflicts with an existing resource (a duplicate slug or label), or with a concurrent \
+         change (the detail says so; retry).",
     ),
     (412, "`If-Match` names a version that is no longer current."),
     (428, "An update needs `If-Match` with the ETag last read."),
@@ -240,6 +297,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (
         500,
         "Unexpected server error; quote the `request_id` when reporting it.",
+    ),
+    (
+        503,
+        "A dependency (database, store) is unreachable; retry after `Retry-After` seconds.",
     ),
 ];
 

@@ -3,6 +3,10 @@
 //! poem-openapi's own `Json` reports a missing field without naming it. Here malformed JSON is
 //! a 400, and JSON of the wrong shape (missing, unknown or mistyped field) is a 422 whose
 //! problem names the field by its path, e.g. `permissions[1]`.
+//!
+//! A body is exactly one JSON value (trailing bytes are malformed), and no string in it may
+//! hold a NUL character: PostgreSQL cannot store one in text, and no field here needs one, so it
+//! is refused for every field and both databases alike, before any handler sees it.
 use poem::{FromRequest, Request, RequestBody, Result};
 use poem_openapi::{
     impl_apirequest_for_payload,
@@ -47,18 +51,22 @@ impl<T: DeserializeOwned + Send> ParsePayload for JsonBody<T> {
 impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + Send);
 
 fn parse<T: DeserializeOwned>(data: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(data);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    // `from_slice` refuses anything but whitespace after the value.
+    let value: serde_json::Value = serde_json::from_slice(data)
+        .map_err(|err| ApiError::BadRequest(format!("malformed JSON: {err}")))?;
+    if let Some(field) = nul_at(&value, String::new()) {
+        return Err(ApiError::validation(
+            field,
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
+    let result: Result<T, _> = serde_path_to_error::deserialize(value);
     let err = match result {
         Ok(value) => return Ok(value),
         Err(err) => err,
     };
     let path = err.path().to_string();
-    let inner = err.into_inner();
-    if !inner.is_data() {
-        return Err(ApiError::BadRequest(format!("malformed JSON: {inner}")));
-    }
-    let message = strip_position(&inner.to_string());
+    let message = strip_position(&err.into_inner().to_string());
     // A missing field is reported at its parent; name the field itself.
     let field = match message
         .strip_prefix("missing field `")
@@ -70,6 +78,38 @@ fn parse<T: DeserializeOwned>(data: &[u8]) -> Result<T, ApiError> {
         None => path,
     };
     Err(ApiError::validation(field, message))
+}
+
+/// The path (`body`, `title`, `tags[1]`, `meta.note`) of the first string or key holding NUL.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let here = || {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.clone()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{path}[{i}]"))),
+        Value::Object(members) => members.iter().find_map(|(key, item)| {
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                // The key itself is the fault; name it without the NUL.
+                return Some(child.replace('\0', "\\u0000"));
+            }
+            nul_at(item, child)
+        }),
+        _ => None,
+    }
 }
 
 /// serde_json appends " at line L column C": noise once the field is named.
@@ -107,6 +147,34 @@ mod tests {
         assert_eq!(field_of(r#"{"name":1,"tags":[]}"#), "name");
         assert_eq!(field_of(r#"{"name":"a","tags":[1,"x"]}"#), "tags[1]");
         assert_eq!(field_of(r#"{"name":"a","tags":[],"admin":true}"#), "admin");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        assert_eq!(field_of(r#"{"name":"a\u0000b","tags":[]}"#), "name");
+        assert_eq!(
+            field_of(r#"{"name":"a","tags":[],"x":["ok","\u0000"]}"#),
+            "x[1]"
+        );
+        assert_eq!(
+            field_of(r#"{"name":"a","tags":[],"m":{"k":"\u0000"}}"#),
+            "m.k"
+        );
+        // An escaped backslash before "u0000" is no NUL.
+        assert!(parse::<Sample>(br#"{"name":"a\\u0000","tags":[]}"#).is_ok());
+    }
+
+    #[test]
+    fn trailing_bytes_are_malformed() {
+        assert!(matches!(
+            parse::<Sample>(br#"{"name":"a","tags":[]} xyz"#),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse::<Sample>(br#"{"name":"a","tags":[]}{}"#),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(parse::<Sample>(b"{\"name\":\"a\",\"tags\":[]}\n").is_ok());
     }
 
     #[test]

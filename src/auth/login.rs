@@ -7,10 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +17,10 @@ use super::{
     sessions,
 };
 use crate::{
-    db::entities::{identity, invitation, user},
+    db::{
+        BeginWrite,
+        entities::{identity, invitation, user},
+    },
     domain::{self, audit, memberships, tenants, users},
     error::{ApiError, ApiResult},
     state::AppState,
@@ -73,7 +73,7 @@ pub async fn sign_in(
         .email
         .as_deref()
         .filter(|_| identity.email_verified);
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let existing = identity::Entity::find()
         .filter(identity::Column::Provider.eq(provider))
         .filter(identity::Column::Subject.eq(&identity.subject))

@@ -8,14 +8,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait, sea_query::Expr,
+    Set, sea_query::Expr,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
     auth::secrets::{random_token, sha256_hex as hash},
-    db::entities::{refresh_token, session},
+    db::{
+        BeginWrite,
+        entities::{refresh_token, session},
+    },
     store::{EphemeralStore, Store, StoreError},
 };
 
@@ -92,7 +95,7 @@ pub async fn start(
 ) -> Result<(session::Model, SecretString), sea_orm::DbErr> {
     let now = Utc::now();
     let expires = lifetimes.expiry(now, now);
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let session = session::ActiveModel {
         user_id: Set(user),
         provider: Set(provider.to_owned()),
@@ -139,7 +142,7 @@ pub async fn rotate(
     }
     let now = Utc::now();
     let token_hash = hash(presented);
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     // Spend it first, atomically: the write comes first so SQLite takes its write lock at once
     // (a concurrent use waits instead of failing), and of two uses only one finds it unspent.
     let spent = refresh_token::Entity::update_many()
@@ -216,7 +219,7 @@ pub async fn revoke_session(
     id: Uuid,
 ) -> Result<Option<session::Model>, sea_orm::DbErr> {
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
         .filter(session::Column::Id.eq(id))

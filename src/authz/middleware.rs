@@ -105,18 +105,23 @@ impl<E> TenantAuthzEndpoint<E> {
                 tracing::error!(error = %err, "authorization impossible: store unavailable");
                 ApiError::Unavailable("authorization is temporarily unavailable".into())
             }
-            AuthzError::Load(err) => ApiError::Internal(err),
+            AuthzError::Load(err) => err.into(),
         })?;
         if !snapshot.allows(principal.user_id, scope.id(), perms::TENANT_ACCESS) {
             return Err(ApiError::NotFound);
         }
         let access = TenantAccess::new(scope, principal, snapshot);
-        let permission = self
-            .routes
-            .permission_for(req.method(), req.uri().path())
-            .ok_or_else(|| {
+        let path = req.uri().path();
+        let Some(permission) = self.routes.permission_for(req.method(), path) else {
+            // A declared path with another method (`OPTIONS`, `PUT`) is the client's mistake,
+            // told to members only (after the membership check, so nothing leaks).
+            let allowed = self.routes.methods_for(path);
+            return Err(if allowed.is_empty() {
                 ApiError::Forbidden("no authorization policy covers this route".into())
-            })?;
+            } else {
+                ApiError::MethodNotAllowed { allowed }
+            });
+        };
         access.require(permission)?;
         Ok(access)
     }

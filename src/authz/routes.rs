@@ -66,6 +66,19 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
+    /// The methods declared for a path (none when no line covers it): what `Allow` lists
+    /// when a request uses another method.
+    pub fn methods_for(&self, path: &str) -> Vec<Method> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let mut methods: Vec<Method> = Vec::new();
+        for (route, pattern) in &self.routes {
+            if matches(pattern, &segments) && !methods.contains(&route.method) {
+                methods.push(route.method.clone());
+            }
+        }
+        methods
+    }
+
     /// The permission for a request, or `None` when no line matches.
     pub fn permission_for(&self, method: &Method, path: &str) -> Option<Permission> {
         // HEAD is a GET without a body: same permission.

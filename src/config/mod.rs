@@ -113,7 +113,10 @@ pub struct DatabaseSettings {
     /// password, so it never appears in `Debug` output or logs.
     pub url: SecretString,
     pub max_connections: u32,
+    /// How long the start waits for the database to come up.
     pub connect_timeout_secs: u64,
+    /// How long a request waits for a pooled connection; past it, the request answers 503.
+    pub acquire_timeout_ms: u64,
     /// Apply pending migrations when the server starts.
     pub migrate_on_start: bool,
 }

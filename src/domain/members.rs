@@ -8,7 +8,7 @@
 use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait, sea_query::Expr,
+    QuerySelect, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -18,7 +18,10 @@ use super::{
 };
 use crate::{
     authz::{TenantAccess, perms},
-    db::entities::{Role, api_key, invitation, membership, user},
+    db::{
+        BeginWrite,
+        entities::{Role, api_key, invitation, membership, user},
+    },
     state::AppState,
 };
 
@@ -114,7 +117,7 @@ pub async fn add(
 ) -> Result<Added> {
     actor.may_touch(&[role])?;
     let email = Email::parse(email)?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let added = add_or_invite(&txn, scope, &email, role, actor).await?;
     txn.commit().await?;
     state.authz.membership_changed().await;
@@ -186,7 +189,7 @@ pub async fn change_role(
     role: Role,
     actor: Actor,
 ) -> Result<Member> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let current = locked_role(&txn, scope, user_id).await?;
     actor.may_touch(&[current, role])?;
     set_role_guarded(&txn, scope, user_id, current, role).await?;
@@ -223,7 +226,7 @@ pub async fn remove(
     user_id: Uuid,
     actor: Actor,
 ) -> Result<()> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let current = locked_role(&txn, scope, user_id).await?;
     actor.may_touch(&[current])?;
     if current == Role::Owner {

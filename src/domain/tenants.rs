@@ -6,7 +6,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Error, OnUnique, Result, TenantScope, memberships};
-use crate::db::entities::{Role, tenant};
+use crate::db::{
+    BeginWrite,
+    entities::{Role, tenant},
+};
 
 fn scope_of(t: tenant::Model) -> TenantScope {
     TenantScope::resolved(t.id, t.slug)
@@ -117,7 +120,7 @@ pub async fn create_with_owner<C: ConnectionTrait + TransactionTrait>(
             "must be 1 to 200 printable characters",
         ));
     }
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let created = tenant::ActiveModel {
         slug: Set(slug.as_str().to_owned()),
         name: Set(name.to_owned()),

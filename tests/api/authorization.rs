@@ -72,3 +72,27 @@ async fn a_read_key_cannot_write_whatever_its_role() {
     assert_eq!(app.list_members(read, "acme").await.status(), 200);
     assert_problem(app.create_post(read, "acme", &draft("s")).await, 403).await;
 }
+
+#[tokio::test]
+async fn another_method_on_a_declared_route_is_a_405_listing_the_allowed_ones() {
+    let team = Team::new().await;
+    let app = &team.app;
+    let posts = "/api/v1/tenants/acme/posts";
+    for method in [reqwest::Method::OPTIONS, reqwest::Method::PUT] {
+        let resp = app
+            .with_key(method.clone(), posts, team.key("viewer"))
+            .send()
+            .await
+            .unwrap();
+        let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
+        assert_eq!(allow, "GET, POST", "{method}");
+        assert_problem(resp, 405).await;
+    }
+    // A non-member still learns nothing about the tenant.
+    let resp = app
+        .with_key(reqwest::Method::OPTIONS, posts, team.key("outsider"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 404).await;
+}

@@ -7,6 +7,7 @@ mod authorization;
 mod cli;
 mod comments;
 mod config_files;
+mod database;
 mod docs;
 mod errors;
 mod fakes;

@@ -16,7 +16,11 @@ pub struct Team {
 
 impl Team {
     pub async fn new() -> Self {
-        let app = spawn_app().await;
+        Self::of(spawn_app().await).await
+    }
+
+    /// The same cast in an app spawned by the caller (e.g. on a file-backed database).
+    pub async fn of(app: TestApp) -> Self {
         let owner = app.bootstrap("acme", "owner@example.com").await;
         let admin = app.add_user("acme", "admin@example.com", "admin").await;
         let editor = app.add_user("acme", "editor@example.com", "editor").await;
