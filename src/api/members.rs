@@ -7,13 +7,14 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, JsonBody, Resource};
+use super::{ApiTags, JsonBody, Page, Resource};
 use crate::{
     authz::{TenantAccess, TenantRoute, perms::*},
     db::entities::{Role, invitation},
     domain::{
         PageRequest,
-        members::{self, Actor, Added},
+        invitations,
+        members::{self, Actor},
     },
     error::ApiResult,
     state::AppState,
@@ -24,6 +25,8 @@ crate::tenant_routes! {
     POST   "/members" => MEMBERS_MANAGE;
     PATCH  "/members/{user}" => MEMBERS_MANAGE;
     DELETE "/members/{user}" => MEMBERS_MANAGE;
+    GET    "/invitations" => MEMBERS_READ;
+    DELETE "/invitations/{id}" => MEMBERS_MANAGE;
 }
 
 pub struct MembersApi {
@@ -57,8 +60,10 @@ impl From<members::Member> for Member {
     }
 }
 
+/// An invitation as the tenant's admins see it.
 #[derive(Object)]
 struct Invitation {
+    id: Uuid,
     email: String,
     role: Role,
     expires_at: DateTime<Utc>,
@@ -67,19 +72,12 @@ struct Invitation {
 impl From<invitation::Model> for Invitation {
     fn from(i: invitation::Model) -> Self {
         Self {
+            id: i.id,
             email: i.email,
             role: i.role,
             expires_at: i.expires_at,
         }
     }
-}
-
-#[derive(Object)]
-struct MemberPage {
-    #[oai(flatten)]
-    page: super::Page<Member>,
-    /// Addresses invited but not yet joined (at most 100).
-    invitations: Vec<Invitation>,
 }
 
 #[derive(Object, serde::Deserialize)]
@@ -96,11 +94,9 @@ struct ChangeRole {
 }
 
 #[derive(ApiResponse)]
-enum AddResponse {
-    /// The address belongs to an account: it is a member now.
-    #[oai(status = 201)]
-    Added(Json<Member>),
-    /// No account has this address yet: it joins at its first login with the address verified.
+enum Invited {
+    /// Invited: whoever holds this address, signed in with it verified, may accept. The answer
+    /// is the same whether or not an account has the address.
     #[oai(status = 202)]
     Invited(Json<Invitation>),
 }
@@ -117,7 +113,7 @@ fn actor(tenant: &TenantAccess) -> Actor {
 
 #[OpenApi(prefix_path = "/api/v1/tenants/:tenant", tag = "ApiTags::Members")]
 impl MembersApi {
-    /// Members and pending invitations.
+    /// Members of the tenant, oldest first.
     #[oai(path = "/members", method = "get")]
     async fn list(
         &self,
@@ -126,27 +122,42 @@ impl MembersApi {
         limit: Query<Option<u64>>,
         /// Rows to skip, at most 10000.
         offset: Query<Option<u64>>,
-    ) -> ApiResult<Json<MemberPage>> {
+    ) -> ApiResult<Json<Page<Member>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
-        let db = &self.state.db;
-        let page = members::list(db, &tenant.scope, page).await?;
-        let invitations = members::pending_invitations(db, &tenant.scope).await?;
-        Ok(Json(MemberPage {
-            page: super::Page::from_domain(page),
-            invitations: invitations.into_iter().map(Invitation::from).collect(),
-        }))
+        let page = members::list(&self.state.db, &tenant.scope, page).await?;
+        Ok(Json(Page::from_domain(page)))
     }
 
-    /// Adds a member by email, or invites an address that has no account yet. Admins cannot
-    /// grant `owner`.
+    /// Invites an address to the tenant with a role; the person joins by accepting it. Admins
+    /// cannot invite an `owner`. Inviting an address again refreshes its role and expiry.
     #[oai(path = "/members", method = "post")]
-    async fn add(&self, tenant: TenantAccess, body: JsonBody<AddMember>) -> ApiResult<AddResponse> {
+    async fn add(&self, tenant: TenantAccess, body: JsonBody<AddMember>) -> ApiResult<Invited> {
         let AddMember { email, role } = body.0;
-        let added = members::add(&self.state, &tenant.scope, &email, role, actor(&tenant)).await?;
-        Ok(match added {
-            Added::Member(m) => AddResponse::Added(Json(m.into())),
-            Added::Invited(i) => AddResponse::Invited(Json(i.into())),
-        })
+        let scope = &tenant.scope;
+        let invited = invitations::invite(&self.state, scope, &email, role, actor(&tenant)).await?;
+        Ok(Invited::Invited(Json(invited.into())))
+    }
+
+    /// Pending invitations of the tenant, oldest first.
+    #[oai(path = "/invitations", method = "get")]
+    async fn invitations(
+        &self,
+        tenant: TenantAccess,
+        /// Page size, 1 to 100.
+        limit: Query<Option<u64>>,
+        /// Rows to skip, at most 10000.
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<Invitation>>> {
+        let page = PageRequest::parse(limit.0, offset.0)?;
+        let page = invitations::pending_in(&self.state.db, &tenant.scope, page).await?;
+        Ok(Json(Page::from_domain(page)))
+    }
+
+    /// Withdraws a pending invitation. Only owners withdraw an `owner` invitation.
+    #[oai(path = "/invitations/:id", method = "delete")]
+    async fn revoke_invitation(&self, tenant: TenantAccess, id: Path<Uuid>) -> ApiResult<Removed> {
+        invitations::revoke(&self.state, &tenant.scope, id.0, actor(&tenant)).await?;
+        Ok(Removed::Removed)
     }
 
     /// Changes a member's role; takes effect on the next request. Only owners grant or change

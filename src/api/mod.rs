@@ -88,6 +88,7 @@ resources! {
     me::MeApi,
     tenants::TenantsApi,
     api_keys::ApiKeysApi,
+    invitations::InvitationsApi,
     members::MembersApi,
     posts::PostsApi,
     login::LoginApi,

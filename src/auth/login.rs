@@ -2,8 +2,8 @@
 //! single use, 10 minutes, bound to the browser that started it) and mapping the provider's
 //! identity to our user.
 //!
-//! Accounts are linked only on an address the provider says it verified: an unverified email
-//! never links to an existing user nor accepts an invitation.
+//! Accounts are linked only on an address the provider says it verified, and only for a
+//! provider configured to link (`link_verified_email`): otherwise a new identity is a new user.
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,11 +17,12 @@ use super::{
     sessions,
 };
 use crate::{
+    config::Linking,
     db::{
         BeginWrite,
-        entities::{identity, invitation, user},
+        entities::{identity, user},
     },
-    domain::{self, audit, memberships, tenants, users},
+    domain::{self, audit, users},
     error::{ApiError, ApiResult},
     state::AppState,
     store::{EphemeralStore, Store, StoreError},
@@ -55,19 +56,15 @@ pub async fn take_flow(store: &Store, state: &str) -> Result<Option<Flow>, Store
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
-pub struct LoggedIn {
-    pub user: user::Model,
-    /// Whether pending invitations became memberships (the policy must reload).
-    pub joined_tenants: bool,
-}
-
-/// The user for `(provider, subject)`: found, linked by verified email, or created; and any
-/// pending invitations for a verified address accepted. One transaction.
+/// The user for `(provider, subject)`: found; or, for a new identity, the existing user with
+/// the verified address where this provider may link ([`Linking`]); else a new user. One
+/// transaction. Invitations are not accepted here: the user accepts or declines each.
 pub async fn sign_in(
     db: &DatabaseConnection,
     provider: &str,
+    linking: &Linking,
     identity: &ExternalIdentity,
-) -> domain::Result<LoggedIn> {
+) -> domain::Result<user::Model> {
     let now = Utc::now();
     let verified_email = identity
         .email
@@ -118,7 +115,7 @@ pub async fn sign_in(
             }
         }
         None => {
-            let linked = match verified_email {
+            let holder = match verified_email {
                 Some(email) => {
                     user::Entity::find()
                         .filter(user::Column::Email.eq(email))
@@ -127,11 +124,16 @@ pub async fn sign_in(
                 }
                 None => None,
             };
-            let user = match linked {
-                Some(user) => user,
-                None => {
+            let linkable = verified_email.is_some_and(|email| linking.allows(email));
+            let user = match holder {
+                // Linking by email is the provider's choice: off, its verified address alone
+                // never signs in as another account.
+                Some(user) if linkable => user,
+                held => {
+                    // A new user; it holds the verified address unless someone else does.
+                    let email = verified_email.filter(|_| held.is_none());
                     user::ActiveModel {
-                        email: Set(verified_email.map(str::to_owned)),
+                        email: Set(email.map(str::to_owned)),
                         display_name: Set(identity.name.clone()),
                         ..Default::default()
                     }
@@ -153,37 +155,8 @@ pub async fn sign_in(
             user
         }
     };
-    let mut joined_tenants = false;
-    // Invitations go to the user's own verified address only.
-    if let Some(email) = verified_email.filter(|e| user.email.as_deref() == Some(*e)) {
-        let pending = invitation::Entity::find()
-            .filter(invitation::Column::Email.eq(email))
-            .filter(invitation::Column::AcceptedAt.is_null())
-            .filter(invitation::Column::ExpiresAt.gt(now))
-            .all(&txn)
-            .await?;
-        for invite in pending {
-            let Some(scope) = tenants::resolve_id(&txn, invite.tenant_id).await? else {
-                continue;
-            };
-            if memberships::role_of(&txn, &scope, user.id).await?.is_none() {
-                memberships::set_role(&txn, &scope, user.id, invite.role).await?;
-                joined_tenants = true;
-            }
-            invitation::ActiveModel {
-                id: Set(invite.id),
-                accepted_at: Set(Some(now)),
-                ..Default::default()
-            }
-            .update(&txn)
-            .await?;
-        }
-    }
     txn.commit().await?;
-    Ok(LoggedIn {
-        user,
-        joined_tenants,
-    })
+    Ok(user)
 }
 
 /// The flow state could not be kept or read: nobody can log in until the store is back.
@@ -301,11 +274,7 @@ pub async fn finish(state: &AppState, callback: Callback<'_>) -> ApiResult<Signe
         .finish(&code, &flow.pkce_verifier, flow.nonce.as_deref())
         .await
         .map_err(provider_failure)?;
-    let signed_in = sign_in(&state.db, &entry.name, &identity).await?;
-    if signed_in.joined_tenants {
-        state.authz.membership_changed().await;
-    }
-    let user = signed_in.user;
+    let user = sign_in(&state.db, &entry.name, &entry.linking, &identity).await?;
     let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
     let (session, refresh_token) = sessions::start(
         &state.db,

@@ -164,10 +164,13 @@ pub async fn rotate(
         if session.revoked_at.is_some() {
             return Ok(RefreshOutcome::Invalid);
         }
+        // Measured now, not at the start: a concurrent request may have spent it meanwhile.
         let grace_end = token
             .spent_at
             .map(|at| at + to_chrono(lifetimes.reuse_grace));
-        if grace_end.is_some_and(|end| now < end) && session.expires_at > now {
+        let in_grace =
+            !lifetimes.reuse_grace.is_zero() && grace_end.is_some_and(|end| Utc::now() < end);
+        if in_grace && session.expires_at > now {
             return Ok(RefreshOutcome::JustSpent);
         }
         // Presented again after being spent: whoever holds it copied it.

@@ -1,41 +1,30 @@
-//! Members of a tenant and pending invitations. Each change is one call here, used by the API
-//! and the admin CLI alike: it runs in one transaction, revokes what must be revoked, and
-//! announces the new roles to every instance after the commit.
+//! Members of a tenant. Each change is one call here, used by the API and the admin CLI alike:
+//! it runs in one transaction, revokes what must be revoked, and announces the new roles to
+//! every instance after the commit. New members come through [`super::invitations`].
 //!
 //! The last owner can be neither demoted nor removed: the owner rows are locked (on
 //! PostgreSQL; SQLite serialises writers) while the count is checked, so two owners demoting
 //! each other at once cannot leave the tenant without one.
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
-use super::{
-    Error, OnUnique, Page, PageRequest, Result, TenantOwned, TenantScope, memberships,
-    users::{self, Email},
-};
+use super::{Error, Page, PageRequest, Result, TenantOwned, TenantScope, memberships, users};
 use crate::{
     authz::{TenantAccess, perms},
     db::{
         BeginWrite,
-        entities::{Role, api_key, invitation, membership, user},
+        entities::{Role, api_key, membership, user},
     },
     state::AppState,
 };
 
-const INVITATION_LIFETIME: Duration = Duration::days(14);
-
 pub struct Member {
     pub user: user::Model,
     pub role: Role,
-}
-
-pub enum Added {
-    Member(Member),
-    /// No account has this address yet: it joins at its first login with it verified.
-    Invited(invitation::Model),
 }
 
 /// Who asks for a change: granting, changing or removing an owner needs
@@ -63,7 +52,11 @@ impl Actor {
         may_manage_owners: true,
     };
 
-    fn may_touch(&self, roles: &[Role]) -> Result<()> {
+    pub(super) fn user_id(&self) -> Option<Uuid> {
+        self.user_id
+    }
+
+    pub(super) fn may_touch(&self, roles: &[Role]) -> Result<()> {
         if roles.contains(&Role::Owner) && !self.may_manage_owners {
             return Err(Error::MissingPermission(
                 perms::MEMBERS_MANAGE_OWNERS.to_string(),
@@ -91,93 +84,6 @@ pub async fn list(
         .filter_map(|(m, u)| u.map(|user| Member { user, role: m.role }))
         .collect();
     Ok(Page::from_overfetch(members, page))
-}
-
-pub async fn pending_invitations(
-    db: &impl ConnectionTrait,
-    scope: &TenantScope,
-) -> Result<Vec<invitation::Model>, sea_orm::DbErr> {
-    invitation::Entity::find_in(scope)
-        .filter(invitation::Column::AcceptedAt.is_null())
-        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
-        .order_by_asc(invitation::Column::CreatedAt)
-        .limit(100)
-        .all(db)
-        .await
-}
-
-/// Adds an existing user by email, or invites the address. Replacing a pending `owner`
-/// invitation needs owner rights, like granting `owner` does.
-pub async fn add(
-    state: &AppState,
-    scope: &TenantScope,
-    email: &str,
-    role: Role,
-    actor: Actor,
-) -> Result<Added> {
-    actor.may_touch(&[role])?;
-    let email = Email::parse(email)?;
-    let txn = state.db.begin_write().await?;
-    let added = add_or_invite(&txn, scope, &email, role, actor).await?;
-    txn.commit().await?;
-    state.authz.membership_changed().await;
-    Ok(added)
-}
-
-async fn add_or_invite(
-    db: &impl ConnectionTrait,
-    scope: &TenantScope,
-    email: &Email,
-    role: Role,
-    actor: Actor,
-) -> Result<Added> {
-    let already = || Error::conflict("already a member or invited");
-    if let Some(user) = users::find_by_email(db, email).await? {
-        if memberships::role_of(db, scope, user.id).await?.is_some() {
-            return Err(Error::conflict("already a member; change the role instead"));
-        }
-        memberships::set_role(db, scope, user.id, role)
-            .await
-            .on_unique(already)?;
-        return Ok(Added::Member(Member { user, role }));
-    }
-    let existing = invitation::Entity::find_in(scope)
-        .filter(invitation::Column::Email.eq(email.as_str()))
-        .one(db)
-        .await?;
-    if let Some(existing) = &existing {
-        actor.may_touch(&[existing.role])?;
-    }
-    let expires_at = Utc::now() + INVITATION_LIFETIME;
-    let invitation = match existing {
-        // Re-inviting refreshes the role and the expiry.
-        Some(existing) => {
-            invitation::ActiveModel {
-                id: Set(existing.id),
-                role: Set(role),
-                invited_by: Set(actor.user_id),
-                expires_at: Set(expires_at),
-                accepted_at: Set(None),
-                ..Default::default()
-            }
-            .update(db)
-            .await?
-        }
-        None => {
-            let row = invitation::ActiveModel {
-                email: Set(email.as_str().to_owned()),
-                role: Set(role),
-                invited_by: Set(actor.user_id),
-                expires_at: Set(expires_at),
-                accepted_at: Set(None),
-                ..Default::default()
-            };
-            invitation::Entity::insert_in(scope, row, db)
-                .await
-                .on_unique(already)?
-        }
-    };
-    Ok(Added::Invited(invitation))
 }
 
 /// Changes a member's role; 404 if not a member. Only owners grant or change `owner`; the

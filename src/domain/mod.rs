@@ -5,6 +5,7 @@ pub mod audit;
 pub mod comments;
 pub mod error;
 pub mod fields;
+pub mod invitations;
 pub mod members;
 pub mod memberships;
 pub mod pagination;

@@ -535,6 +535,14 @@ impl TestApp {
     }
 
     /// The id of `key`'s user, as `/me` tells it.
+    /// Invites `email`; returns the invitation's id.
+    pub async fn new_invitation(&self, key: &str, tenant: &str, email: &str, role: &str) -> String {
+        let resp = self.add_member(key, tenant, email, role).await;
+        assert_eq!(resp.status(), 202, "invite {email}");
+        let body: Value = resp.json().await.expect("invitation JSON");
+        body["id"].as_str().expect("invitation id").to_owned()
+    }
+
     pub async fn user_id_of(&self, key: &str) -> String {
         let me: Value = self.get_me(key).await.json().await.expect("me JSON");
         me["user_id"].as_str().expect("user_id").to_owned()

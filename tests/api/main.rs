@@ -13,6 +13,7 @@ mod errors;
 mod fakes;
 mod health;
 mod helpers;
+mod invitations;
 mod login;
 mod me;
 mod members;

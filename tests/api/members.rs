@@ -9,16 +9,84 @@ use crate::{
 };
 
 #[tokio::test]
-async fn an_invited_address_without_an_account_is_pending() {
+async fn adding_a_member_invites_and_reveals_nothing_about_the_address() {
     let team = Team::new().await;
     let (app, admin) = (&team.app, team.key("admin"));
-    let resp = app
-        .add_member(admin, "acme", "New@Example.com", "author")
+    // One address with an account (in another tenant), one without: the same answer.
+    app.bootstrap("home", "known@example.com").await;
+    let mut answers = Vec::new();
+    for email in ["known@example.com", "New@Example.com"] {
+        let resp = app.add_member(admin, "acme", email, "author").await;
+        assert_eq!(resp.status(), 202, "{email}");
+        let body: Value = resp.json().await.unwrap();
+        let mut keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["email", "expires_at", "id", "role"], "{email}");
+        let expires: chrono::DateTime<chrono::Utc> =
+            body["expires_at"].as_str().unwrap().parse().unwrap();
+        let days = (expires - chrono::Utc::now()).num_hours();
+        assert!((167..=168).contains(&days), "seven days: {days} h");
+        answers.push(body);
+    }
+    assert_eq!(answers[1]["email"], "new@example.com");
+    // Nobody joined: the account with the address was not enrolled without its consent.
+    let members: Value = app.list_members(admin, "acme").await.json().await.unwrap();
+    let emails: Vec<&str> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["email"].as_str())
+        .collect();
+    assert!(!emails.contains(&"known@example.com"), "{emails:?}");
+    // Both wait, listed for the tenant's admins.
+    let pending: Value = app
+        .get_with_key("/api/v1/tenants/acme/invitations", admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invited: Vec<&str> = pending["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(invited, ["known@example.com", "new@example.com"]);
+    assert_eq!(pending["items"][1]["role"], "author");
+}
+
+#[tokio::test]
+async fn admins_withdraw_invitations_but_only_owners_withdraw_an_owner_invitation() {
+    let team = Team::new().await;
+    let (app, admin, owner) = (&team.app, team.key("admin"), team.key("owner"));
+    let viewer_invite = app
+        .new_invitation(admin, "acme", "v@example.com", "viewer")
         .await;
-    assert_eq!(resp.status(), 202);
-    let list: Value = app.list_members(admin, "acme").await.json().await.unwrap();
-    assert_eq!(list["invitations"][0]["email"], "new@example.com");
-    assert_eq!(list["invitations"][0]["role"], "author");
+    let owner_invite = app
+        .new_invitation(owner, "acme", "o@example.com", "owner")
+        .await;
+    let path = |id: &str| format!("/api/v1/tenants/acme/invitations/{id}");
+    assert_problem(app.delete_with_key(&path(&owner_invite), admin).await, 403).await;
+    assert_eq!(
+        app.delete_with_key(&path(&viewer_invite), admin)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.delete_with_key(&path(&owner_invite), owner)
+            .await
+            .status(),
+        204
+    );
+    assert_problem(app.delete_with_key(&path(&owner_invite), owner).await, 404).await;
+    // Another tenant's owner cannot reach them at all.
+    assert_problem(
+        app.delete_with_key(&path(&viewer_invite), team.key("outsider"))
+            .await,
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -28,11 +96,7 @@ async fn the_last_owner_cannot_be_demoted_or_removed() {
     assert_problem(app.change_role(owner, "acme", me, "admin").await, 409).await;
     assert_problem(app.remove_member(owner, "acme", me).await, 409).await;
     // With a second owner, the first may step down.
-    app.bootstrap("second-home", "second@example.com").await;
-    let resp = app
-        .add_member(owner, "acme", "second@example.com", "owner")
-        .await;
-    assert_eq!(resp.status(), 201);
+    app.add_user("acme", "second@example.com", "owner").await;
     assert_eq!(
         app.change_role(owner, "acme", me, "admin").await.status(),
         200
