@@ -73,6 +73,14 @@ impl AppState {
         store: Store,
     ) -> anyhow::Result<Self> {
         let config_dir = ConfigDir::from_env();
+        for path in config_dir.overrides() {
+            let casbin = path.extension().is_some_and(|e| e == "csv" || e == "conf");
+            if casbin {
+                tracing::warn!(path = %path.display(), "authorization policy overridden by a file");
+            } else {
+                tracing::info!(path = %path.display(), "settings overridden by a file");
+            }
+        }
         let known = crate::api::permissions();
         let authz = Authorizer::load(db.clone(), store.clone(), &config_dir, &known).await?;
         let keys = Arc::new(KeyVerifier::new(db.clone(), store.clone()));

@@ -82,6 +82,20 @@ impl ConfigDir {
         path.is_file().then_some(path)
     }
 
+    /// Every override file that differs from the built-in one, for the start-up log: a
+    /// `config/` left in the working directory changes the service, so it must never do so
+    /// silently. (The repository's own `config/`, identical to what is built in, says nothing.)
+    pub fn overrides(&self) -> Vec<PathBuf> {
+        BUILT_IN
+            .iter()
+            .filter_map(|(name, text)| {
+                let path = self.file(name)?;
+                let same = std::fs::read_to_string(&path).is_ok_and(|file| file == *text);
+                (!same).then_some(path)
+            })
+            .collect()
+    }
+
     /// The text of `name`: the override file when present, else the built-in one.
     pub fn read(&self, name: &str) -> Result<Cow<'static, str>, ConfigError> {
         self.check()?;

@@ -131,3 +131,52 @@ fn files_in_the_config_directory_override_the_built_in_ones() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_overridden_policy_is_announced_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.csv")).unwrap();
+    std::fs::write(
+        config.join("policy.csv"),
+        format!("{shipped}\n# a local change\n"),
+    )
+    .unwrap();
+    let run = |config_dir: &Path| {
+        ironquill_in(Path::new(env!("CARGO_BIN_EXE_ironquill")), dir.path())
+            .env("APP_ENV", "test")
+            .env("APP_CONFIG_DIR", config_dir)
+            .env(
+                "APP__DATABASE__URL",
+                format!("sqlite://{}?mode=rwc", dir.path().join("iq.db").display()),
+            )
+            .args([
+                "admin",
+                "bootstrap",
+                "--tenant",
+                "acme",
+                "--email",
+                "a@example.com",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run(&config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("authorization policy overridden by a file")
+            && stderr.contains("policy.csv"),
+        "{stderr}"
+    );
+    // The repository's own files, identical to the built-in ones, are not worth a warning.
+    let out = run(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("overridden"));
+}
