@@ -18,11 +18,13 @@ mod document;
 mod extract;
 mod json;
 mod page;
+mod respond;
 mod security;
 
 pub use extract::{IfMatch, etag};
 pub use json::JsonBody;
 pub use page::Page;
+pub use respond::{Deleted, Tagged};
 pub use security::Auth;
 
 #[derive(Tags)]

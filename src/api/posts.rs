@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, IfMatch, JsonBody, Page, Resource, etag};
+use super::{ApiTags, Deleted, IfMatch, JsonBody, Page, Resource, Tagged};
 use crate::{
     authz::{Permission, TenantAccess, TenantRoute},
     db::entities::{PostStatus, comment, post},
@@ -144,28 +144,16 @@ struct CreateComment {
 }
 
 #[derive(ApiResponse)]
-enum PostResponse {
-    #[oai(status = 200)]
-    Ok(Json<Post>, #[oai(header = "ETag")] String),
-    #[oai(status = 201)]
-    Created(Json<Post>, #[oai(header = "ETag")] String),
-}
-
-#[derive(ApiResponse)]
 enum CommentCreated {
     #[oai(status = 201)]
     Created(Json<Comment>),
 }
 
-#[derive(ApiResponse)]
-enum Deleted {
-    #[oai(status = 204)]
-    Deleted,
-}
+type PostResponse = Tagged<Post>;
 
 fn ok(p: post::Model) -> PostResponse {
-    let tag = etag(p.version);
-    PostResponse::Ok(Json(p.into()), tag)
+    let version = p.version;
+    Tagged::ok(p, version)
 }
 
 /// Which posts this caller may see.
@@ -207,8 +195,8 @@ impl PostsApi {
         let CreatePost { title, slug, body } = body.0;
         let new = PostForCreate { title, slug, body };
         let created = posts::create(&self.state.db, &tenant.scope, tenant.user_id(), new).await?;
-        let tag = etag(created.version);
-        Ok(PostResponse::Created(Json(created.into()), tag))
+        let version = created.version;
+        Ok(Tagged::created(created, version))
     }
 
     /// One post. Drafts are visible to their author and to editors and up.

@@ -50,6 +50,19 @@ pub trait TenantOwned: EntityTrait {
         Self::find_in(scope).filter(Self::id_column().eq(id))
     }
 
+    /// One row of the tenant by id, or [`Error::NotFound`] (also for other tenants' rows).
+    #[allow(async_fn_in_trait)] // used by this crate's own futures only
+    async fn get_in(
+        db: &impl ConnectionTrait,
+        scope: &TenantScope,
+        id: Uuid,
+    ) -> super::Result<Self::Model> {
+        Self::find_id_in(scope, id)
+            .one(db)
+            .await?
+            .ok_or(super::Error::NotFound)
+    }
+
     fn update_in(scope: &TenantScope) -> UpdateMany<Self> {
         Self::update_many().filter(Self::tenant_column().eq(scope.id()))
     }
