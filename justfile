@@ -37,6 +37,11 @@ openapi:
 docs:
     cargo doc --workspace --no-deps
 
+# Property-based tests of the running API against its own OpenAPI document (schemathesis,
+# installed from PyPI if missing): no 5xx, no schema violation, no undocumented status.
+fuzz-api seconds="120":
+    .ci/api-fuzz {{seconds}}
+
 # What CI runs.
 ci:
     bash .ci/run

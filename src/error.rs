@@ -288,6 +288,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (412, "`If-Match` names a version that is no longer current."),
     (428, "An update needs `If-Match` with the ETag last read."),
+    (
+        415,
+        "The body is not JSON: send it with `Content-Type: application/json`.",
+    ),
     (413, "The request body is larger than the configured limit."),
     (
         422,

@@ -41,6 +41,7 @@ struct CreateApiKey {
     /// `read` (safe methods) and/or `write` (unsafe methods). Never more than your role allows.
     permissions: Vec<Permission>,
     /// Optional expiry, in the future.
+    #[oai(nullable)]
     expires_at: Option<DateTime<Utc>>,
 }
 
@@ -53,7 +54,9 @@ struct ApiKey {
     prefix: String,
     tenant: String,
     permissions: Vec<Permission>,
+    #[oai(nullable)]
     expires_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     last_used_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
 }

@@ -24,7 +24,9 @@ impl super::Resource for MeApi {
 #[derive(Object)]
 struct Me {
     user_id: Uuid,
+    #[oai(nullable)]
     email: Option<String>,
+    #[oai(nullable)]
     display_name: Option<String>,
     authentication: Authentication,
     /// The tenants this credential can reach, with the user's role in each (the first 100;
@@ -37,9 +39,13 @@ struct Authentication {
     /// `api_key` or `session`.
     method: String,
     /// For a key: its id, non-secret prefix, tenant and permissions.
+    #[oai(nullable)]
     api_key_id: Option<Uuid>,
+    #[oai(nullable)]
     api_key_prefix: Option<String>,
+    #[oai(nullable)]
     tenant: Option<String>,
+    #[oai(nullable)]
     permissions: Option<Vec<Permission>>,
 }
 

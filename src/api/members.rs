@@ -44,7 +44,9 @@ impl Resource for MembersApi {
 #[derive(Object)]
 struct Member {
     user_id: Uuid,
+    #[oai(nullable)]
     email: Option<String>,
+    #[oai(nullable)]
     display_name: Option<String>,
     role: Role,
 }

@@ -74,6 +74,7 @@ struct Post {
     author_id: Uuid,
     /// Also sent as the `ETag`; send it back in `If-Match` to update.
     version: i32,
+    #[oai(nullable)]
     published_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -110,8 +111,11 @@ struct CreatePost {
 #[derive(Object, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdatePost {
+    #[oai(nullable)]
     title: Option<String>,
+    #[oai(nullable)]
     slug: Option<String>,
+    #[oai(nullable)]
     body: Option<String>,
 }
 

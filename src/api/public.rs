@@ -26,6 +26,7 @@ struct PublicPost {
     slug: String,
     title: String,
     body: String,
+    #[oai(nullable)]
     published_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
 }
