@@ -303,7 +303,9 @@ async fn a_key_cannot_mint_a_key_for_another_tenant_or_with_more_permissions() {
 #[tokio::test]
 async fn revocation_through_one_instance_is_refused_by_another_at_once() {
     if !shared_backends() {
-        return; // In-process state is per instance by design; this needs PostgreSQL and Redis.
+        // In-process state is per instance by design; this needs PostgreSQL and Redis.
+        eprintln!("skipped: needs DATABASE_URL and REDIS_URL");
+        return;
     }
     let a = spawn_app().await;
     let b = spawn_sibling(&a).await;

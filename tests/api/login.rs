@@ -281,6 +281,12 @@ async fn a_github_error_sent_with_status_200_refuses_the_login() {
         .append_pair("code", "wrong")
         .append_pair("state", &state);
     assert_problem(browser.get(&app, bad.as_str()).await, 400).await;
+
+    // An error beside something that parses as a token: still an error, never a login.
+    gh.behave(|b| b.error_beside_a_token = true);
+    let mut browser = Browser::default();
+    let callback = browser.follow_to_callback(&app, "gh").await;
+    assert_problem(browser.get(&app, &callback).await, 400).await;
 }
 
 #[tokio::test]
@@ -511,7 +517,9 @@ async fn logout_all_ends_every_session_of_the_user() {
 #[tokio::test]
 async fn a_token_revoked_through_one_instance_is_refused_by_another() {
     if !shared_backends() {
-        return; // In-process state is per instance by design; this needs PostgreSQL and Redis.
+        // In-process state is per instance by design; this needs PostgreSQL and Redis.
+        eprintln!("skipped: needs DATABASE_URL and REDIS_URL");
+        return;
     }
     let idp = FakeOidc::start().await;
     let a = app_with(Some(&idp), None).await;

@@ -4,6 +4,7 @@
 mod api_keys;
 mod authentication;
 mod authorization;
+mod browser_sessions;
 mod cli;
 mod comments;
 mod config_files;

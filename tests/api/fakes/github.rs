@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 pub struct Behaviour {
     pub emails: Value,
+    /// Answer even a good code with `200 {"error": …}`, plus a usable-looking token: only a
+    /// client that reads the `error` of a 200 refuses it.
+    pub error_beside_a_token: bool,
 }
 
 struct State {
@@ -39,6 +42,7 @@ impl FakeGithub {
                     {"email": "octo-old@example.com", "primary": false, "verified": true},
                     {"email": "octo@example.com", "primary": true, "verified": true}
                 ]),
+                error_beside_a_token: false,
             },
         }));
         let app = Route::new()
@@ -102,7 +106,17 @@ struct TokenForm {
 fn token(state: Data<&Shared>, Form(form): Form<TokenForm>) -> Json<Value> {
     use base64::Engine;
     use sha2::Digest;
-    let challenge = state.lock().unwrap().codes.remove(&form.code);
+    let (challenge, error_beside_a_token) = {
+        let mut state = state.lock().unwrap();
+        let challenge = state.codes.remove(&form.code);
+        (challenge, state.behaviour.error_beside_a_token)
+    };
+    if error_beside_a_token {
+        return Json(
+            json!({"error": "bad_verification_code", "access_token": "gho_test",
+                           "token_type": "bearer", "scope": "read:user,user:email"}),
+        );
+    }
     let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(form.code_verifier.as_bytes()));
     // GitHub's quirk: errors come back with 200.
