@@ -323,39 +323,7 @@ async fn no_api_key_secret_ever_reaches_the_logs() {
     let owner: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let owner_key = owner["api_key"].as_str().unwrap().to_owned();
 
-    let mut server = ironquill()
-        .env("APP__DATABASE__URL", &url)
-        .env("APP__SERVER__PORT", "0")
-        .env("APP__LOG__FORMAT", "json")
-        .env("RUST_LOG", "trace")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(server.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(server.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        let addr_tx = addr_tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if line.contains("listening;") {
-                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                    if let Some(addr) = parsed["fields"]["addr"].as_str() {
-                        let _ = addr_tx.send(addr.to_owned());
-                    }
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-    }
-    let addr = addr_rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("server started");
-    let base = format!("http://{addr}");
+    let (mut server, base, lines) = serve_logged(&url, &[]);
     let client = reqwest::Client::new();
     let auth = |key: &str| format!("apikey {key}");
 
@@ -413,6 +381,159 @@ async fn no_api_key_secret_ever_reaches_the_logs() {
             !logs.contains(secret_part),
             "a key secret appeared in the logs"
         );
+    }
+}
+
+/// The server on `db_url` with every log line it writes (JSON, at trace level) collected.
+fn serve_logged(
+    db_url: &str,
+    env: &[(&str, String)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{BufRead, BufReader};
+
+    let mut cmd = ironquill();
+    cmd.env("APP__DATABASE__URL", db_url)
+        .env("APP__SERVER__PORT", "0")
+        .env("APP__LOG__FORMAT", "json")
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut server = cmd.spawn().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(server.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(server.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        let addr_tx = addr_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains("listening;") {
+                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if let Some(addr) = parsed["fields"]["addr"].as_str() {
+                        let _ = addr_tx.send(addr.to_owned());
+                    }
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let addr = addr_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("server started");
+    (server, format!("http://{addr}"), lines)
+}
+
+#[tokio::test]
+async fn no_session_token_code_or_provider_secret_ever_reaches_the_logs() {
+    use crate::fakes::oidc::{CLIENT_SECRET, FakeOidc};
+
+    let idp = FakeOidc::start().await;
+    let (_dir, url) = sqlite_file();
+    let env = [
+        ("APP__AUTH__PROVIDERS__FAKE__KIND", "oidc".to_owned()),
+        ("APP__AUTH__PROVIDERS__FAKE__ISSUER", idp.issuer.clone()),
+        (
+            "APP__AUTH__PROVIDERS__FAKE__CLIENT_ID",
+            crate::fakes::oidc::CLIENT_ID.to_owned(),
+        ),
+        (
+            "APP__AUTH__PROVIDERS__FAKE__CLIENT_SECRET",
+            CLIENT_SECRET.to_owned(),
+        ),
+        (
+            "APP__AUTH__PROVIDERS__FAKE__ALLOW_PRIVATE_NETWORK",
+            "true".to_owned(),
+        ),
+    ];
+    let (mut server, base, lines) = serve_logged(&url, &env);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location =
+        |resp: &reqwest::Response| resp.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("cookie {name}"))
+    };
+    // The login, as a browser follows it.
+    let start = client
+        .get(format!("{base}/auth/login/fake"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let binding = cookie(&start, "__Host-iq_login");
+    let at_provider = client.get(location(&start)).send().await.unwrap();
+    let callback = location(&at_provider);
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let signed_in = client
+        .get(&callback)
+        .header("cookie", format!("__Host-iq_login={binding}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let access = cookie(&signed_in, "__Host-iq_access");
+    let refresh = cookie(&signed_in, "__Host-iq_refresh");
+    // A native refresh, and a request with the new access token.
+    let refreshed: serde_json::Value = client
+        .post(format!("{base}/auth/refresh"))
+        .header("x-refresh-token", &refresh)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next_access = refreshed["access_token"].as_str().unwrap().to_owned();
+    let next_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    let me = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&next_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let logs = lines.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("request done"),
+        "the requests were logged at all"
+    );
+    for (what, secret) in [
+        ("access token", access.as_str()),
+        ("refresh token", refresh.as_str()),
+        ("next access token", next_access.as_str()),
+        ("next refresh token", next_refresh.as_str()),
+        ("authorization code", code.as_str()),
+        ("login binding", binding.as_str()),
+        ("client secret", CLIENT_SECRET),
+    ] {
+        assert!(!logs.contains(secret), "the {what} appeared in the logs");
     }
 }
 

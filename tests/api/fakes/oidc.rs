@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub const CLIENT_ID: &str = "ironquill-test";
-pub const CLIENT_SECRET: &str = "test-secret";
+pub const CLIENT_SECRET: &str = "fake-oidc-client-secret-7f3a9c";
 
 #[derive(Clone)]
 pub struct Key {
