@@ -307,8 +307,6 @@ fn admin_commands_refuse_bad_input_with_a_clear_message() {
 /// Runs the real server with every log level on and checks that no secret reaches the logs.
 #[tokio::test]
 async fn no_api_key_secret_ever_reaches_the_logs() {
-    use std::io::{BufRead, BufReader};
-
     let (_dir, url) = sqlite_file();
     let (_, stdout, _) = admin(
         &url,
