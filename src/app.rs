@@ -16,7 +16,10 @@ use crate::{
     auth::Authenticate,
     authz::TenantAuthz,
     config::Settings,
-    http::{BodyLimit, HeadLimits, ProblemDetails, SecurityHeaders, Timeout},
+    http::{
+        BodyLimit, ClientAddress, HeadLimits, ProblemDetails, SecurityHeaders, Timeout,
+        TrustedProxies,
+    },
     state::default_public_url,
     store::{MemoryStore, Store},
     telemetry::RequestSpan,
@@ -24,11 +27,14 @@ use crate::{
 
 /// The whole HTTP application.
 ///
-/// Middleware, outermost first: request id and span; security headers; problem rendering;
-/// URI and header size limits; cookies; panic catching; the request deadline; authentication, then tenant authorization
-/// (both before any body is buffered); the body limit; then the routes.
+/// Middleware, outermost first: the client address (trusted proxies only); request id and
+/// span; security headers; problem rendering; URI and header size limits; cookies; panic
+/// catching; the request deadline; authentication, then tenant authorization (both before any
+/// body is buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
+    // Validated when the settings were loaded.
+    let proxies = settings.server.trusted_proxy_networks().unwrap_or_default();
     let auth = state.auth.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone(), api::tenant_routes());
     let (api, spec) = api::service_and_document(state);
@@ -52,6 +58,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(ProblemDetails)
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan)
+        .with(ClientAddress::new(TrustedProxies::new(proxies)))
 }
 
 /// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.

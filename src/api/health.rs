@@ -8,6 +8,7 @@ use super::ApiTags;
 use crate::{
     state::AppState,
     error::{ApiError, ApiResult},
+    http::ClientIp,
     store::EphemeralStore,
 };
 
@@ -42,12 +43,13 @@ struct Readiness {
     store: Option<String>,
 }
 
-/// Whether the peer is on this machine (a probe, an operator): only they learn what runs here
-/// and what is down. Everyone else gets the status alone; the log has the names.
+/// Whether the client is on this machine (a probe, an operator): only they learn what runs
+/// here and what is down. Everyone else gets the status alone; the log has the names. The
+/// client, not the peer: behind a local reverse proxy every peer is loopback.
 fn from_this_machine(req: &Request) -> bool {
-    req.remote_addr()
-        .as_socket_addr()
-        .is_some_and(|addr| addr.ip().to_canonical().is_loopback())
+    req.extensions()
+        .get::<ClientIp>()
+        .is_some_and(ClientIp::is_loopback)
 }
 
 #[OpenApi(tag = "ApiTags::Operations")]

@@ -104,6 +104,30 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// Send `Strict-Transport-Security`. Forced on when `public_url` is https.
     pub hsts: bool,
+    /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are
+    /// believed. Empty: the peer is the client, and those headers are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerSettings {
+    /// `trusted_proxies`, parsed; a bare address is a network of one.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(format!(
+                            "server.trusted_proxies: {entry:?} is neither a CIDR nor an address"
+                        ))
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,6 +299,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let production = self.env == AppEnv::Production;
+        self.server.trusted_proxy_networks()?;
         self.auth.validate(production)?;
         if self
             .server

@@ -1,11 +1,14 @@
-//! Cross-cutting HTTP middleware: problem rendering, security headers, head and body limits.
+//! Cross-cutting HTTP middleware: the client address, problem rendering, security headers,
+//! head and body limits.
 mod body_limit;
+mod client_ip;
 mod head_limit;
 mod problem;
 mod security_headers;
 mod timeout;
 
 pub use body_limit::BodyLimit;
+pub use client_ip::{ClientAddress, ClientIp, TrustedProxies};
 pub use head_limit::HeadLimits;
 pub use problem::ProblemDetails;
 pub use security_headers::SecurityHeaders;

@@ -47,9 +47,15 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         req.extensions_mut().insert(RequestId(id.clone()));
 
+        let client = req
+            .extensions()
+            .get::<crate::http::ClientIp>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default();
         let span = tracing::info_span!(
             "request",
             request_id = %id,
+            client_ip = %client,
             method = %req.method(),
             path = %req.uri().path(),
         );

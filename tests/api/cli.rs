@@ -627,3 +627,21 @@ fn production_refuses_a_plain_http_public_url() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_trusted_proxy_that_is_no_address_is_refused() {
+    let out = ironquill()
+        .arg("openapi")
+        .env(
+            "APP__SERVER__TRUSTED_PROXIES",
+            "[\"10.0.0.0/8\", \"proxy.local\"]",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.trusted_proxies") && stderr.contains("proxy.local"),
+        "{stderr}"
+    );
+}

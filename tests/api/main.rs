@@ -6,6 +6,7 @@ mod authentication;
 mod authorization;
 mod browser_sessions;
 mod cli;
+mod client_address;
 mod comments;
 mod config_files;
 mod database;
