@@ -65,7 +65,7 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
             existing
         }
         None => {
-            tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id)
+            tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id, None)
                 .await
                 .map_err(cli_error)?
                 .1

@@ -185,6 +185,7 @@ impl From<crate::domain::Error> for ApiError {
             Error::Conflict(message) => ApiError::Conflict(message),
             Error::VersionMismatch => ApiError::PreconditionFailed,
             Error::MissingPermission(permission) => ApiError::missing_permission(permission),
+            Error::Limit(message) => ApiError::Forbidden(message),
             Error::Invalid { field, message } => ApiError::validation(field, message),
             Error::Db(err) => err.into(),
             Error::Store(err) => err.into(),

@@ -101,8 +101,9 @@ impl TenantsApi {
         let slug = TenantSlug::parse(&body.slug)?;
         let authz = &self.state.authz;
         let owner = auth.principal().user_id;
+        let max = Some(self.state.settings.tenants.max_owned_per_user);
         let (created, _) =
-            tenants::create_with_owner(&self.state.db, &slug, &body.name, owner).await?;
+            tenants::create_with_owner(&self.state.db, &slug, &body.name, owner, max).await?;
         authz.membership_changed().await;
         Ok(Created::Tenant(Json(Tenant::new(created, Role::Owner))))
     }

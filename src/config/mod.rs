@@ -85,6 +85,15 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub tenants: TenantSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// How many tenants one user may own through the API (the operator's CLI is not capped):
+    /// each new tenant costs every instance a policy reload, so a loop of creations is abuse.
+    pub max_owned_per_user: u32,
 }
 
 fn default_env() -> AppEnv {

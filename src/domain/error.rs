@@ -13,6 +13,9 @@ pub enum Error {
     /// The row moved on since the version the caller named.
     #[error("the resource was changed since it was read")]
     VersionMismatch,
+    /// A configured limit the change would pass; the text says which.
+    #[error("{0}")]
+    Limit(String),
     /// The caller lacks a permission the change needs (decided on the row, not the route).
     #[error("missing permission: {0}")]
     MissingPermission(String),

@@ -1,6 +1,6 @@
 //! Tenants, and their resolution: the only way to a [`TenantScope`].
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
     TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Error, OnUnique, Result, TenantScope, memberships};
 use crate::db::{
     BeginWrite,
-    entities::{Role, tenant},
+    entities::{Role, membership, tenant},
 };
 
 fn scope_of(t: tenant::Model) -> TenantScope {
@@ -106,12 +106,14 @@ impl TenantSlug {
     }
 }
 
-/// Creates a tenant with `owner` as its first owner, in one transaction.
+/// Creates a tenant with `owner` as its first owner, in one transaction; refused when the
+/// owner already owns `max_owned` tenants (when given).
 pub async fn create_with_owner<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     slug: &TenantSlug,
     name: &str,
     owner: Uuid,
+    max_owned: Option<u32>,
 ) -> Result<(tenant::Model, TenantScope)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -121,6 +123,18 @@ pub async fn create_with_owner<C: ConnectionTrait + TransactionTrait>(
         ));
     }
     let txn = db.begin_write().await?;
+    if let Some(max) = max_owned {
+        let owned = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(owner))
+            .filter(membership::Column::Role.eq(Role::Owner))
+            .count(&txn)
+            .await?;
+        if owned >= u64::from(max) {
+            return Err(Error::Limit(format!(
+                "you own {owned} tenants, the most one user may create"
+            )));
+        }
+    }
     let created = tenant::ActiveModel {
         slug: Set(slug.as_str().to_owned()),
         name: Set(name.to_owned()),

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn creating_a_tenant_makes_the_caller_its_owner() {
@@ -207,4 +207,40 @@ async fn the_tenant_list_is_paginated_with_the_same_hard_maximum_as_posts() {
     assert_eq!(page["next_offset"], 2);
     let problem = assert_problem(list("?limit=101").await, 422).await;
     assert_eq!(problem["errors"][0]["field"], "limit");
+}
+
+#[tokio::test]
+async fn one_user_owns_at_most_the_configured_number_of_tenants() {
+    let app = spawn_app_with(|f| {
+        f.merge(figment::providers::Serialized::default(
+            "tenants.max_owned_per_user",
+            2,
+        ))
+    })
+    .await;
+    // The operator's CLI is not capped; the API counts what the user owns already.
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let session = app.session_for(owner.user_id);
+    let create = |slug: &'static str| {
+        let (app, session) = (&app, session.clone());
+        async move {
+            app.create_tenant_in_session(&session, &json!({"slug": slug, "name": slug}))
+                .await
+        }
+    };
+    assert_eq!(create("beta").await.status(), 201);
+    let problem = assert_problem(create("gamma").await, 403).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("own 2 tenants"),
+        "{problem}"
+    );
+    assert_problem(
+        app.get_with_key("/api/v1/tenants/gamma/posts", &owner.api_key)
+            .await,
+        404,
+    )
+    .await;
 }
