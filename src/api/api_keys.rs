@@ -11,13 +11,13 @@ use uuid::Uuid;
 
 use super::{ApiTags, Auth, JsonBody, Page};
 use crate::{
-    state::AppState,
     auth::{
         api_keys::{self, ApiKeyInfo, KeyScope, NewApiKey},
         permissions::{Permission, Permissions},
     },
     domain::{PageRequest, tenants},
     error::{ApiError, ApiResult},
+    state::AppState,
 };
 
 pub struct ApiKeysApi {

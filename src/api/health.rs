@@ -6,9 +6,9 @@ use poem_openapi::{Object, OpenApi, payload::Json};
 
 use super::ApiTags;
 use crate::{
-    state::AppState,
     error::{ApiError, ApiResult},
     http::ClientIp,
+    state::AppState,
     store::EphemeralStore,
 };
 

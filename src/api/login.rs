@@ -110,7 +110,12 @@ impl LoginApi {
         };
         let signed_in = login::finish(&self.state, callback).await?;
         let (access, refresh) = (&signed_in.access_token, &signed_in.refresh_token);
-        cookies::set_session(jar, &self.state.settings.auth, access, refresh.expose_secret());
+        cookies::set_session(
+            jar,
+            &self.state.settings.auth,
+            access,
+            refresh.expose_secret(),
+        );
         let user = signed_in.user;
         let who = user
             .email

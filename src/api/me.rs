@@ -4,11 +4,11 @@ use uuid::Uuid;
 
 use super::{ApiTags, Auth};
 use crate::{
-    state::AppState,
     auth::{Credential, permissions::Permission},
     db::entities::Role,
     domain::{PageRequest, memberships, pagination::MAX_LIMIT, users},
     error::{ApiError, ApiResult},
+    state::AppState,
 };
 
 pub struct MeApi {

@@ -12,8 +12,7 @@ use crate::{
     authz::{TenantAccess, TenantRoute, perms::*},
     db::entities::{Role, invitation},
     domain::{
-        PageRequest,
-        invitations,
+        PageRequest, invitations,
         members::{self, Actor},
     },
     error::ApiResult,

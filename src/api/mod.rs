@@ -58,12 +58,10 @@ pub trait Resource: OpenApi {
     const PERMISSIONS: &'static [Permission] = &[];
 }
 
-/// Registers the resource modules: `module::Api,` declares the module, serves its routes,
-/// and reads its permissions. Adding a resource is one line here.
+/// Registers the resource modules (declared above as plain `mod`s, so rustfmt and the
+/// compiler's lints see them): `module::Api,` serves its routes and reads its permissions.
 macro_rules! resources {
     ($($module:ident :: $api:ident),* $(,)?) => {
-        $(mod $module;)*
-
         pub type Api = ($($module::$api,)*);
 
         fn apis(state: AppState) -> Api {
@@ -83,6 +81,19 @@ macro_rules! resources {
         }
     };
 }
+
+mod api_keys;
+mod health;
+mod invitations;
+mod jwks;
+mod landing;
+mod login;
+mod me;
+mod members;
+mod posts;
+mod public;
+mod sessions;
+mod tenants;
 
 resources! {
     health::HealthApi,

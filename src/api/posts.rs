@@ -225,9 +225,14 @@ impl PostsApi {
         let UpdatePost { title, slug, body } = body.0;
         let changes = PostForUpdate { title, slug, body };
         let db = &self.state.db;
-        Ok(ok(
-            posts::update(db, &tenant.scope, post.id, expected, changes).await?
-        ))
+        Ok(ok(posts::update(
+            db,
+            &tenant.scope,
+            post.id,
+            expected,
+            changes,
+        )
+        .await?))
     }
 
     /// Deletes a post and its comments. Authors delete only their own; editors and up any.
@@ -339,8 +344,13 @@ impl PostsApi {
         tenant.require_owner_or(post.author_id, POSTS_PUBLISH_ANY)?;
         let expected = if_match.required()?;
         let db = &self.state.db;
-        Ok(ok(
-            posts::set_status(db, &tenant.scope, post.id, expected, status).await?
-        ))
+        Ok(ok(posts::set_status(
+            db,
+            &tenant.scope,
+            post.id,
+            expected,
+            status,
+        )
+        .await?))
     }
 }

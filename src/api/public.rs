@@ -4,10 +4,10 @@ use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 
 use super::{ApiTags, Page};
 use crate::{
-    state::AppState,
     db::entities::post,
     domain::{PageRequest, posts, tenants},
     error::{ApiError, ApiResult},
+    state::AppState,
 };
 
 pub struct PublicApi {

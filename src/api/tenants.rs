@@ -5,13 +5,13 @@ use uuid::Uuid;
 
 use super::{ApiTags, Auth, JsonBody, Page};
 use crate::{
-    state::AppState,
     db::entities::{Role, tenant},
     domain::{
         PageRequest, memberships,
         tenants::{self, TenantSlug},
     },
     error::{ApiError, ApiResult},
+    state::AppState,
 };
 
 pub struct TenantsApi {

@@ -128,13 +128,29 @@ pub fn failure(err: &DbErr) -> Option<Failure> {
         | Sqlx::PoolTimedOut
         | Sqlx::PoolClosed
         | Sqlx::WorkerCrashed => Some(Failure::Unavailable),
-        Sqlx::Database(db) => db.code().as_deref().and_then(code_failure),
+        Sqlx::Database(db) => {
+            let sqlite = db
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some();
+            db.code()
+                .as_deref()
+                .and_then(|code| code_failure(code, sqlite))
+        }
         _ => None,
     }
 }
 
-/// PostgreSQL SQLSTATEs and SQLite (extended) result codes.
-fn code_failure(code: &str) -> Option<Failure> {
+/// PostgreSQL SQLSTATEs, or SQLite (extended) result codes when `sqlite`: the two are told
+/// apart by the driver, never by the code's shape (an all-digit SQLSTATE such as 22021 would
+/// otherwise read as SQLite's "busy").
+fn code_failure(code: &str, sqlite: bool) -> Option<Failure> {
+    if sqlite {
+        // The primary code is the low byte; 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED.
+        return match code.parse::<i32>().map(|c| c & 0xff) {
+            Ok(5 | 6) => Some(Failure::Contention),
+            _ => None,
+        };
+    }
     // serialization_failure, deadlock_detected, lock_not_available
     if matches!(code, "40001" | "40P01" | "55P03") {
         return Some(Failure::Contention);
@@ -143,11 +159,7 @@ fn code_failure(code: &str) -> Option<Failure> {
     if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") {
         return Some(Failure::Unavailable);
     }
-    // SQLite: the primary code is the low byte; 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED.
-    match code.parse::<i32>().map(|c| c & 0xff) {
-        Ok(5 | 6) => Some(Failure::Contention),
-        _ => None,
-    }
+    None
 }
 
 /// Applies every pending migration.
@@ -183,17 +195,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_classified() {
-        assert_eq!(code_failure("40001"), Some(Failure::Contention));
-        assert_eq!(code_failure("40P01"), Some(Failure::Contention));
-        assert_eq!(code_failure("5"), Some(Failure::Contention));
+    fn codes_are_classified_by_their_driver() {
+        let pg = |code| code_failure(code, false);
+        let sqlite = |code| code_failure(code, true);
+        assert_eq!(pg("40001"), Some(Failure::Contention));
+        assert_eq!(pg("40P01"), Some(Failure::Contention));
+        assert_eq!(pg("08006"), Some(Failure::Unavailable));
+        assert_eq!(pg("57P01"), Some(Failure::Unavailable));
+        // unique_violation, invalid byte sequence (a NUL), insufficient privilege: not a
+        // busy database, whatever their low byte says.
+        assert_eq!(pg("23505"), None);
+        assert_eq!(pg("22021"), None);
+        assert_eq!(pg("42501"), None);
+        assert_eq!(sqlite("5"), Some(Failure::Contention));
         // SQLITE_BUSY_SNAPSHOT (517) and SQLITE_LOCKED_SHAREDCACHE (262)
-        assert_eq!(code_failure("517"), Some(Failure::Contention));
-        assert_eq!(code_failure("262"), Some(Failure::Contention));
-        assert_eq!(code_failure("08006"), Some(Failure::Unavailable));
-        assert_eq!(code_failure("57P01"), Some(Failure::Unavailable));
-        // unique_violation, SQLITE_CONSTRAINT_UNIQUE (2067): not ours to retry
-        assert_eq!(code_failure("23505"), None);
-        assert_eq!(code_failure("2067"), None);
+        assert_eq!(sqlite("517"), Some(Failure::Contention));
+        assert_eq!(sqlite("262"), Some(Failure::Contention));
+        // SQLITE_CONSTRAINT_UNIQUE (2067): not ours to retry
+        assert_eq!(sqlite("2067"), None);
     }
 }

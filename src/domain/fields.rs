@@ -38,3 +38,12 @@ pub fn body(raw: &str) -> Result<String> {
     }
     Ok(raw.to_owned())
 }
+
+/// Whether `raw` has the characters of a slug at all (tenant or resource): lookups by slug
+/// from a URL skip the database for anything else.
+pub fn could_be_slug(raw: &str) -> bool {
+    (1..=100).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}

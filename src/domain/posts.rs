@@ -34,6 +34,9 @@ pub async fn find_published_by_slug(
     scope: &TenantScope,
     slug: &str,
 ) -> Result<Option<post::Model>, sea_orm::DbErr> {
+    if !fields::could_be_slug(slug) {
+        return Ok(None);
+    }
     Posts::find_in(scope)
         .filter(Column::Status.eq(PostStatus::Published))
         .filter(Column::Slug.eq(slug))

@@ -26,8 +26,12 @@ pub async fn find_by_slug(
         .await
 }
 
-/// Resolves the tenant with this slug into its scope.
+/// Resolves the tenant with this slug into its scope. A string no slug could be (from a URL:
+/// any bytes, a NUL) is no tenant, without asking the database.
 pub async fn resolve(db: &impl ConnectionTrait, slug: &str) -> Result<Option<TenantScope>> {
+    if !super::fields::could_be_slug(slug) {
+        return Ok(None);
+    }
     Ok(find_by_slug(db, slug).await?.map(scope_of))
 }
 
