@@ -230,17 +230,19 @@ fn is_local_listen_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Keys whose values are secrets (or may carry one, as a URL with a password does).
+/// Whether the value at `path` is, or may contain, a secret: a secret key itself, or any key
+/// above one (figment reports a whole `database` table, or a provider of the internally
+/// tagged `auth.providers.<name>`, at that level).
 fn is_secret_key(path: &[String]) -> bool {
     let path: Vec<String> = path.iter().map(|p| p.to_ascii_lowercase()).collect();
-    let is = |section: &str, key: &str| {
-        path.first().is_some_and(|s| s == section) && path.last().is_some_and(|k| k == key)
-    };
-    is("database", "url")
-        || is("redis", "url")
-        || path
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match path.as_slice() {
+        [] | ["database" | "redis" | "auth"] | ["auth", "providers", ..] => true,
+        ["database" | "redis", "url"] => true,
+        _ => path
             .iter()
-            .any(|p| p == "signing_keys" || p == "client_secret")
+            .any(|p| *p == "signing_keys" || *p == "client_secret"),
+    }
 }
 
 /// The cause of an error at a secret key, without the value that was given.

@@ -645,3 +645,29 @@ fn a_trusted_proxy_that_is_no_address_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn secrets_are_not_echoed_even_when_reported_above_their_key() {
+    for (key, value, secret) in [
+        // An all-digit client secret reads as a number; the provider is reported as a whole.
+        (
+            "APP__AUTH__PROVIDERS__G__CLIENT_SECRET",
+            "98765432123456789",
+            "98765432123456789",
+        ),
+        // A whole database table given as one string.
+        ("APP__DATABASE", "postgres://u:hunter2@db/x", "hunter2"),
+    ] {
+        let mut cmd = ironquill();
+        cmd.arg("openapi").env(key, value);
+        if key.contains("PROVIDERS") {
+            cmd.env("APP__AUTH__PROVIDERS__G__KIND", "oidc")
+                .env("APP__AUTH__PROVIDERS__G__ISSUER", "https://id.example")
+                .env("APP__AUTH__PROVIDERS__G__CLIENT_ID", "c");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{key}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains(secret), "{key} leaked: {stderr}");
+    }
+}
