@@ -58,7 +58,10 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(ProblemDetails)
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan)
-        .with(ClientAddress::new(TrustedProxies::new(proxies)))
+        .with(ClientAddress::new(TrustedProxies::new(
+            proxies,
+            settings.server.forwarded_header,
+        )))
 }
 
 /// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.

@@ -117,6 +117,19 @@ pub struct ServerSettings {
     /// believed. Empty: the peer is the client, and those headers are ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Which header the trusted proxies write: `x-forwarded-for` (nginx, most load balancers)
+    /// or `forwarded` (RFC 7239). Only that one is read: a proxy passes the other through
+    /// from the client untouched, so believing it would let the client name its address.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 impl ServerSettings {

@@ -7,6 +7,8 @@ use std::{net::IpAddr, sync::Arc};
 use ipnet::IpNet;
 use poem::{Endpoint, Middleware, Request, Result, http::HeaderMap};
 
+pub use crate::config::ForwardedHeader;
+
 /// The address of the client that sent this request: one value per request, for logs, rate
 /// limits and the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,16 +22,19 @@ impl ClientIp {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    networks: Vec<IpNet>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
-    pub fn new(networks: Vec<IpNet>) -> Self {
-        Self(networks)
+    pub fn new(networks: Vec<IpNet>, header: ForwardedHeader) -> Self {
+        Self { networks, header }
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
+        self.networks.iter().any(|net| net.contains(&ip))
     }
 
     /// The client of a request that arrived from `peer` with `headers`.
@@ -37,7 +42,11 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return ClientIp(peer);
         }
-        let chain = forwarded_for(headers).unwrap_or_else(|| x_forwarded_for(headers));
+        // Only the header the proxies write: the other arrives from the client as it wrote it.
+        let chain = match self.header {
+            ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+            ForwardedHeader::Forwarded => forwarded_for(headers),
+        };
         let mut client = peer;
         for hop in chain.iter().rev() {
             match hop {
@@ -52,17 +61,14 @@ impl TrustedProxies {
     }
 }
 
-/// The `for=` addresses of every `Forwarded` element, in order; `None` without the header.
-fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
+/// The `for=` addresses of every `Forwarded` element, in order.
+fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     let values: Vec<&str> = headers
         .get_all("forwarded")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    if values.is_empty() {
-        return None;
-    }
-    let hops = values
+    values
         .iter()
         .flat_map(|v| v.split(','))
         .filter_map(|element| {
@@ -73,8 +79,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
                     .then(|| parse_node(value.trim().trim_matches('"')))
             })
         })
-        .collect();
-    Some(hops)
+        .collect()
 }
 
 fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
@@ -164,7 +169,13 @@ mod tests {
     }
 
     fn proxies(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        let nets = nets.iter().map(|n| n.parse().unwrap()).collect();
+        TrustedProxies::new(nets, ForwardedHeader::XForwardedFor)
+    }
+
+    fn rfc7239_proxies(nets: &[&str]) -> TrustedProxies {
+        let nets = nets.iter().map(|n| n.parse().unwrap()).collect();
+        TrustedProxies::new(nets, ForwardedHeader::Forwarded)
     }
 
     #[test]
@@ -203,8 +214,22 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_its_forms_parse() {
-        let lb = proxies(&["10.0.0.0/8"]);
+    fn only_the_configured_header_is_read() {
+        let peer = ip("10.0.0.2");
+        // The client's own `Forwarded`, passed through by an X-Forwarded-For proxy.
+        let h = headers(&[
+            ("forwarded", "for=127.0.0.1"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        let xff = proxies(&["10.0.0.0/8"]);
+        assert_eq!(xff.client_ip(peer, &h).0, ip("198.51.100.7"));
+        let rfc = rfc7239_proxies(&["10.0.0.0/8"]);
+        assert_eq!(rfc.client_ip(peer, &h).0, ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn forwarded_elements_parse_in_their_forms() {
+        let lb = rfc7239_proxies(&["10.0.0.0/8"]);
         let peer = ip("10.0.0.2");
         let h = headers(&[
             (
@@ -220,7 +245,7 @@ mod tests {
         assert_eq!(lb.client_ip(peer, &h).0, peer);
         // An IPv4-mapped peer is the same proxy.
         let mapped = ip("::ffff:10.0.0.2");
-        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        let h = headers(&[("forwarded", "for=198.51.100.7")]);
         assert_eq!(lb.client_ip(mapped, &h).0, ip("198.51.100.7"));
     }
 }

@@ -45,9 +45,10 @@ async fn behind_a_trusted_proxy_the_right_most_untrusted_address_is_the_client()
         seen_as_local(&app, None).await,
         "no header: the proxy itself"
     );
+    // The client's own `Forwarded`, which an X-Forwarded-For proxy passes through: ignored.
+    assert!(seen_as_local(&app, Some(("forwarded", "for=198.51.100.7"))).await);
     for header in [
         ("x-forwarded-for", "198.51.100.7"),
-        ("forwarded", "for=198.51.100.7;proto=https"),
         // A forged first hop, then the address the proxy saw, then the proxy itself.
         ("x-forwarded-for", "127.0.0.9, 198.51.100.7, 127.0.0.1"),
     ] {
@@ -55,4 +56,18 @@ async fn behind_a_trusted_proxy_the_right_most_untrusted_address_is_the_client()
     }
     // A loopback client behind the proxy is still local.
     assert!(seen_as_local(&app, Some(("x-forwarded-for", "127.0.0.9"))).await);
+}
+
+#[tokio::test]
+async fn a_proxy_that_writes_forwarded_is_read_through_forwarded_only() {
+    let app = spawn_app_with(|f| {
+        f.merge(Serialized::default(
+            "server.trusted_proxies",
+            vec!["127.0.0.1"],
+        ))
+        .merge(Serialized::default("server.forwarded_header", "forwarded"))
+    })
+    .await;
+    assert!(!seen_as_local(&app, Some(("forwarded", "for=198.51.100.7;proto=https"))).await);
+    assert!(seen_as_local(&app, Some(("x-forwarded-for", "198.51.100.7"))).await);
 }
