@@ -2,8 +2,11 @@
 //! single use, 10 minutes, bound to the browser that started it) and mapping the provider's
 //! identity to our user.
 //!
-//! Accounts are linked only on an address the provider says it verified, and only for a
-//! provider configured to link (`link_verified_email`): otherwise a new identity is a new user.
+//! A provider's verified address counts only where the provider is configured to vouch for
+//! it (`link_verified_email`, within `allowed_email_domains`): only such an address is held
+//! by a user (and so accepts invitations) or links to the user already holding it. Any other
+//! provider's address stays on its identity row: a provider that lets its users mark any
+//! address verified can neither take an account over nor plant an address for later.
 use std::time::Duration;
 
 use chrono::Utc;
@@ -57,7 +60,7 @@ pub async fn take_flow(store: &Store, state: &str) -> Result<Option<Flow>, Store
 }
 
 /// The user for `(provider, subject)`: found; or, for a new identity, the existing user with
-/// the verified address where this provider may link ([`Linking`]); else a new user. One
+/// the address this provider vouches for ([`Linking`]); else a new user. One
 /// transaction. Invitations are not accepted here: the user accepts or declines each.
 pub async fn sign_in(
     db: &DatabaseConnection,
@@ -69,7 +72,8 @@ pub async fn sign_in(
     let verified_email = identity
         .email
         .as_deref()
-        .filter(|_| identity.email_verified);
+        .filter(|_| identity.email_verified)
+        .filter(|email| linking.allows(email));
     let txn = db.begin_write().await?;
     let existing = identity::Entity::find()
         .filter(identity::Column::Provider.eq(provider))
@@ -124,16 +128,12 @@ pub async fn sign_in(
                 }
                 None => None,
             };
-            let linkable = verified_email.is_some_and(|email| linking.allows(email));
             let user = match holder {
-                // Linking by email is the provider's choice: off, its verified address alone
-                // never signs in as another account.
-                Some(user) if linkable => user,
-                held => {
-                    // A new user; it holds the verified address unless someone else does.
-                    let email = verified_email.filter(|_| held.is_none());
+                // The provider vouches for the address: its holder signs in.
+                Some(user) => user,
+                None => {
                     user::ActiveModel {
-                        email: Set(email.map(str::to_owned)),
+                        email: Set(verified_email.map(str::to_owned)),
                         display_name: Set(identity.name.clone()),
                         ..Default::default()
                     }

@@ -47,7 +47,11 @@ pub async fn invite(
         .await?;
     let invitation = match existing {
         Some(existing) => {
-            actor.may_touch(&[existing.role])?;
+            // Replacing a pending owner invitation needs owner rights; an accepted one is
+            // history (its holder has since left, or the check above refused).
+            if existing.accepted_at.is_none() {
+                actor.may_touch(&[existing.role])?;
+            }
             invitation::ActiveModel {
                 id: Set(existing.id),
                 role: Set(role),
@@ -95,17 +99,35 @@ pub async fn pending_in(
 /// Withdraws a pending invitation of the tenant; withdrawing an `owner` one needs owner rights.
 pub async fn revoke(state: &AppState, scope: &TenantScope, id: Uuid, actor: Actor) -> Result<()> {
     let txn = state.db.begin_write().await?;
-    let found = invitation::Entity::find_id_in(scope, id)
-        .filter(invitation::Column::AcceptedAt.is_null())
+    let found = pending(invitation::Entity::find_id_in(scope, id))
         .one(&txn)
         .await?
         .ok_or(Error::NotFound)?;
     actor.may_touch(&[found.role])?;
-    invitation::Entity::delete_by_id(found.id)
+    // Still pending as the row is deleted: an acceptance that won a race stays accepted.
+    let deleted = pending_delete(invitation::Entity::delete_in(scope), found.id)
         .exec(&txn)
         .await?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
     txn.commit().await?;
     Ok(())
+}
+
+fn pending(query: sea_orm::Select<invitation::Entity>) -> sea_orm::Select<invitation::Entity> {
+    query
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+}
+
+fn pending_delete(
+    query: sea_orm::DeleteMany<invitation::Entity>,
+    id: Uuid,
+) -> sea_orm::DeleteMany<invitation::Entity> {
+    query
+        .filter(invitation::Column::Id.eq(id))
+        .filter(invitation::Column::AcceptedAt.is_null())
 }
 
 /// The invitations waiting for this user: those to the address the user holds, which is
@@ -158,14 +180,22 @@ pub async fn accept(state: &AppState, user: &user::Model, id: Uuid) -> Result<(T
     if memberships::role_of(&txn, &scope, user.id).await?.is_some() {
         return Err(Error::conflict("already a member of this tenant"));
     }
-    memberships::set_role(&txn, &scope, user.id, found.role).await?;
-    invitation::ActiveModel {
-        id: Set(found.id),
-        accepted_at: Set(Some(Utc::now())),
-        ..Default::default()
+    // Spent first, and only if still pending: of an acceptance and a withdrawal (or two
+    // acceptances) at once, exactly one wins.
+    let spent = invitation::Entity::update_many()
+        .col_expr(
+            invitation::Column::AcceptedAt,
+            sea_orm::sea_query::Expr::value(Some(Utc::now())),
+        )
+        .filter(invitation::Column::Id.eq(found.id))
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+        .exec(&txn)
+        .await?;
+    if spent.rows_affected == 0 {
+        return Err(Error::NotFound);
     }
-    .update(&txn)
-    .await?;
+    memberships::set_role(&txn, &scope, user.id, found.role).await?;
     txn.commit().await?;
     state.authz.membership_changed().await;
     Ok((scope, found.role))

@@ -29,10 +29,11 @@ async fn waiting(browser: &mut Browser, app: &TestApp) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn a_verified_address_signs_in_as_its_holder_only_where_the_provider_links() {
+async fn a_verified_address_signs_in_as_its_holder_only_where_the_provider_vouches_for_it() {
     let idp = FakeOidc::start().await;
-    // Off by default: the provider's say-so on an address takes over no account.
-    let app = app_with_oidc(&idp, json!({})).await;
+    // Linking off: the provider's say-so on an address takes over no account, and the new
+    // user does not hold the address either.
+    let app = app_with_oidc(&idp, json!({"link_verified_email": false})).await;
     let owner = app.bootstrap("acme", "user@example.com").await;
     let mut browser = Browser::default();
     browser.login(&app, "fake").await;
@@ -71,6 +72,59 @@ async fn a_verified_address_signs_in_as_its_holder_only_where_the_provider_links
         me(&mut browser, &app).await["user_id"],
         owner.user_id.to_string()
     );
+}
+
+/// A provider that lets its users mark any address verified (linking off) beside one trusted
+/// for the company's domain: the weak one can neither take the victim's invitation nor plant
+/// the address for the day the victim signs in through the trusted one.
+#[tokio::test]
+async fn an_untrusted_provider_can_neither_take_an_invitation_nor_plant_an_address() {
+    let weak = FakeOidc::start().await;
+    let strong = FakeOidc::start().await;
+    let mut weak_settings = weak.settings();
+    weak_settings["link_verified_email"] = json!(false);
+    let mut strong_settings = strong.settings();
+    strong_settings["allowed_email_domains"] = json!(["corp.example"]);
+    let app = crate::helpers::spawn_app_with(move |f| {
+        use figment::providers::Serialized;
+        f.merge(Serialized::default("auth.providers.weak", weak_settings))
+            .merge(Serialized::default(
+                "auth.providers.strong",
+                strong_settings,
+            ))
+    })
+    .await;
+    let owner = app.bootstrap("acme", "owner@example.com").await;
+    let id = app
+        .new_invitation(&owner.api_key, "acme", "victim@corp.example", "admin")
+        .await;
+
+    weak.behave(|b| {
+        b.subject = "attacker".into();
+        b.email = Some("victim@corp.example".into());
+        b.email_verified = true;
+    });
+    let mut attacker = Browser::default();
+    assert_eq!(attacker.login(&app, "weak").await.status(), 200);
+    assert_eq!(waiting(&mut attacker, &app).await, Vec::<Value>::new());
+    let accept = format!("/api/v1/me/invitations/{id}/accept");
+    assert_problem(attacker.post(&app, &accept, true).await, 404).await;
+    let attacker_id = me(&mut attacker, &app).await["user_id"].clone();
+
+    strong.behave(|b| {
+        b.subject = "victim".into();
+        b.email = Some("victim@corp.example".into());
+        b.email_verified = true;
+    });
+    let mut victim = Browser::default();
+    assert_eq!(victim.login(&app, "strong").await.status(), 200);
+    let victim_me = me(&mut victim, &app).await;
+    assert_ne!(
+        victim_me["user_id"], attacker_id,
+        "not the attacker's account"
+    );
+    assert_eq!(victim_me["email"], "victim@corp.example");
+    assert_eq!(victim.post(&app, &accept, true).await.status(), 200);
 }
 
 #[tokio::test]

@@ -128,8 +128,11 @@ impl KeyVerifier {
             tracing::warn!(key_id = %row.id, "API key with unreadable permissions refused");
             return Ok(None);
         };
-        if token::hashes_match(&parsed.hash(), &row.secret_hash) {
-            self.touch(&row).await?;
+        if token::hashes_match(&parsed.hash(), &row.secret_hash)
+            && let Err(err) = self.touch(&row).await
+        {
+            // Bookkeeping: a busy database must not refuse a valid key.
+            tracing::warn!(error = %err, key_id = %row.id, "could not record API key use");
         }
         let key = Arc::new(ActiveKey {
             id: row.id,

@@ -66,7 +66,8 @@ impl FakeGithub {
         json!({"kind": "github", "client_id": "gh-client", "client_secret": "gh-secret",
                "auth_url": format!("{}/login/oauth/authorize", self.base),
                "token_url": format!("{}/login/oauth/access_token", self.base),
-               "api_url": format!("{}/api", self.base), "allow_private_network": true})
+               "api_url": format!("{}/api", self.base), "allow_private_network": true,
+               "link_verified_email": true})
     }
 }
 

@@ -222,8 +222,10 @@ impl FakeOidc {
     /// The provider settings for ironquill, as JSON for figment. The fake listens on loopback,
     /// so it is on a private network.
     pub fn settings(&self) -> Value {
+        // A provider the tests trust for the addresses it verifies (linking on); the tests of
+        // an untrusted provider turn it off.
         json!({"kind": "oidc", "issuer": self.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-               "display_name": "Fake OIDC", "allow_private_network": true})
+               "display_name": "Fake OIDC", "allow_private_network": true, "link_verified_email": true})
     }
 }
 
