@@ -25,6 +25,12 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("link-local")
     } else if a == 100 && (b & 0xc0) == 64 {
         Some("shared carrier-grade NAT (100.64.0.0/10)")
+    } else if a == 192 && b == 0 && ip.octets()[2] == 0 {
+        Some("IETF protocol assignments (192.0.0.0/24)")
+    } else if a == 198 && (b & 0xfe) == 18 {
+        Some("benchmarking (198.18.0.0/15)")
+    } else if ip.is_documentation() {
+        Some("documentation")
     } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
         Some("multicast or reserved")
     } else {
@@ -41,6 +47,13 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     } else if let Some(v4) = embedded_v4(ip) {
         // ::ffff:10.0.0.1 reaches 10.0.0.1: judge the address it stands for.
         non_public_v4(v4)
+    } else if ip.segments()[..3] == [0x64, 0xff9b, 1] {
+        // RFC 8215's local-use NAT64 prefix translates to whatever the operator's NAT64
+        // reaches, private networks included.
+        Some("local-use NAT64 (64:ff9b:1::/48)")
+    } else if ip.segments()[..2] == [0x2001, 0] {
+        // Teredo hides the IPv4 address it reaches.
+        Some("Teredo (2001::/32)")
     } else if (first & 0xfe00) == 0xfc00 {
         Some("unique-local (fc00::/7)")
     } else if (first & 0xffc0) == 0xfe80 || (first & 0xffc0) == 0xfec0 {
@@ -52,14 +65,17 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
-/// The IPv4 address an IPv6 one reaches: IPv4-mapped (`::ffff:a.b.c.d`), the deprecated
-/// IPv4-compatible form (`::a.b.c.d`), and the NAT64 well-known prefix (`64:ff9b::/96`).
+/// The IPv4 address an IPv6 one reaches: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), the deprecated IPv4-compatible form (`::a.b.c.d`), the NAT64
+/// well-known prefix (`64:ff9b::/96`) and 6to4 (`2002:aabb:ccdd::/48`).
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     match s {
-        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] => Some(tail),
-        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(tail),
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] => Some(v4(s[6], s[7])),
+        [0, 0, 0, 0, 0xffff, 0, ..] => Some(v4(s[6], s[7])),
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(v4(s[6], s[7])),
+        [0x2002, ..] => Some(v4(s[1], s[2])),
         _ => None,
     }
 }
@@ -85,6 +101,7 @@ mod tests {
             "169.253.255.255",
             "2001:4860:4860::8888",
             "2606:4700::1111",
+            "2002:0808:0808::1",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
         ] {
@@ -129,6 +146,14 @@ mod tests {
             "::ffff:0.0.0.0",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "::ffff:0:10.0.0.1",
+            "2002:0a00:0001::1",
+            "2002:7f00:0001::1",
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378::1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "192.0.2.1",
         ] {
             assert!(verdict(ip).is_some(), "{ip} must be refused");
         }
