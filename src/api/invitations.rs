@@ -68,11 +68,7 @@ impl InvitationsApi {
     /// The user in a session; keys are refused, whoever they belong to.
     async fn person(&self, auth: &Auth) -> ApiResult<user::Model> {
         let principal = auth.principal();
-        if principal.api_key().is_some() {
-            return Err(ApiError::Forbidden(
-                "an API key acts only in its own tenant; answer invitations in a session".into(),
-            ));
-        }
+        principal.require_session("answer invitations")?;
         users::find(&self.state.db, principal.user_id)
             .await?
             .ok_or(ApiError::Unauthorized)

@@ -108,10 +108,6 @@ enum Removed {
     Removed,
 }
 
-fn actor(tenant: &TenantAccess) -> Actor {
-    Actor::from(tenant)
-}
-
 #[OpenApi(prefix_path = "/api/v1/tenants/:tenant", tag = "ApiTags::Members")]
 impl MembersApi {
     /// Members of the tenant, oldest first.
@@ -135,7 +131,8 @@ impl MembersApi {
     async fn add(&self, tenant: TenantAccess, body: JsonBody<AddMember>) -> ApiResult<Invited> {
         let AddMember { email, role } = body.0;
         let scope = &tenant.scope;
-        let invited = invitations::invite(&self.state, scope, &email, role, actor(&tenant)).await?;
+        let invited =
+            invitations::invite(&self.state, scope, &email, role, Actor::from(&tenant)).await?;
         Ok(Invited::Invited(Json(invited.into())))
     }
 
@@ -157,7 +154,7 @@ impl MembersApi {
     /// Withdraws a pending invitation. Only owners withdraw an `owner` invitation.
     #[oai(path = "/invitations/:id", method = "delete")]
     async fn revoke_invitation(&self, tenant: TenantAccess, id: Path<Uuid>) -> ApiResult<Removed> {
-        invitations::revoke(&self.state, &tenant.scope, id.0, actor(&tenant)).await?;
+        invitations::revoke(&self.state, &tenant.scope, id.0, Actor::from(&tenant)).await?;
         Ok(Removed::Removed)
     }
 
@@ -172,7 +169,8 @@ impl MembersApi {
         body: JsonBody<ChangeRole>,
     ) -> ApiResult<Json<Member>> {
         let (scope, role) = (&tenant.scope, body.0.role);
-        let member = members::change_role(&self.state, scope, user.0, role, actor(&tenant)).await?;
+        let member =
+            members::change_role(&self.state, scope, user.0, role, Actor::from(&tenant)).await?;
         Ok(Json(member.into()))
     }
 
@@ -185,7 +183,7 @@ impl MembersApi {
         /// The member's user id.
         user: Path<Uuid>,
     ) -> ApiResult<Removed> {
-        members::remove(&self.state, &tenant.scope, user.0, actor(&tenant)).await?;
+        members::remove(&self.state, &tenant.scope, user.0, Actor::from(&tenant)).await?;
         Ok(Removed::Removed)
     }
 }

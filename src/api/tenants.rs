@@ -10,7 +10,7 @@ use crate::{
         PageRequest, memberships,
         tenants::{self, TenantSlug},
     },
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     state::AppState,
 };
 
@@ -91,12 +91,7 @@ impl TenantsApi {
     /// Creates a tenant; the caller becomes its `owner`. 409 if the slug is taken.
     #[oai(path = "/tenants", method = "post")]
     async fn create(&self, auth: Auth, body: JsonBody<CreateTenant>) -> ApiResult<Created> {
-        // A key is bound to one tenant and acts in it only; new tenants come from people.
-        if auth.principal().api_key().is_some() {
-            return Err(ApiError::Forbidden(
-                "an API key acts only in its own tenant; create tenants in a session".into(),
-            ));
-        }
+        auth.principal().require_session("create tenants")?;
         let body = body.0;
         let slug = TenantSlug::parse(&body.slug)?;
         let authz = &self.state.authz;

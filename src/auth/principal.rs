@@ -69,6 +69,17 @@ impl Principal {
         }
     }
 
+    /// For what only a person in a session may do (create a tenant, answer an invitation): a
+    /// key is bound to one tenant and acts in it only. `doing` completes "… in a session".
+    pub fn require_session(&self, doing: &str) -> Result<(), crate::error::ApiError> {
+        match self.credential {
+            Credential::Session(_) => Ok(()),
+            Credential::ApiKey(_) => Err(crate::error::ApiError::Forbidden(format!(
+                "an API key acts only in its own tenant; {doing} in a session"
+            ))),
+        }
+    }
+
     pub fn session(&self) -> Option<&SessionGrant> {
         match &self.credential {
             Credential::Session(grant) => Some(grant),

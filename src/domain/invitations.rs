@@ -87,9 +87,7 @@ pub async fn pending_in(
     scope: &TenantScope,
     page: PageRequest,
 ) -> Result<Page<invitation::Model>, sea_orm::DbErr> {
-    invitation::Entity::find_in(scope)
-        .filter(invitation::Column::AcceptedAt.is_null())
-        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+    pending(invitation::Entity::find_in(scope))
         .order_by_asc(invitation::Column::CreatedAt)
         .order_by_asc(invitation::Column::Id)
         .page(db, page)
@@ -115,7 +113,8 @@ pub async fn revoke(state: &AppState, scope: &TenantScope, id: Uuid, actor: Acto
     Ok(())
 }
 
-fn pending(query: sea_orm::Select<invitation::Entity>) -> sea_orm::Select<invitation::Entity> {
+/// Not yet accepted, and not expired: the one definition of a pending invitation.
+fn pending<Q: QueryFilter>(query: Q) -> Q {
     query
         .filter(invitation::Column::AcceptedAt.is_null())
         .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
@@ -139,10 +138,8 @@ pub async fn waiting_for(
     let Some(email) = &user.email else {
         return Ok(Vec::new());
     };
-    let rows = invitation::Entity::find()
+    let rows = pending(invitation::Entity::find())
         .filter(invitation::Column::Email.eq(email.as_str()))
-        .filter(invitation::Column::AcceptedAt.is_null())
-        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
         .find_also_related(tenant::Entity)
         .order_by_asc(invitation::Column::CreatedAt)
         .all(db)
@@ -160,10 +157,8 @@ async fn waiting(
     id: Uuid,
 ) -> Result<invitation::Model> {
     let email = user.email.as_deref().ok_or(Error::NotFound)?;
-    invitation::Entity::find_by_id(id)
+    pending(invitation::Entity::find_by_id(id))
         .filter(invitation::Column::Email.eq(email))
-        .filter(invitation::Column::AcceptedAt.is_null())
-        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
         .one(db)
         .await?
         .ok_or(Error::NotFound)
@@ -182,14 +177,12 @@ pub async fn accept(state: &AppState, user: &user::Model, id: Uuid) -> Result<(T
     }
     // Spent first, and only if still pending: of an acceptance and a withdrawal (or two
     // acceptances) at once, exactly one wins.
-    let spent = invitation::Entity::update_many()
+    let spent = pending(invitation::Entity::update_many())
         .col_expr(
             invitation::Column::AcceptedAt,
             sea_orm::sea_query::Expr::value(Some(Utc::now())),
         )
         .filter(invitation::Column::Id.eq(found.id))
-        .filter(invitation::Column::AcceptedAt.is_null())
-        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
         .exec(&txn)
         .await?;
     if spent.rows_affected == 0 {

@@ -408,12 +408,8 @@ impl TestApp {
         id: &str,
         if_match: Option<&str>,
     ) -> reqwest::Response {
-        let path = format!("{}/unpublish", post(tenant, id));
-        send(with_if_match(
-            self.with_key(Method::POST, &path, key),
-            if_match,
-        ))
-        .await
+        self.post_action(key, tenant, id, "unpublish", if_match)
+            .await
     }
 
     pub async fn publish_post(
@@ -423,7 +419,19 @@ impl TestApp {
         id: &str,
         if_match: Option<&str>,
     ) -> reqwest::Response {
-        let path = format!("{}/publish", post(tenant, id));
+        self.post_action(key, tenant, id, "publish", if_match).await
+    }
+
+    /// `POST …/posts/{id}/{action}` with an optional `If-Match`.
+    async fn post_action(
+        &self,
+        key: &str,
+        tenant: &str,
+        id: &str,
+        action: &str,
+        if_match: Option<&str>,
+    ) -> reqwest::Response {
+        let path = format!("{}/{action}", post(tenant, id));
         send(with_if_match(
             self.with_key(Method::POST, &path, key),
             if_match,
