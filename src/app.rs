@@ -20,6 +20,7 @@ use crate::{
         BodyLimit, ClientAddress, HeadLimits, ProblemDetails, SecurityHeaders, Timeout,
         TrustedProxies,
     },
+    ratelimit::{PrincipalLimit, RateLimit},
     state::default_public_url,
     store::{MemoryStore, Store},
     telemetry::RequestSpan,
@@ -28,14 +29,16 @@ use crate::{
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: the client address (trusted proxies only); request id and
-/// span; security headers; problem rendering; URI and header size limits; cookies; panic
-/// catching; the request deadline; authentication, then tenant authorization (both before any
-/// body is buffered); the body limit; then the routes.
+/// span; security headers; rate limits per client address (before any other work); problem
+/// rendering; URI and header size limits; cookies; panic catching; the request deadline;
+/// authentication, the limit per principal, then tenant authorization (all before any body is
+/// buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     // Validated when the settings were loaded.
     let proxies = settings.server.trusted_proxy_networks().unwrap_or_default();
     let auth = state.auth.clone();
+    let limiter = state.limiter.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone(), api::tenant_routes());
     let (api, spec) = api::service_and_document(state);
     let docs = api::docs_ui(&api, &spec);
@@ -48,6 +51,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .nest("/docs", docs)
         .with(BodyLimit::new(settings.server.body_limit_bytes))
         .with(authz)
+        .with(PrincipalLimit::new(limiter.clone()))
         .with(Authenticate::new(auth))
         .with(Timeout::new(Duration::from_secs(
             settings.server.request_timeout_secs,
@@ -56,6 +60,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(CookieJarManager::new())
         .with(HeadLimits)
         .with(ProblemDetails)
+        .with(RateLimit::new(limiter))
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan)
         .with(ClientAddress::new(TrustedProxies::new(

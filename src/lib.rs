@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod ratelimit;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use crate::{
     authz::Authorizer,
     config::{ConfigDir, Settings},
     db,
+    ratelimit::RateLimiter,
     store::Store,
 };
 
@@ -28,6 +29,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub authz: Arc<Authorizer>,
     pub providers: Arc<Providers>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// `server.public_url`, else `http://host:port` as configured.
@@ -62,6 +64,9 @@ impl AppState {
             db::migrate(&db).await?;
         }
         let store = Store::from_settings(&settings.redis)?;
+        if let Some(warning) = store.eviction_warning().await {
+            tracing::warn!("{warning}");
+        }
         Self::new(settings, public_url, db, store).await
     }
 
@@ -85,10 +90,13 @@ impl AppState {
         let authz = Authorizer::load(db.clone(), store.clone(), &config_dir, &known).await?;
         let keys = Arc::new(KeyVerifier::new(db.clone(), store.clone()));
         let tokens = Arc::new(TokenIssuer::from_settings(&settings, &public_url)?);
+        let limiter = RateLimiter::new(&settings.rate_limit, &store);
+        forget_idle_periodically(&limiter);
         let auth = Arc::new(Authenticator {
             keys: keys.clone(),
             tokens: tokens.clone(),
             store: store.clone(),
+            limiter: limiter.clone(),
             origin: public_url.origin().ascii_serialization(),
         });
         let providers = Arc::new(Providers::from_settings(&settings, &public_url)?);
@@ -97,6 +105,7 @@ impl AppState {
             tokens,
             auth,
             providers,
+            limiter,
             authz: Arc::new(authz),
             settings: Arc::new(settings),
             public_url,
@@ -104,4 +113,22 @@ impl AppState {
             store,
         })
     }
+}
+
+/// Keeps the in-process limiter's memory to the clients seen within their window: a flood of
+/// distinct addresses is forgotten once it stops.
+fn forget_idle_periodically(limiter: &Arc<RateLimiter>) {
+    let limiter = Arc::downgrade(limiter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(limiter) = limiter.upgrade() else {
+                return;
+            };
+            limiter.forget_idle();
+        }
+    });
 }

@@ -41,6 +41,10 @@ struct Readiness {
     /// `memory` or `redis` (to loopback callers only).
     #[oai(skip_serializing_if_is_none)]
     store: Option<String>,
+    /// Configuration that works but is unsafe, e.g. a Redis that may evict revocations (to
+    /// loopback callers only).
+    #[oai(skip_serializing_if_is_none)]
+    warnings: Option<Vec<String>>,
 }
 
 /// Whether the client is on this machine (a probe, an operator): only they learn what runs
@@ -85,10 +89,22 @@ impl HealthApi {
             sea_orm::DatabaseBackend::Postgres => "postgres",
             _ => "sqlite",
         };
+        let warnings = match local {
+            true => Some(
+                self.state
+                    .store
+                    .eviction_warning()
+                    .await
+                    .into_iter()
+                    .collect(),
+            ),
+            false => None,
+        };
         Ok(Json(Readiness {
             status: "ready".into(),
             database: local.then(|| database.into()),
             store: local.then(|| self.state.store.backend().into()),
+            warnings,
         }))
     }
 }

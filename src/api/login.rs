@@ -1,6 +1,6 @@
 //! Login through external providers: the list, the redirect out, the callback back in. The
 //! flow itself lives in [`crate::auth::login`]; these handlers only map HTTP to it.
-use poem::web::cookie::CookieJar;
+use poem::{Request, web::cookie::CookieJar};
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path, Query},
@@ -14,7 +14,8 @@ use crate::{
         cookies,
         login::{self, Callback},
     },
-    error::ApiResult,
+    error::{ApiError, ApiResult},
+    ratelimit::{self, Policy},
     state::AppState,
 };
 
@@ -75,9 +76,23 @@ impl LoginApi {
     }
 
     /// Starts a login: redirects to the provider with PKCE (S256), state and nonce. The flow
-    /// state stays on the server for 10 minutes, usable once, bound to this browser.
+    /// state stays on the server for 10 minutes, usable once, bound to this browser. Pending
+    /// flows are capped per client address and in total (429 past either).
     #[oai(path = "/auth/login/:provider", method = "get")]
-    async fn login(&self, provider: Path<String>, jar: &CookieJar) -> ApiResult<Redirect> {
+    async fn login(
+        &self,
+        req: &Request,
+        provider: Path<String>,
+        jar: &CookieJar,
+    ) -> ApiResult<Redirect> {
+        if self.state.providers.get(&provider.0).is_none() {
+            return Err(ApiError::NotFound);
+        }
+        // The per-address cap first: one client's flood then never spends the total.
+        let limiter = &self.state.limiter;
+        let client = ratelimit::client_of(req);
+        ratelimit::spend(limiter, req, Policy::LoginFlowsPerIp, &client).await?;
+        ratelimit::spend(limiter, req, Policy::LoginFlowsTotal, "all").await?;
         let started = login::start(&self.state, &provider.0).await?;
         jar.add(cookies::login(&started.binding, login::FLOW_TTL));
         Ok(Redirect::Found(started.redirect))

@@ -105,10 +105,12 @@ impl SessionsApi {
                     },
                 )
                 .await;
+                state.auth.failed(req).await;
                 cookies::clear_session(jar);
                 Err(ApiError::Unauthorized)
             }
             RefreshOutcome::Invalid => {
+                state.auth.failed(req).await;
                 cookies::clear_session(jar);
                 Err(ApiError::Unauthorized)
             }
@@ -142,7 +144,11 @@ impl SessionsApi {
                 }
                 let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
                 cookies::clear_session(jar);
-                (session.ok_or(ApiError::Unauthorized)?.id, None)
+                let Some(session) = session else {
+                    state.auth.failed(req).await;
+                    return Err(ApiError::Unauthorized);
+                };
+                (session.id, None)
             }
             Err(other) => return Err(other),
         };

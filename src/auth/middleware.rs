@@ -20,10 +20,11 @@ use super::{
     cookies,
     permissions::Permission,
     sessions,
-    tokens::TokenIssuer,
+    tokens::{Rejected, TokenIssuer},
 };
 use crate::{
     error::ApiError,
+    ratelimit::{self, RateLimiter},
     store::{EphemeralStore, Store, StoreError},
 };
 
@@ -37,6 +38,8 @@ pub struct Authenticator {
     pub keys: Arc<KeyVerifier>,
     pub tokens: Arc<TokenIssuer>,
     pub store: Store,
+    /// Failed authentications count against the client address.
+    pub limiter: Arc<RateLimiter>,
     /// `scheme://host[:port]` of `server.public_url`, for the Origin check.
     pub origin: String,
 }
@@ -79,24 +82,63 @@ fn store_down(err: StoreError) -> ApiError {
     ApiError::Unavailable("authentication is temporarily unavailable".into())
 }
 
+/// Why a presented credential was refused.
+enum Refusal {
+    /// Wrong, forged, revoked or unknown: counts as a failed authentication.
+    Failed,
+    /// Genuine but expired: routine for every client, so it is not counted.
+    Expired,
+    Error(ApiError),
+}
+
 impl Authenticator {
-    /// The principal of a request, or the error to answer with.
+    /// The principal of a request, or the error to answer with. A wrong credential counts
+    /// against the client address ([`RateLimiter::failed`]).
     pub async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
-        match presented(req).ok_or(ApiError::Unauthorized)? {
+        let presented = presented(req).ok_or(ApiError::Unauthorized)?;
+        match self.principal(presented).await {
+            Ok(principal) => Ok(principal),
+            Err(Refusal::Failed) => {
+                self.failed(req).await;
+                Err(ApiError::Unauthorized)
+            }
+            Err(Refusal::Expired) => Err(ApiError::Unauthorized),
+            Err(Refusal::Error(err)) => Err(err),
+        }
+    }
+
+    /// Counts a failed authentication from the request's client address.
+    pub async fn failed(&self, req: &Request) {
+        self.limiter.failed(&ratelimit::client_of(req)).await;
+    }
+
+    async fn principal(&self, presented: Presented) -> Result<Principal, Refusal> {
+        match presented {
             Presented::ApiKey(key) => match self.keys.verify(&key).await {
                 Ok(Some(principal)) => Ok(principal),
-                Ok(None) => Err(ApiError::Unauthorized),
-                Err(VerifyError::Store(err)) => Err(store_down(err)),
-                Err(VerifyError::Db(err)) => Err(err.into()),
+                Ok(None) => Err(Refusal::Failed),
+                Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),
+                Err(VerifyError::Db(err)) => Err(Refusal::Error(err.into())),
             },
             Presented::Bearer(token) => self.session(&token, false).await,
             Presented::Cookie(token) => self.session(&token, true).await,
         }
     }
 
-    async fn session(&self, token: &str, via_cookie: bool) -> Result<Principal, ApiError> {
-        let claims = self.tokens.verify(token).ok_or(ApiError::Unauthorized)?;
-        let revoked = |key: String| async move { self.store.get(&key).await.map_err(store_down) };
+    async fn session(&self, token: &str, via_cookie: bool) -> Result<Principal, Refusal> {
+        let claims = self
+            .tokens
+            .verify(token)
+            .map_err(|rejected| match rejected {
+                Rejected::Expired => Refusal::Expired,
+                Rejected::Invalid => Refusal::Failed,
+            })?;
+        let revoked = |key: String| async move {
+            self.store
+                .get(&key)
+                .await
+                .map_err(|err| Refusal::Error(store_down(err)))
+        };
         if revoked(sessions::revoked_session_key(claims.sid))
             .await?
             .is_some()
@@ -104,7 +146,7 @@ impl Authenticator {
                 .await?
                 .is_some()
         {
-            return Err(ApiError::Unauthorized);
+            return Err(Refusal::Failed);
         }
         Ok(Principal {
             user_id: claims.sub,

@@ -11,5 +11,5 @@ pub mod secrets;
 pub mod sessions;
 pub mod tokens;
 
-pub use middleware::{Authenticate, Authenticator};
+pub use middleware::{Authenticate, Authenticator, PROTECTED_PREFIX};
 pub use principal::{ApiKeyGrant, Credential, Principal, SessionGrant};

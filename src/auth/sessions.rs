@@ -142,6 +142,15 @@ pub async fn rotate(
     }
     let now = Utc::now();
     let token_hash = hash(presented);
+    // A token we never issued is refused on a plain read: guessing costs no write lock.
+    let known = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(&token_hash))
+        .one(db)
+        .await?
+        .is_some();
+    if !known {
+        return Ok(RefreshOutcome::Invalid);
+    }
     let txn = db.begin_write().await?;
     // Spend it first, atomically: the write comes first so SQLite takes its write lock at once
     // (a concurrent use waits instead of failing), and of two uses only one finds it unspent.

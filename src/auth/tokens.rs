@@ -21,6 +21,15 @@ use crate::config::{AppEnv, Settings};
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// The claims of an access token; all are required and validated.
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Ours and intact, but past its expiry.
+    Expired,
+    /// Anything else: malformed, forged, another issuer's or audience's, another algorithm.
+    Invalid,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
@@ -174,17 +183,19 @@ impl TokenIssuer {
         Ok((token, claims))
     }
 
-    /// Validates signature (by `kid`, EdDSA only), issuer, audience and times. `None` for
-    /// anything wrong; the caller answers 401 without saying what.
-    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
+    /// Validates signature (by `kid`, EdDSA only), issuer, audience and times. The caller
+    /// answers 401 either way without saying what was wrong; [`Rejected::Expired`] only tells
+    /// it that the token was genuine (an expired token is routine, not an attack).
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, Rejected> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Rejected::Invalid)?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
-            return None;
+            return Err(Rejected::Invalid);
         }
         let key = self
             .keys
             .iter()
-            .find(|k| Some(&k.kid) == header.kid.as_ref())?;
+            .find(|k| Some(&k.kid) == header.kid.as_ref())
+            .ok_or(Rejected::Invalid)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
@@ -192,10 +203,16 @@ impl TokenIssuer {
         validation.validate_nbf = true;
         validation.leeway = 5;
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .ok()?
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Rejected::Expired,
+                _ => Rejected::Invalid,
+            })?
             .claims;
         // Not issued in the future (beyond clock skew).
-        (claims.iat <= Utc::now().timestamp() + 5).then_some(claims)
+        if claims.iat > Utc::now().timestamp() + 5 {
+            return Err(Rejected::Invalid);
+        }
+        Ok(claims)
     }
 
     /// The public keys, for `/.well-known/jwks.json`.
@@ -247,7 +264,7 @@ mod tests {
         let (token, _) = old.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
         let pem_old = old.keys.into_iter().next().unwrap();
         let rotated = issuer(vec![pair("new"), pem_old]);
-        assert!(rotated.verify(&token).is_some());
+        assert!(rotated.verify(&token).is_ok());
         let (fresh, _) = rotated.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(),
@@ -260,20 +277,20 @@ mod tests {
         let a = issuer(vec![pair("k")]);
         let b = issuer(vec![pair("k")]);
         let (token, _) = a.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
-        assert!(b.verify(&token).is_none(), "same kid, other key");
+        assert!(b.verify(&token).is_err(), "same kid, other key");
         let mut other_aud = issuer(vec![]);
         other_aud.keys = a.keys;
         other_aud.audience = "https://elsewhere/api".into();
-        assert!(other_aud.verify(&token).is_none());
+        assert!(other_aud.verify(&token).is_err());
         // The same issuer that accepts the token refuses it once a byte of it changes.
         let a = issuer(other_aud.keys);
-        assert!(a.verify(&token).is_some());
+        assert!(a.verify(&token).is_ok());
         // A changed byte of the payload (a claim), the signature left as it was.
         let at = token.find('.').unwrap() + 5;
         let mut bytes = token.clone().into_bytes();
         bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(bytes).unwrap();
-        assert!(a.verify(&tampered).is_none());
+        assert!(a.verify(&tampered).is_err());
     }
 
     #[cfg(unix)]

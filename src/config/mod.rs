@@ -15,12 +15,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 mod auth;
 pub mod files;
+mod rate_limit;
 
 pub use auth::{
     AuthSettings, GithubProviderSettings, Linking, OidcProviderSettings, ProviderSettings,
     SigningKeySettings, check_outbound_url, is_loopback_host,
 };
 pub use files::ConfigDir;
+pub use rate_limit::{MAX_LOGIN_FLOWS_TOTAL, Quota, RateLimitSettings};
 use serde::{Deserialize, Serialize};
 
 /// Which deployment this process is: picks the config file and the secure-default checks.
@@ -86,6 +88,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub auth: AuthSettings,
     pub tenants: TenantSettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -325,6 +328,7 @@ impl Settings {
         let production = self.env == AppEnv::Production;
         self.server.trusted_proxy_networks()?;
         self.auth.validate(production)?;
+        self.rate_limit.validate()?;
         if self
             .server
             .public_url

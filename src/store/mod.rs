@@ -63,6 +63,26 @@ impl Store {
         })
     }
 
+    /// A warning when the backend may drop keys before they expire: Redis under any
+    /// `maxmemory-policy` but `noeviction` could evict a revocation (every key we write has a
+    /// TTL, so the `volatile-*` policies are no safer), letting a revoked token back in.
+    pub async fn eviction_warning(&self) -> Option<String> {
+        let Store::Redis(redis) = self else {
+            return None;
+        };
+        match redis.maxmemory_policy().await {
+            Ok(Some(policy)) if policy == "noeviction" => None,
+            Ok(Some(policy)) => Some(format!(
+                "redis maxmemory-policy is {policy}: under memory pressure Redis may evict \
+                 revocations and rate-limit state; set maxmemory-policy noeviction"
+            )),
+            Ok(None) => {
+                Some("redis did not report its maxmemory-policy; it must be noeviction".into())
+            }
+            Err(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Memory(_) => "memory",

@@ -53,6 +53,55 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Unavailable("redis call timed out".into()))?
     }
+
+    /// Runs a Lua `script` on `keys` (prefixed here) with `args`: one round trip, atomic,
+    /// and given only `deadline` (a limiter must not hold a request for a hung Redis).
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[u64],
+        deadline: Duration,
+    ) -> Result<T, StoreError> {
+        let call = async {
+            let mut conn = self.pool.get().await.map_err(unavailable)?;
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(self.key(key));
+            }
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation
+                .invoke_async::<T>(&mut conn)
+                .await
+                .map_err(unavailable)
+        };
+        tokio::time::timeout(deadline, call)
+            .await
+            .map_err(|_| StoreError::Unavailable("redis call timed out".into()))?
+    }
+
+    /// How long `key` still lives; `None` when it does not exist.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        let key = self.key(key);
+        let (millis,): (i64,) = self
+            .run(|| redis::pipe().cmd("PTTL").arg(&key).clone())
+            .await?;
+        Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+    }
+
+    /// The server's `maxmemory-policy` (from `INFO memory`, which managed Redis services allow
+    /// where `CONFIG GET` is often disabled).
+    pub async fn maxmemory_policy(&self) -> Result<Option<String>, StoreError> {
+        let (info,): (String,) = self
+            .run(|| redis::pipe().cmd("INFO").arg("memory").clone())
+            .await?;
+        Ok(info.lines().find_map(|line| {
+            line.strip_prefix("maxmemory_policy:")
+                .map(|p| p.trim().to_owned())
+        }))
+    }
 }
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {

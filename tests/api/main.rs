@@ -21,6 +21,7 @@ mod me;
 mod members;
 mod posts;
 mod public_posts;
+mod rate_limits;
 mod role_matrix;
 mod security_headers;
 mod sessions;

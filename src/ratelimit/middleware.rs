@@ -1,0 +1,262 @@
+//! Limits applied to requests: per client address and the strict authentication bucket
+//! before anything else runs (so anonymous floods cost no database work), the cooling check
+//! on credentialed requests, then per principal once authentication has named one.
+//!
+//! Every limited response carries the `RateLimit-Policy` and `RateLimit` fields
+//! (draft-ietf-httpapi-ratelimit-headers) for each limit the request spent; a refusal is a
+//! 429 problem with `Retry-After`.
+use std::{
+    fmt::Write,
+    sync::{Arc, Mutex},
+};
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response, Result,
+    http::{HeaderValue, header},
+};
+
+use super::{Decision, Policy, RateLimiter, client_key};
+use crate::{
+    auth::{Principal, cookies},
+    error::ApiError,
+    http::ClientIp,
+    telemetry::RequestId,
+};
+
+/// Never limited: the liveness probe must answer whatever a client does.
+const UNLIMITED: &[&str] = &["/healthz"];
+/// Each request here costs a provider round trip, stored flow state or a database write.
+const STRICT_PREFIXES: &[&str] = &["/auth/login/", "/auth/callback/"];
+const STRICT_PATHS: &[&str] = &["/auth/refresh"];
+/// Where a presented credential is evaluated (and so where a cooling address is refused).
+const CREDENTIAL_PATHS: &[&str] = &["/auth/refresh", "/auth/logout", "/auth/logout-all"];
+
+/// The decisions taken for one request, for the response headers.
+#[derive(Clone, Default)]
+struct Ledger(Arc<Mutex<Vec<Decision>>>);
+
+impl Ledger {
+    fn push(&self, decision: Decision) {
+        if let Ok(mut all) = self.0.lock() {
+            all.push(decision);
+        }
+    }
+
+    fn take(&self) -> Vec<Decision> {
+        self.0
+            .lock()
+            .map(|mut all| std::mem::take(&mut *all))
+            .unwrap_or_default()
+    }
+}
+
+/// The rate-limit bucket of the request's client.
+pub fn client_of(req: &Request) -> String {
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()));
+    ip.map_or_else(|| "unknown".to_owned(), client_key)
+}
+
+/// Whether the request presents a credential where credentials are evaluated.
+pub fn credentialed(req: &Request) -> bool {
+    let path = req.uri().path();
+    let evaluated =
+        path.starts_with(crate::auth::PROTECTED_PREFIX) || CREDENTIAL_PATHS.contains(&path);
+    evaluated
+        && (req.headers().contains_key(header::AUTHORIZATION)
+            || req.headers().contains_key("x-refresh-token")
+            || has_cookie(req, cookies::ACCESS)
+            || has_cookie(req, cookies::REFRESH))
+}
+
+/// Read from the header: this runs before the cookie jar is parsed.
+fn has_cookie(req: &Request, name: &str) -> bool {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|pair| pair.split_once('=').is_some_and(|(n, _)| n.trim() == name))
+}
+
+/// Spends `policy` for `key` on behalf of a handler: the decision joins the response headers,
+/// a refusal is the 429 to answer with.
+pub async fn spend(
+    limiter: &RateLimiter,
+    req: &Request,
+    policy: Policy,
+    key: &str,
+) -> Result<(), ApiError> {
+    let decision = limiter.check(policy, key).await;
+    if let Some(ledger) = req.extensions().get::<Ledger>() {
+        ledger.push(decision);
+    }
+    refused(&decision)
+}
+
+fn refused(decision: &Decision) -> Result<(), ApiError> {
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::TooManyRequests {
+        retry_after_secs: decision.reset_secs(),
+    })
+}
+
+/// `RateLimit-Policy` and `RateLimit` for `decisions`, e.g. `"ip";q=600;w=60` and
+/// `"ip";r=599;t=1`.
+fn add_fields(resp: &mut Response, decisions: &[Decision]) {
+    if decisions.is_empty() {
+        return;
+    }
+    let (mut policy, mut state) = (String::new(), String::new());
+    for (i, d) in decisions.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let name = d.policy.name();
+        let _ = write!(
+            policy,
+            "{sep}\"{name}\";q={};w={}",
+            d.limit.burst,
+            d.limit.window.as_secs().max(1)
+        );
+        let _ = write!(
+            state,
+            "{sep}\"{name}\";r={};t={}",
+            d.remaining,
+            d.reset_secs()
+        );
+    }
+    for (field, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(field, value);
+        }
+    }
+}
+
+pub struct RateLimit {
+    limiter: Arc<RateLimiter>,
+}
+
+impl RateLimit {
+    pub fn new(limiter: Arc<RateLimiter>) -> Self {
+        Self { limiter }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for RateLimit {
+    type Output = RateLimitEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RateLimitEndpoint {
+            inner: ep,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+pub struct RateLimitEndpoint<E> {
+    inner: E,
+    limiter: Arc<RateLimiter>,
+}
+
+impl<E: Endpoint> RateLimitEndpoint<E> {
+    /// The decisions taken before the request may go on; the last one refused, if any did.
+    async fn admit(&self, req: &Request, client: &str) -> Vec<Decision> {
+        let path = req.uri().path();
+        let mut decisions = vec![self.limiter.check(Policy::PerIp, client).await];
+        let strict =
+            STRICT_PATHS.contains(&path) || STRICT_PREFIXES.iter().any(|p| path.starts_with(p));
+        if decisions[0].allowed && strict {
+            decisions.push(self.limiter.check(Policy::Auth, client).await);
+        }
+        let admitted = decisions.iter().all(|d| d.allowed);
+        if admitted
+            && credentialed(req)
+            && let Some(left) = self.limiter.cooling(client).await
+        {
+            decisions.push(Decision {
+                policy: Policy::FailedAuth,
+                limit: self.limiter.limit(Policy::FailedAuth),
+                allowed: false,
+                remaining: 0,
+                reset: left,
+            });
+        }
+        decisions
+    }
+}
+
+impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        if UNLIMITED.contains(&req.uri().path()) {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        let client = client_of(&req);
+        let decisions = self.admit(&req, &client).await;
+        if let Some(Err(err)) = decisions.iter().map(refused).find(Result::is_err) {
+            let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
+            let mut resp = err.to_response(request_id);
+            add_fields(&mut resp, &decisions);
+            return Ok(resp);
+        }
+        let ledger = Ledger::default();
+        req.extensions_mut().insert(ledger.clone());
+        let mut resp = self.inner.call(req).await?.into_response();
+        let mut all = decisions;
+        all.extend(ledger.take());
+        add_fields(&mut resp, &all);
+        Ok(resp)
+    }
+}
+
+/// Per principal: after authentication, before authorization and the handler.
+pub struct PrincipalLimit {
+    limiter: Arc<RateLimiter>,
+}
+
+impl PrincipalLimit {
+    pub fn new(limiter: Arc<RateLimiter>) -> Self {
+        Self { limiter }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for PrincipalLimit {
+    type Output = PrincipalLimitEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        PrincipalLimitEndpoint {
+            inner: ep,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+pub struct PrincipalLimitEndpoint<E> {
+    inner: E,
+    limiter: Arc<RateLimiter>,
+}
+
+/// A user's sessions share one budget; each API key has its own.
+fn principal_key(principal: &Principal) -> String {
+    match principal.api_key() {
+        Some(key) => format!("key:{}", key.key_id),
+        None => format!("user:{}", principal.user_id),
+    }
+}
+
+impl<E: Endpoint> Endpoint for PrincipalLimitEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        if let Some(principal) = req.extensions().get::<Principal>() {
+            let key = principal_key(principal);
+            spend(&self.limiter, &req, Policy::PerPrincipal, &key).await?;
+        }
+        self.inner.call(req).await
+    }
+}
