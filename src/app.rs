@@ -3,9 +3,8 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Route, Server,
+    Endpoint, EndpointExt, IntoResponse, Route,
     endpoint::make_sync,
-    listener::TcpAcceptor,
     middleware::{CatchPanic, CookieJarManager},
 };
 use sea_orm::DatabaseConnection;
@@ -17,8 +16,8 @@ use crate::{
     authz::TenantAuthz,
     config::Settings,
     http::{
-        BodyLimit, ClientAddress, HeadLimits, ProblemDetails, SecurityHeaders, Timeout,
-        TrustedProxies,
+        BodyLimit, ClientAddress, HeadLimits, ProblemDetails, SecurityHeaders, ServeOptions,
+        Timeout, TrustedProxies, serve,
     },
     ratelimit::{PrincipalLimit, RateLimit},
     state::default_public_url,
@@ -35,8 +34,6 @@ use crate::{
 /// buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
-    // Validated when the settings were loaded.
-    let proxies = settings.server.trusted_proxy_networks().unwrap_or_default();
     let auth = state.auth.clone();
     let limiter = state.limiter.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone(), api::tenant_routes());
@@ -63,10 +60,13 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(RateLimit::new(limiter))
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan)
-        .with(ClientAddress::new(TrustedProxies::new(
-            proxies,
-            settings.server.forwarded_header,
-        )))
+        .with(ClientAddress::new(trusted_proxies(&settings)))
+}
+
+fn trusted_proxies(settings: &Settings) -> TrustedProxies {
+    // Validated when the settings were loaded.
+    let networks = settings.server.trusted_proxy_networks().unwrap_or_default();
+    TrustedProxies::new(networks, settings.server.forwarded_header)
 }
 
 /// The OpenAPI document, as `cargo run -- openapi` prints it. Needs no database.
@@ -122,14 +122,15 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to 10 s).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let acceptor =
-            TcpAcceptor::from_tokio(self.listener).context("could not use the listener")?;
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                endpoint(self.state),
-                shutdown,
-                Some(Duration::from_secs(10)),
-            )
+        let server = &self.state.settings.server;
+        let options = ServeOptions {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(server.idle_timeout_secs),
+            max_connections_per_ip: server.max_connections_per_ip,
+            proxies: trusted_proxies(&self.state.settings),
+            grace: Duration::from_secs(10),
+        };
+        serve(self.listener, endpoint(self.state), options, shutdown)
             .await
             .context("server error")
     }

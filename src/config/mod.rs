@@ -114,6 +114,13 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Whole-request deadline; slower requests get 503.
     pub request_timeout_secs: u64,
+    /// A request head (line and headers) must arrive within this, or the connection is closed:
+    /// a client dripping its headers (slowloris) cannot hold a connection open.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no traffic for this long is closed. Longer than the request deadline.
+    pub idle_timeout_secs: u64,
+    /// Open connections one client address may hold (trusted proxies are exempt).
+    pub max_connections_per_ip: u32,
     /// Send `Strict-Transport-Security`. Forced on when `public_url` is https.
     pub hsts: bool,
     /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are
@@ -357,6 +364,16 @@ impl Settings {
         if self.server.request_timeout_secs == 0 {
             return Err(ConfigError::new(
                 "server.request_timeout_secs must be greater than 0",
+            ));
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.max_connections_per_ip == 0 {
+            return Err(ConfigError::new(
+                "server.header_read_timeout_secs and server.max_connections_per_ip must be greater than 0",
+            ));
+        }
+        if self.server.idle_timeout_secs <= self.server.request_timeout_secs {
+            return Err(ConfigError::new(
+                "server.idle_timeout_secs must be longer than server.request_timeout_secs (a request may be silent that long)",
             ));
         }
         if self.database.max_connections == 0 {

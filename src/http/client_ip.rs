@@ -32,6 +32,11 @@ impl TrustedProxies {
         Self { networks, header }
     }
 
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.contains(ip)
+    }
+
     fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.networks.iter().any(|net| net.contains(&ip))

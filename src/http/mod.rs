@@ -5,6 +5,7 @@ mod client_ip;
 mod head_limit;
 mod problem;
 mod security_headers;
+mod serve;
 mod timeout;
 
 pub use body_limit::BodyLimit;
@@ -12,4 +13,5 @@ pub use client_ip::{ClientAddress, ClientIp, TrustedProxies};
 pub use head_limit::HeadLimits;
 pub use problem::ProblemDetails;
 pub use security_headers::SecurityHeaders;
+pub use serve::{ServeOptions, serve};
 pub use timeout::Timeout;

@@ -25,6 +25,7 @@ mod rate_limits;
 mod role_matrix;
 mod security_headers;
 mod sessions;
+mod slow_clients;
 mod store;
 mod team;
 mod tenants;

@@ -1,0 +1,327 @@
+//! The HTTP server loop: hyper, serving the poem endpoint, with the connection-level defences
+//! poem's own `Server` lacks. A client that sends its request head too slowly (slowloris) is
+//! cut off after `server.header_read_timeout_secs`; a connection without any traffic after
+//! `server.idle_timeout_secs`; and one client address may hold at most
+//! `server.max_connections_per_ip` connections (trusted proxies excepted: they carry many
+//! clients). The body keeps the request deadline of the `Timeout` middleware.
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    future::Future,
+    io,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use poem::{
+    Endpoint, EndpointExt, Response,
+    http::uri::Scheme,
+    web::{LocalAddr, RemoteAddr},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpStream},
+    time::{Instant, Sleep},
+};
+
+use super::TrustedProxies;
+
+/// Connection limits, from `server.*`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// From the first byte a connection may send (or the end of the previous response) to the
+    /// end of the request head.
+    pub header_read_timeout: Duration,
+    /// Longest stretch without a byte read or written.
+    pub idle_timeout: Duration,
+    pub max_connections_per_ip: u32,
+    /// Peers exempt from the per-address cap.
+    pub proxies: TrustedProxies,
+    /// How long in-flight requests may finish after the shutdown signal.
+    pub grace: Duration,
+}
+
+/// Serves `ep` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve<E>(
+    listener: TcpListener,
+    ep: E,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    E: Endpoint + 'static,
+{
+    let ep = Arc::new(ep.map_to_response());
+    let local = listener.local_addr()?;
+    let connections = Connections::new(options.max_connections_per_ip);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let permit = if options.proxies.is_trusted(peer.ip()) {
+            None
+        } else {
+            match connections.acquire(peer.ip()) {
+                Some(permit) => Some(permit),
+                None => {
+                    tokio::spawn(refuse(stream, peer));
+                    continue;
+                }
+            }
+        };
+        let io = TokioIo::new(Guarded::new(stream, permit, &options));
+        let ep = ep.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let ep = ep.clone();
+            async move {
+                let req = poem::Request::from((
+                    req,
+                    LocalAddr(local.into()),
+                    RemoteAddr(peer.into()),
+                    Scheme::HTTP,
+                ));
+                let resp: Response = ep.get_response(req).await;
+                Ok::<_, Infallible>(hyper::Response::from(resp))
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, %peer, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(options.grace) => {
+            tracing::warn!("shutdown grace period over: closing the remaining connections");
+        }
+    }
+    Ok(())
+}
+
+/// Over its connection cap, a client gets a short 429 and the connection is closed.
+async fn refuse(mut stream: TcpStream, peer: SocketAddr) {
+    tracing::warn!(%peer, "too many connections from one address: refused");
+    const BODY: &str = r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"too many connections from this address"}"#;
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// Open connections per client address.
+struct Connections {
+    max: u32,
+    open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl Connections {
+    fn new(max: u32) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Permit> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Permit {
+            connections: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection of `ip`; closing it gives the slot back.
+struct Permit {
+    connections: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Bytes it takes to tell HTTP/1 from HTTP/2 (the HTTP/2 preface); until they have arrived
+/// the header deadline is ours, since hyper's starts only once it knows the protocol.
+const PREFACE_BYTES: usize = 24;
+
+/// A connection with deadlines: the first bytes within the header timeout, then never longer
+/// than the idle timeout without traffic while a read or write waits.
+struct Guarded {
+    inner: TcpStream,
+    _permit: Option<Permit>,
+    idle: Duration,
+    /// Set until the preface bytes have arrived: an absolute deadline, not extended by reads.
+    head_due: Option<Instant>,
+    read: usize,
+    last_activity: Instant,
+    /// Never later than the deadline due; re-armed lazily, not on every read.
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Guarded {
+    fn new(inner: TcpStream, permit: Option<Permit>, options: &ServeOptions) -> Self {
+        let now = Instant::now();
+        let head_due = now + options.header_read_timeout;
+        Self {
+            inner,
+            _permit: permit,
+            idle: options.idle_timeout,
+            head_due: Some(head_due),
+            read: 0,
+            last_activity: now,
+            timer: Box::pin(tokio::time::sleep_until(
+                head_due.min(now + options.idle_timeout),
+            )),
+        }
+    }
+
+    fn due(&self) -> Instant {
+        let idle = self.last_activity + self.idle;
+        self.head_due.map_or(idle, |head| head.min(idle))
+    }
+
+    fn activity(&mut self, read: usize, wrote: bool) {
+        self.last_activity = Instant::now();
+        self.read = self.read.saturating_add(read);
+        if wrote || self.read >= PREFACE_BYTES {
+            self.head_due = None;
+        }
+    }
+
+    /// Whether the connection is past its deadline (registers the waker otherwise).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.due();
+            if due <= Instant::now() {
+                return true;
+            }
+            self.timer.as_mut().reset(due);
+        }
+    }
+
+    fn timed_out() -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, "connection deadline passed")
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.activity(buf.filled().len() - before, false);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(Self::timed_out())),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.activity(0, n > 0);
+                Poll::Ready(Ok(n))
+            }
+            // A client that does not read its response holds the connection no longer.
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(Self::timed_out())),
+            other => other,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                this.activity(0, n > 0);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(Self::timed_out())),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
