@@ -148,15 +148,12 @@ impl ServerSettings {
         self.trusted_proxies
             .iter()
             .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        ConfigError::new(format!(
-                            "server.trusted_proxies: {entry:?} is neither a CIDR nor an address"
-                        ))
-                    })
+                crate::http::parse_network(entry).ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "server.trusted_proxies: {:?} is neither a CIDR nor an address",
+                        entry.trim()
+                    ))
+                })
             })
             .collect()
     }

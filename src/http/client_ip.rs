@@ -4,7 +4,7 @@
 //! it is believed only as far as the chain of trusted proxies vouches for it.
 use std::{net::IpAddr, sync::Arc};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use poem::{Endpoint, Middleware, Request, Result, http::HeaderMap};
 
 pub use crate::config::ForwardedHeader;
@@ -19,6 +19,26 @@ impl ClientIp {
     pub fn is_loopback(&self) -> bool {
         self.0.to_canonical().is_loopback()
     }
+}
+
+/// A network as an operator or client writes it: a CIDR (`203.0.113.0/24`, `2001:db8::/32`)
+/// or a bare address, a network of one. An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`)
+/// is read as the IPv4 network it maps: client addresses are compared in canonical form, so
+/// as written it could never match.
+pub fn parse_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    let net = entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))?;
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Some(len) = v6.prefix_len().checked_sub(96)
+        && let Ok(mapped) = Ipv4Net::new(v4, len)
+    {
+        return Some(IpNet::V4(mapped));
+    }
+    Some(net)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,6 +201,19 @@ mod tests {
     fn rfc7239_proxies(nets: &[&str]) -> TrustedProxies {
         let nets = nets.iter().map(|n| n.parse().unwrap()).collect();
         TrustedProxies::new(nets, ForwardedHeader::Forwarded)
+    }
+
+    #[test]
+    fn networks_parse_from_cidrs_and_bare_addresses() {
+        let net = |s: &str| parse_network(s).map(|n| n.to_string());
+        assert_eq!(net(" 10.0.0.0/8 ").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(net("192.0.2.7").as_deref(), Some("192.0.2.7/32"));
+        assert_eq!(net("2001:db8::1").as_deref(), Some("2001:db8::1/128"));
+        assert_eq!(net("::ffff:192.0.2.0/120").as_deref(), Some("192.0.2.0/24"));
+        assert_eq!(net("::ffff:0:0/80").as_deref(), Some("::ffff:0.0.0.0/80"));
+        for bad in ["", "10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/8/8"] {
+            assert_eq!(net(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod serve;
 mod timeout;
 
 pub use body_limit::BodyLimit;
-pub use client_ip::{ClientAddress, ClientIp, TrustedProxies};
+pub use client_ip::{ClientAddress, ClientIp, TrustedProxies, parse_network};
 pub use head_limit::HeadLimits;
 pub use problem::ProblemDetails;
 pub use security_headers::SecurityHeaders;
