@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
 mod m20261124_000001_key_labels_per_tenant;
+mod m20261201_000001_api_key_allowed_ips;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261124_000001_key_labels_per_tenant::Migration),
+            Box::new(m20261201_000001_api_key_allowed_ips::Migration),
         ]
     }
 }

@@ -1,8 +1,11 @@
-//! Scoped API keys: the format, verification with a short-lived cache, and management.
+//! Scoped API keys: the format, verification with a short-lived cache, the client networks a
+//! key is confined to, and management.
+mod allowed_ips;
 mod manage;
 pub mod token;
 mod verify;
 
+pub use allowed_ips::AllowedIps;
 pub use manage::{
     ApiKeyInfo, CLI_LABEL_PREFIX, KeyScope, NewApiKey, create, find_active_by_label, insert_key,
     list, replace_secret, revoke, rotate,

@@ -13,6 +13,8 @@ pub struct Model {
     pub lookup_id: String,
     pub secret_hash: String,
     pub permissions: Json,
+    /// The client networks the key works from (JSON array of CIDRs); `None`: anywhere.
+    pub allowed_ips: Option<Json>,
     pub expires_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
