@@ -7,11 +7,15 @@
 //! A body is exactly one JSON value (trailing bytes are malformed), and no string in it may
 //! hold a NUL character: PostgreSQL cannot store one in text, and no field here needs one, so it
 //! is refused for every field and both databases alike, before any handler sees it.
+//!
+//! `OptionalJsonBody<T>` is the same for a body that may be left out entirely.
 use poem::{FromRequest, Request, RequestBody, Result};
 use poem_openapi::{
+    ApiExtractorType, ExtractParamOptions,
+    error::ContentTypeError,
     impl_apirequest_for_payload,
     payload::{ParsePayload, Payload},
-    registry::{MetaSchemaRef, Registry},
+    registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
     types::Type,
 };
 use serde::de::DeserializeOwned;
@@ -24,7 +28,7 @@ impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json";
 
     fn check_content_type(content_type: &str) -> bool {
-        matches!(content_type.parse::<mime::Mime>(), Ok(m) if m.type_() == "application" && m.subtype() == "json")
+        is_json(content_type)
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -49,6 +53,61 @@ impl<T: DeserializeOwned + Send> ParsePayload for JsonBody<T> {
 }
 
 impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + Send);
+
+fn is_json(content_type: &str) -> bool {
+    matches!(content_type.parse::<mime::Mime>(), Ok(m) if m.type_() == "application" && m.subtype() == "json")
+}
+
+/// A JSON body that may be absent: an empty body, with or without a content type, is `None`,
+/// so an endpoint that gains optional fields keeps answering clients that send nothing.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+// By path: imported, `ApiExtractor`'s blanket impl makes `Vec::<u8>::from_request` ambiguous.
+impl<'a, T: Type + DeserializeOwned + Send> poem_openapi::ApiExtractor<'a> for OptionalJsonBody<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: <JsonBody<T> as Payload>::CONTENT_TYPE,
+                schema: T::schema_ref(),
+            }],
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> Result<Self> {
+        let data = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+        if data.is_empty() {
+            return Ok(Self(None));
+        }
+        match request.content_type() {
+            Some(content_type) if is_json(content_type) => {}
+            Some(content_type) => {
+                return Err(ContentTypeError::NotSupported {
+                    content_type: content_type.to_owned(),
+                }
+                .into());
+            }
+            None => return Err(ContentTypeError::ExpectContentType.into()),
+        }
+        parse(&data)
+            .map(|value| Self(Some(value)))
+            .map_err(Into::into)
+    }
+}
 
 fn parse<T: DeserializeOwned>(data: &[u8]) -> Result<T, ApiError> {
     // `from_slice` refuses anything but whitespace after the value.

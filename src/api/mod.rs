@@ -22,7 +22,7 @@ mod respond;
 mod security;
 
 pub use extract::{IfMatch, etag};
-pub use json::JsonBody;
+pub use json::{JsonBody, OptionalJsonBody};
 pub use page::Page;
 pub use respond::{Deleted, Tagged};
 pub use security::Auth;
