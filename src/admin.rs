@@ -120,7 +120,9 @@ async fn issue_cli_key(
     let (_, secret) = match api_keys::find_active_by_label(db, user_id, tenant.id(), &label).await?
     {
         Some(existing) => api_keys::replace_secret(db, keys, existing, slug.clone()).await,
-        None => api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None).await,
+        None => {
+            api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None, None).await
+        }
     }
     .map_err(cli_error)?;
     Ok(Issued {

@@ -9,10 +9,10 @@ use poem_openapi::{
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{ApiTags, Auth, JsonBody, Page};
+use super::{ApiTags, Auth, JsonBody, OptionalJsonBody, Page};
 use crate::{
     auth::{
-        api_keys::{self, ApiKeyInfo, KeyScope, NewApiKey},
+        api_keys::{self, AllowedIps, ApiKeyInfo, KeyScope, NewApiKey},
         permissions::{Permission, Permissions},
     },
     domain::{PageRequest, tenants},
@@ -43,6 +43,28 @@ struct CreateApiKey {
     /// Optional expiry, in the future.
     #[oai(nullable)]
     expires_at: Option<DateTime<Utc>>,
+    /// The client addresses the key works from: at most 32 CIDRs (`203.0.113.0/24`,
+    /// `2001:db8::/48`) or single addresses. From any other address it is refused like a wrong
+    /// key, so a copy leaked from a CI runner or server is useless elsewhere. Left out, `null`
+    /// or empty: usable from anywhere, except that a key creating a key gives it its own
+    /// networks, and cannot grant any beyond them.
+    #[oai(nullable)]
+    allowed_ips: Option<Vec<String>>,
+}
+
+/// What a rotation may change besides the secret; the body may be left out.
+#[derive(Object, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateApiKey {
+    /// New client networks replacing the key's, as on creation (a key rotating a key cannot
+    /// grant networks beyond its own). Left out, `null` or empty: the key keeps its networks.
+    #[oai(nullable)]
+    allowed_ips: Option<Vec<String>>,
+}
+
+/// The networks a request body names, if any; an empty list names none.
+fn parse_allowed_ips(entries: Option<Vec<String>>) -> ApiResult<Option<AllowedIps>> {
+    AllowedIps::parse(&entries.unwrap_or_default())
 }
 
 /// A key as listed: no secret.
@@ -56,6 +78,9 @@ struct ApiKey {
     permissions: Vec<Permission>,
     #[oai(nullable)]
     expires_at: Option<DateTime<Utc>>,
+    /// The client networks (CIDRs) the key works from; `null`: anywhere.
+    #[oai(nullable)]
+    allowed_ips: Option<Vec<String>>,
     #[oai(nullable)]
     last_used_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -70,6 +95,7 @@ impl From<ApiKeyInfo> for ApiKey {
             tenant: k.tenant,
             permissions: k.permissions.to_vec(),
             expires_at: k.expires_at,
+            allowed_ips: k.allowed_ips.as_ref().map(AllowedIps::to_strings),
             last_used_at: k.last_used_at,
             created_at: k.created_at,
         }
@@ -132,6 +158,7 @@ impl ApiKeysApi {
         let body = body.0;
         let permissions = Permissions::try_from(body.permissions)
             .map_err(|e| ApiError::validation("permissions", e))?;
+        let allowed_ips = parse_allowed_ips(body.allowed_ips)?;
         let tenant = tenants::resolve(&self.state.db, &body.tenant)
             .await?
             .ok_or_else(|| ApiError::validation("tenant", "no such tenant among yours"))?;
@@ -143,6 +170,7 @@ impl ApiKeysApi {
             tenant,
             permissions,
             expires_at: body.expires_at,
+            allowed_ips,
         };
         let created = api_keys::create(&self.state.db, &scope, new).await?;
         Ok(CreatedKey::Created(Json(with_secret(created))))
@@ -158,14 +186,21 @@ impl ApiKeysApi {
         Ok(Revoked::Revoked)
     }
 
-    /// Replaces the key's secret; label, tenant, permissions and expiry stay. The old secret
-    /// stops working at once.
+    /// Replaces the key's secret; label, tenant, permissions and expiry stay, and so do its
+    /// `allowed_ips` unless the body gives new ones. The old secret stops working at once.
     #[oai(path = "/:id/rotate", method = "post")]
-    async fn rotate(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<ApiKeyWithSecret>> {
+    async fn rotate(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: OptionalJsonBody<RotateApiKey>,
+    ) -> ApiResult<Json<ApiKeyWithSecret>> {
+        let allowed_ips = parse_allowed_ips(body.0.and_then(|b| b.allowed_ips))?;
         let scope = KeyScope {
             principal: auth.principal(),
         };
-        let rotated = api_keys::rotate(&self.state.db, &self.state.keys, &scope, id.0).await?;
+        let rotated =
+            api_keys::rotate(&self.state.db, &self.state.keys, &scope, id.0, allowed_ips).await?;
         Ok(Json(with_secret(rotated)))
     }
 }

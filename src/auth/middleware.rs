@@ -3,11 +3,12 @@
 //!
 //! Accepted: `Authorization: apikey <key>`; HTTP Basic with user `apikey` and the key as
 //! password; `Authorization: Bearer <access token>`; and the access token cookie. Every failure
-//! is the same 401, so a client cannot learn which part of its credential was wrong. A cookie
-//! is sent by the browser on its own, so unsafe methods authenticated by cookie also need CSRF
-//! proof: the `X-CSRF-Token` header matching the CSRF cookie, or an `Origin` /
-//! `Sec-Fetch-Site` showing the request comes from this site.
-use std::sync::Arc;
+//! (a key used from outside its `allowed_ips` too) is the same 401, so a client cannot learn
+//! which part of its credential was wrong. A cookie is sent by the browser on its own, so
+//! unsafe methods authenticated by cookie also need CSRF proof: the `X-CSRF-Token` header
+//! matching the CSRF cookie, or an `Origin` / `Sec-Fetch-Site` showing the request comes from
+//! this site.
+use std::{net::IpAddr, sync::Arc};
 
 use base64::Engine;
 use chrono::Utc;
@@ -24,6 +25,7 @@ use super::{
 };
 use crate::{
     error::ApiError,
+    http::ClientIp,
     ratelimit::{self, RateLimiter},
     store::{EphemeralStore, Store, StoreError},
 };
@@ -76,6 +78,11 @@ fn presented(req: &Request) -> Option<Presented> {
     None
 }
 
+/// Set by the outermost middleware on every request; without it a confined key is refused.
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions().get::<ClientIp>().map(|c| c.0)
+}
+
 fn store_down(err: StoreError) -> ApiError {
     // Fail closed: if revocations cannot be checked, nobody gets in.
     tracing::error!(error = %err, "credential check impossible: store unavailable");
@@ -96,7 +103,7 @@ impl Authenticator {
     /// against the client address ([`RateLimiter::failed`]).
     pub async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
         let presented = presented(req).ok_or(ApiError::Unauthorized)?;
-        match self.principal(presented).await {
+        match self.principal(presented, client_ip(req)).await {
             Ok(principal) => Ok(principal),
             Err(Refusal::Failed) => {
                 self.failed(req).await;
@@ -112,9 +119,13 @@ impl Authenticator {
         self.limiter.failed(&ratelimit::client_of(req)).await;
     }
 
-    async fn principal(&self, presented: Presented) -> Result<Principal, Refusal> {
+    async fn principal(
+        &self,
+        presented: Presented,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, Refusal> {
         match presented {
-            Presented::ApiKey(key) => match self.keys.verify(&key).await {
+            Presented::ApiKey(key) => match self.keys.verify(&key, client).await {
                 Ok(Some(principal)) => Ok(principal),
                 Ok(None) => Err(Refusal::Failed),
                 Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),

@@ -1,7 +1,10 @@
 //! The resolved caller of a request.
 use uuid::Uuid;
 
-use super::permissions::{Permission, Permissions};
+use super::{
+    api_keys::AllowedIps,
+    permissions::{Permission, Permissions},
+};
 
 /// A user, acting through some credential.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct ApiKeyGrant {
     pub permissions: Permissions,
     /// A key cannot hand out a lifetime longer than its own.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Nor client networks beyond its own; `None`: usable from anywhere.
+    pub allowed_ips: Option<AllowedIps>,
 }
 
 #[derive(Debug, Clone)]

@@ -330,14 +330,7 @@ async fn revocation_through_one_instance_is_refused_by_another_at_once() {
     assert_problem(b.get_me(secret).await, 401).await;
 
     // Rotation too: b cached the owner's key; a rotates it; b refuses the old secret.
-    let list: serde_json::Value = b.list_keys(&owner.api_key).await.json().await.unwrap();
-    let cli_key = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["label"] == "cli:acme")
-        .unwrap()
-        .clone();
+    let cli_key = b.listed_key(&owner.api_key, "cli:acme").await;
     let rotated: serde_json::Value = a
         .rotate_key(&owner.api_key, id_of(&cli_key))
         .await
@@ -370,14 +363,7 @@ async fn an_expiring_key_cannot_mint_or_rotate_a_longer_lived_one() {
         assert_problem(app.create_key(short_secret, &body).await, 403).await;
     }
     // Nor take over the owner's permanent key by rotating it.
-    let list: serde_json::Value = app.list_keys(&owner.api_key).await.json().await.unwrap();
-    let permanent = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["label"] == "cli:acme")
-        .unwrap()
-        .clone();
+    let permanent = app.listed_key(&owner.api_key, "cli:acme").await;
     assert_problem(app.rotate_key(short_secret, id_of(&permanent)).await, 403).await;
     assert_eq!(
         app.get_me(&owner.api_key).await.status(),
@@ -424,7 +410,7 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
     let secret = created["api_key"].as_str().unwrap();
     let other = KeyVerifier::new(app.db.clone(), app.state.store.clone());
     let principal = other
-        .verify(secret)
+        .verify(secret, None)
         .await
         .unwrap()
         .expect("valid, and now cached by `other`");
@@ -432,7 +418,7 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
     let owner_principal = app
         .state
         .keys
-        .verify(&owner.api_key)
+        .verify(&owner.api_key, None)
         .await
         .unwrap()
         .unwrap();
@@ -449,7 +435,7 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
     .unwrap();
     assert_eq!(principal.user_id, owner.user_id);
     assert!(
-        other.verify(secret).await.unwrap().is_none(),
+        other.verify(secret, None).await.unwrap().is_none(),
         "refused despite the warm cache"
     );
 }
@@ -459,7 +445,7 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
 #[tokio::test]
 async fn last_used_at_is_written_at_most_once_a_minute() {
     use ironquill::auth::api_keys::KeyVerifier;
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use sea_orm::{ActiveModelTrait, Set};
 
     let app = spawn_app().await;
     let owner = app.bootstrap("acme", "ann@example.com").await;
@@ -470,18 +456,11 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
         )
         .await;
     let secret = created["api_key"].as_str().unwrap();
-    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
-    let last_used = || async {
-        api_key::Entity::find_by_id(id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at
-    };
+    let id = id_of(&created);
+    let last_used = || app.last_used_at(id);
     let verify = || async {
         KeyVerifier::new(app.db.clone(), app.state.store.clone())
-            .verify(secret)
+            .verify(secret, None)
             .await
             .unwrap()
             .expect("valid key");
@@ -497,7 +476,7 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
     );
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(2);
     api_key::ActiveModel {
-        id: Set(id),
+        id: Set(id.parse().unwrap()),
         last_used_at: Set(Some(long_ago)),
         ..Default::default()
     }

@@ -267,7 +267,7 @@ async fn authentication_fails_closed_when_the_store_is_down() {
     let user = app.seed_user().await;
     let all = ironquill::auth::permissions::Permissions::all();
     let (_, secret) =
-        ironquill::auth::api_keys::insert_key(&app.db, user.id, &tenant, "k", &all, None)
+        ironquill::auth::api_keys::insert_key(&app.db, user.id, &tenant, "k", &all, None, None)
             .await
             .unwrap();
     let problem = assert_problem(app.get_me(secret.expose_secret()).await, 503).await;

@@ -7,10 +7,10 @@ use ironquill::{
     admin::Issued,
     app::{AppState, Application},
     config::{AppEnv, Settings},
-    db::entities::{PostStatus, post, tenant, user},
+    db::entities::{PostStatus, api_key, post, tenant, user},
 };
 use reqwest::Method;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -540,6 +540,34 @@ impl TestApp {
             .await;
         assert_eq!(resp.status(), 201);
         id_of(&resp.json().await.expect("created comment JSON")).to_owned()
+    }
+
+    /// The key labelled `label`, as `key`'s list shows it.
+    pub async fn listed_key(&self, key: &str, label: &str) -> Value {
+        let list: Value = self
+            .list_keys(key)
+            .await
+            .json()
+            .await
+            .expect("key list JSON");
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|k| k["label"] == label)
+            .unwrap_or_else(|| panic!("no key labelled {label:?} in {list}"))
+            .clone()
+    }
+
+    /// When the key with this id was last used, as stored.
+    pub async fn last_used_at(&self, key_id: &str) -> Option<DateTime<Utc>> {
+        let id: Uuid = key_id.parse().expect("key id");
+        api_key::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("read key")
+            .expect("key exists")
+            .last_used_at
     }
 
     /// The id of `key`'s user, as `/me` tells it.

@@ -2,6 +2,7 @@
 //! per test. SQLite in memory by default; PostgreSQL when `DATABASE_URL` is set, Redis when
 //! `REDIS_URL` is set. Set `TEST_LOG=1` to see the application's logs.
 mod api_keys;
+mod api_keys_allowed_ips;
 mod authentication;
 mod authorization;
 mod browser_sessions;

@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let principal = state
                 .keys
-                .verify(std::hint::black_box(&key))
+                .verify(std::hint::black_box(&key), None)
                 .await
                 .expect("verify");
             assert!(principal.is_some());
@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let principal = state
                 .keys
-                .verify(std::hint::black_box(&unknown))
+                .verify(std::hint::black_box(&unknown), None)
                 .await
                 .expect("verify");
             assert!(principal.is_none());

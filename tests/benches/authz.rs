@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
             .expect("bootstrap");
         let principal = state
             .keys
-            .verify(&issued.api_key)
+            .verify(&issued.api_key, None)
             .await
             .expect("verify")
             .expect("valid key");

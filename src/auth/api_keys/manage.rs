@@ -1,16 +1,17 @@
 //! Creating, listing, revoking and rotating a user's API keys.
 //!
 //! A key acting on keys is held to its own limits: it sees only keys of its tenant and cannot
-//! mint or rotate a key with permissions it lacks, so a leaked key cannot escalate.
+//! mint or rotate a key with permissions, a lifetime or client networks it lacks, so a leaked
+//! key cannot escalate.
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use super::{KeyVerifier, token};
+use super::{AllowedIps, KeyVerifier, token};
 use crate::{
     auth::{Principal, permissions::Permissions},
     db::entities::{api_key, tenant},
@@ -28,6 +29,8 @@ pub struct NewApiKey {
     pub tenant: TenantScope,
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
+    /// `None`: unrestricted, or, asked for by a confined key, that key's own networks.
+    pub allowed_ips: Option<AllowedIps>,
 }
 
 /// A key as listed: never the secret, never its hash.
@@ -39,6 +42,7 @@ pub struct ApiKeyInfo {
     pub tenant: String,
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Option<AllowedIps>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -53,12 +57,15 @@ impl KeyScope<'_> {
         key.user_id == self.principal.user_id && self.principal.can_reach(key.tenant_id)
     }
 
-    /// A key may hand out only what it holds itself: no permission it lacks, and no lifetime
-    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one).
+    /// A key may hand out only what it holds itself: no permission it lacks, no lifetime
+    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one), and
+    /// no client network outside its own (so a key confined to a CI runner's range cannot mint
+    /// one usable from anywhere).
     fn may_grant(
         &self,
         permissions: &Permissions,
         expires_at: Option<DateTime<Utc>>,
+        allowed_ips: Option<&AllowedIps>,
     ) -> ApiResult<()> {
         let Some(grant) = self.principal.api_key() else {
             return Ok(());
@@ -78,7 +85,20 @@ impl KeyScope<'_> {
                 "an API key cannot grant a lifetime beyond its own expiry".into(),
             ));
         }
+        if let Some(mine) = &grant.allowed_ips
+            && !allowed_ips.is_some_and(|theirs| theirs.within(mine))
+        {
+            return Err(ApiError::Forbidden(
+                "an API key cannot grant allowed_ips beyond its own".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// A confined key's own networks: what a key it creates gets when none are given, since
+    /// that is all it may grant.
+    fn inherited_allowed_ips(&self) -> Option<AllowedIps> {
+        self.principal.api_key()?.allowed_ips.clone()
     }
 }
 
@@ -108,6 +128,7 @@ fn validate_label(label: &str) -> ApiResult<String> {
 fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
     Ok(ApiKeyInfo {
         permissions: permissions_of(&row)?,
+        allowed_ips: allowed_ips_of(&row)?,
         id: row.id,
         label: row.label,
         prefix: token::display_prefix(&row.lookup_id),
@@ -139,7 +160,8 @@ pub async fn create(
     {
         return Err(ApiError::validation("tenant", "no such tenant among yours"));
     }
-    scope.may_grant(&new.permissions, new.expires_at)?;
+    let allowed_ips = new.allowed_ips.or_else(|| scope.inherited_allowed_ips());
+    scope.may_grant(&new.permissions, new.expires_at, allowed_ips.as_ref())?;
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::validation("expires_at", "must be in the future"));
     }
@@ -150,6 +172,7 @@ pub async fn create(
         &label,
         &new.permissions,
         new.expires_at,
+        allowed_ips.as_ref(),
     )
     .await
 }
@@ -162,6 +185,7 @@ pub async fn insert_key(
     label: &str,
     permissions: &Permissions,
     expires_at: Option<DateTime<Utc>>,
+    allowed_ips: Option<&AllowedIps>,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let key = token::generate();
     let row = api_key::ActiveModel {
@@ -172,6 +196,7 @@ pub async fn insert_key(
         secret_hash: Set(key.hash),
         permissions: Set(serde_json::to_value(permissions).map_err(anyhow::Error::from)?),
         expires_at: Set(expires_at),
+        allowed_ips: Set(stored_allowed_ips(allowed_ips)?),
         last_used_at: Set(None),
         revoked_at: Set(None),
         ..Default::default()
@@ -232,6 +257,24 @@ fn permissions_of(row: &api_key::Model) -> ApiResult<Permissions> {
     })
 }
 
+fn allowed_ips_of(row: &api_key::Model) -> ApiResult<Option<AllowedIps>> {
+    row.allowed_ips
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::from(e).context("stored API key allowed_ips"))
+        })
+}
+
+/// NULL for no restriction, never an empty array.
+fn stored_allowed_ips(allowed_ips: Option<&AllowedIps>) -> ApiResult<Option<serde_json::Value>> {
+    allowed_ips
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| ApiError::Internal(anyhow::Error::from(e).context("encode allowed_ips")))
+}
+
 /// Revokes a key: dead at once, on every instance.
 pub async fn revoke(
     db: &DatabaseConnection,
@@ -252,25 +295,43 @@ pub async fn revoke(
     Ok(())
 }
 
-/// Replaces a key's secret, keeping its id, label, tenant, permissions and expiry. The old
-/// secret is dead at once.
+/// Replaces a key's secret, keeping its id, label, tenant, permissions and expiry, and its
+/// `allowed_ips` unless new ones are given. The old secret is dead at once.
 pub async fn rotate(
     db: &DatabaseConnection,
     verifier: &KeyVerifier,
     scope: &KeyScope<'_>,
     id: Uuid,
+    allowed_ips: Option<AllowedIps>,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let (row, tenant_slug) = find_visible(db, scope, id).await?;
-    scope.may_grant(&permissions_of(&row)?, row.expires_at)?;
-    replace_secret(db, verifier, row, tenant_slug).await
+    let allowed_ips = match allowed_ips {
+        Some(replacement) => Some(replacement),
+        None => allowed_ips_of(&row)?,
+    };
+    scope.may_grant(&permissions_of(&row)?, row.expires_at, allowed_ips.as_ref())?;
+    let allowed_ips = Set(stored_allowed_ips(allowed_ips.as_ref())?);
+    reissue(db, verifier, row, tenant_slug, allowed_ips).await
 }
 
-/// Gives an existing key a new secret; the old one is announced dead first.
+/// Gives an existing key a new secret, keeping everything else; the old one is announced dead
+/// first.
 pub async fn replace_secret(
     db: &impl ConnectionTrait,
     verifier: &KeyVerifier,
     row: api_key::Model,
     tenant_slug: String,
+) -> ApiResult<(ApiKeyInfo, SecretString)> {
+    reissue(db, verifier, row, tenant_slug, NotSet).await
+}
+
+/// A new secret for `row`, and its new stored `allowed_ips` when set.
+async fn reissue(
+    db: &impl ConnectionTrait,
+    verifier: &KeyVerifier,
+    row: api_key::Model,
+    tenant_slug: String,
+    allowed_ips: ActiveValue<Option<serde_json::Value>>,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     verifier.announce_revocation(&row.lookup_id).await?;
     let key = token::generate();
@@ -278,6 +339,7 @@ pub async fn replace_secret(
         id: Set(row.id),
         lookup_id: Set(key.lookup_id),
         secret_hash: Set(key.hash),
+        allowed_ips,
         last_used_at: Set(None),
         ..Default::default()
     }

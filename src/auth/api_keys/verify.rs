@@ -5,15 +5,19 @@
 //! accepts a wrong secret. Revocation is immediate everywhere: revoking writes a marker to the
 //! ephemeral store (Redis when configured, so every instance sees it) that outlives any cache
 //! entry, and every verification checks it. If the store cannot be asked, verification fails
-//! closed.
-use std::{sync::Arc, time::Duration};
+//! closed. A key confined to client networks (`allowed_ips`) is refused from any other address,
+//! on a cache hit too, and that use is not recorded.
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::token::{self, ParsedKey};
+use super::{
+    AllowedIps,
+    token::{self, ParsedKey},
+};
 use crate::{
     auth::{ApiKeyGrant, Credential, Principal, permissions::Permissions},
     db::entities::api_key,
@@ -46,6 +50,23 @@ struct ActiveKey {
     hash: String,
     permissions: Permissions,
     expires_at: Option<DateTime<Utc>>,
+    allowed_ips: Option<AllowedIps>,
+}
+
+impl ActiveKey {
+    /// An unknown address passes no restriction: a confined key then fails closed.
+    fn admits(&self, client: Option<IpAddr>) -> bool {
+        match &self.allowed_ips {
+            None => true,
+            Some(allowed) => client.is_some_and(|ip| allowed.admits(ip)),
+        }
+    }
+}
+
+/// Where [`KeyVerifier::lookup`] found a key: a cache hit records no use.
+enum Source {
+    Cache,
+    Database { last_used_at: Option<DateTime<Utc>> },
 }
 
 pub struct KeyVerifier {
@@ -73,19 +94,30 @@ impl KeyVerifier {
         }
     }
 
-    /// The principal for a presented key, or `None` for any invalid, unknown, revoked or
-    /// expired key (the caller answers 401 without saying which).
-    pub async fn verify(&self, presented: &str) -> Result<Option<Principal>, VerifyError> {
+    /// The principal for a key presented by a client at `client`, or `None` for any invalid,
+    /// unknown, revoked or expired key, or one used from outside its `allowed_ips` (the caller
+    /// answers 401 without saying which). `client` is `None` when the address is unknown.
+    pub async fn verify(
+        &self,
+        presented: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Principal>, VerifyError> {
         let Ok(parsed) = token::parse(presented) else {
             return Ok(None);
         };
-        let Some(key) = self.lookup(&parsed).await? else {
+        let Some((key, source)) = self.lookup(&parsed).await? else {
             return Ok(None);
         };
         if !token::hashes_match(&parsed.hash(), &key.hash) {
             return Ok(None);
         }
         if key.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Ok(None);
+        }
+        if !key.admits(client) {
+            // The secret was right, so say so to whoever debugs a refused deployment; the
+            // client hears the same 401 as for a wrong key.
+            tracing::debug!(key_id = %key.id, client = ?client, "API key used from outside its allowed_ips");
             return Ok(None);
         }
         if self
@@ -97,6 +129,12 @@ impl KeyVerifier {
             self.cache.invalidate(parsed.lookup_id());
             return Ok(None);
         }
+        if let Source::Database { last_used_at } = source
+            && let Err(err) = self.touch(key.id, last_used_at).await
+        {
+            // Bookkeeping: a busy database must not refuse a valid key.
+            tracing::warn!(error = %err, key_id = %key.id, "could not record API key use");
+        }
         Ok(Some(Principal {
             user_id: key.user_id,
             credential: Credential::ApiKey(ApiKeyGrant {
@@ -105,14 +143,18 @@ impl KeyVerifier {
                 tenant_id: key.tenant_id,
                 permissions: key.permissions.clone(),
                 expires_at: key.expires_at,
+                allowed_ips: key.allowed_ips.clone(),
             }),
         }))
     }
 
     /// From the cache, or from the database (then cached). `None` if no live row.
-    async fn lookup(&self, parsed: &ParsedKey) -> Result<Option<Arc<ActiveKey>>, VerifyError> {
+    async fn lookup(
+        &self,
+        parsed: &ParsedKey,
+    ) -> Result<Option<(Arc<ActiveKey>, Source)>, VerifyError> {
         if let Some(hit) = self.cache.get(parsed.lookup_id()) {
-            return Ok(Some(hit));
+            return Ok(Some((hit, Source::Cache)));
         }
         let row = api_key::Entity::find()
             .filter(api_key::Column::LookupId.eq(parsed.lookup_id()))
@@ -128,12 +170,15 @@ impl KeyVerifier {
             tracing::warn!(key_id = %row.id, "API key with unreadable permissions refused");
             return Ok(None);
         };
-        if token::hashes_match(&parsed.hash(), &row.secret_hash)
-            && let Err(err) = self.touch(&row).await
-        {
-            // Bookkeeping: a busy database must not refuse a valid key.
-            tracing::warn!(error = %err, key_id = %row.id, "could not record API key use");
-        }
+        let Ok(allowed_ips) = row
+            .allowed_ips
+            .clone()
+            .map(serde_json::from_value::<AllowedIps>)
+            .transpose()
+        else {
+            tracing::warn!(key_id = %row.id, "API key with unreadable allowed_ips refused");
+            return Ok(None);
+        };
         let key = Arc::new(ActiveKey {
             id: row.id,
             user_id: row.user_id,
@@ -141,23 +186,28 @@ impl KeyVerifier {
             hash: row.secret_hash,
             permissions,
             expires_at: row.expires_at,
+            allowed_ips,
         });
         self.cache
             .insert(parsed.lookup_id().to_owned(), key.clone());
-        Ok(Some(key))
+        let source = Source::Database {
+            last_used_at: row.last_used_at,
+        };
+        Ok(Some((key, source)))
     }
 
     /// Records use, at most once per [`LAST_USED_GRANULARITY`], and only on a cache miss.
-    async fn touch(&self, row: &api_key::Model) -> Result<(), sea_orm::DbErr> {
+    async fn touch(
+        &self,
+        id: Uuid,
+        last_used_at: Option<DateTime<Utc>>,
+    ) -> Result<(), sea_orm::DbErr> {
         let now = Utc::now();
-        if row
-            .last_used_at
-            .is_some_and(|at| now - at < LAST_USED_GRANULARITY)
-        {
+        if last_used_at.is_some_and(|at| now - at < LAST_USED_GRANULARITY) {
             return Ok(());
         }
         api_key::ActiveModel {
-            id: Set(row.id),
+            id: Set(id),
             last_used_at: Set(Some(now)),
             ..Default::default()
         }
