@@ -46,6 +46,7 @@ fuzz-api seconds="120":
 ci:
     bash .ci/run
 
-# Criterion benchmarks (API key verification, authorization).
+# Criterion benchmarks (API key verification, authorization, rate limiting; the Redis case
+# runs when Redis answers at REDIS_URL or on 127.0.0.1:6379).
 bench:
-    cargo bench --bench api_keys --bench authz
+    cargo bench --bench api_keys --bench authz --bench rate_limit
