@@ -2,6 +2,7 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Route,
     endpoint::make_sync,
@@ -22,7 +23,7 @@ use crate::{
     ratelimit::{PrincipalLimit, RateLimit},
     state::default_public_url,
     store::{MemoryStore, Store},
-    telemetry::RequestSpan,
+    telemetry::{self, RequestSpan, RouteTemplates},
 };
 
 /// The whole HTTP application.
@@ -38,6 +39,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let limiter = state.limiter.clone();
     let authz = TenantAuthz::new(state.authz.clone(), state.db.clone(), api::tenant_routes());
     let (api, spec) = api::service_and_document(state);
+    let routes = RouteTemplates::from_openapi(&spec);
     let docs = api::docs_ui(&api, &spec);
     Route::new()
         .nest("/", api)
@@ -59,7 +61,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(ProblemDetails)
         .with(RateLimit::new(limiter))
         .with(SecurityHeaders::new(settings.hsts_enabled()))
-        .with(RequestSpan)
+        .with(RequestSpan::new(routes))
         .with(ClientAddress::new(trusted_proxies(&settings)))
 }
 
@@ -87,6 +89,13 @@ pub struct Application {
     state: AppState,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    metrics: Option<MetricsListener>,
+}
+
+struct MetricsListener {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    handle: PrometheusHandle,
 }
 
 impl Application {
@@ -103,13 +112,34 @@ impl Application {
         let addr = listener
             .local_addr()
             .context("could not read the listening address")?;
+        let metrics = match settings.metrics.listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("could not listen on {listen} (metrics.listen)"))?;
+                let addr = listener.local_addr().context("metrics listener address")?;
+                let handle = telemetry::metrics::install();
+                Some(MetricsListener {
+                    listener,
+                    addr,
+                    handle,
+                })
+            }
+            None => None,
+        };
         let public_url = default_public_url(&settings, Some(addr))?;
         let state = AppState::connect_at(settings, public_url).await?;
         Ok(Self {
             state,
             listener,
             addr,
+            metrics,
         })
+    }
+
+    /// Where `/metrics` is served, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -130,9 +160,44 @@ impl Application {
             proxies: trusted_proxies(&self.state.settings),
             grace: Duration::from_secs(10),
         };
-        serve(self.listener, endpoint(self.state), options, shutdown)
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let metrics = async {
+            let Some(m) = self.metrics else {
+                return Ok(());
+            };
+            let db = self.state.db.clone();
+            let handle = m.handle;
+            let ep = Route::new().at(
+                "/metrics",
+                poem::get(make_sync(move |_| {
+                    telemetry::metrics::render(&handle, &db)
+                        .with_content_type("text/plain; version=0.0.4")
+                })),
+            );
+            serve(
+                m.listener,
+                ep,
+                options.clone(),
+                until_stopped(stopped.clone()),
+            )
             .await
-            .context("server error")
+        };
+        let api = serve(
+            self.listener,
+            endpoint(self.state.clone()),
+            options.clone(),
+            until_stopped(stopped.clone()),
+        );
+        let signal = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let ((), api, metrics) = tokio::join!(signal, api, metrics);
+        api.context("server error")?;
+        metrics.context("metrics server error")
     }
 }
 

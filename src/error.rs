@@ -102,6 +102,10 @@ pub const RETRY_AFTER_UNAVAILABLE_SECS: u32 = 2;
 /// The answer to a database failure the client can retry: 409 for a lost race, 503 for a
 /// database out of reach. Logged here, since the cause is not shown.
 fn database_failure(failure: crate::db::Failure, err: &anyhow::Error) -> ApiError {
+    crate::telemetry::metrics::database_error(match failure {
+        crate::db::Failure::Contention => "contention",
+        crate::db::Failure::Unavailable => "unavailable",
+    });
     match failure {
         crate::db::Failure::Contention => {
             tracing::warn!(error = format!("{err:#}"), "database contention");
@@ -126,7 +130,12 @@ impl From<anyhow::Error> for ApiError {
             .and_then(crate::db::failure);
         match failure {
             Some(failure) => database_failure(failure, &err),
-            None => ApiError::Internal(err),
+            None => {
+                if err.chain().any(|cause| cause.is::<sea_orm::DbErr>()) {
+                    crate::telemetry::metrics::database_error("other");
+                }
+                ApiError::Internal(err)
+            }
         }
     }
 }

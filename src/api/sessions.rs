@@ -13,6 +13,7 @@ use crate::{
     domain::audit::{self, Event},
     error::{ApiError, ApiResult},
     state::AppState,
+    telemetry::metrics,
 };
 
 pub struct SessionsApi {
@@ -105,12 +106,13 @@ impl SessionsApi {
                     },
                 )
                 .await;
-                state.auth.failed(req).await;
+                metrics::refresh_token_reuse();
+                state.auth.failed(req, "refresh_token", "reused").await;
                 cookies::clear_session(jar);
                 Err(ApiError::Unauthorized)
             }
             RefreshOutcome::Invalid => {
-                state.auth.failed(req).await;
+                state.auth.failed(req, "refresh_token", "unknown").await;
                 cookies::clear_session(jar);
                 Err(ApiError::Unauthorized)
             }
@@ -145,7 +147,7 @@ impl SessionsApi {
                 let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
                 cookies::clear_session(jar);
                 let Some(session) = session else {
-                    state.auth.failed(req).await;
+                    state.auth.failed(req, "refresh_token", "unknown").await;
                     return Err(ApiError::Unauthorized);
                 };
                 (session.id, None)

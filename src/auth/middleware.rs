@@ -28,6 +28,7 @@ use crate::{
     http::ClientIp,
     ratelimit::{self, RateLimiter},
     store::{EphemeralStore, Store, StoreError},
+    telemetry::metrics,
 };
 
 /// Paths under this prefix require a principal; so do [`PROTECTED_PATHS`].
@@ -50,6 +51,17 @@ enum Presented {
     ApiKey(String),
     Bearer(String),
     Cookie(String),
+}
+
+impl Presented {
+    /// The credential kind, as metrics and the audit trail name it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Presented::ApiKey(_) => "api_key",
+            Presented::Bearer(_) => "bearer",
+            Presented::Cookie(_) => "cookie",
+        }
+    }
 }
 
 fn presented(req: &Request) -> Option<Presented> {
@@ -91,8 +103,9 @@ fn store_down(err: StoreError) -> ApiError {
 
 /// Why a presented credential was refused.
 enum Refusal {
-    /// Wrong, forged, revoked or unknown: counts as a failed authentication.
-    Failed,
+    /// Wrong, forged, revoked or unknown (the reason, for metrics and the audit trail): counts
+    /// as a failed authentication.
+    Failed(&'static str),
     /// Genuine but expired: routine for every client, so it is not counted.
     Expired,
     Error(ApiError),
@@ -103,19 +116,25 @@ impl Authenticator {
     /// against the client address ([`RateLimiter::failed`]).
     pub async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
         let presented = presented(req).ok_or(ApiError::Unauthorized)?;
+        let credential = presented.kind();
         match self.principal(presented, client_ip(req)).await {
             Ok(principal) => Ok(principal),
-            Err(Refusal::Failed) => {
-                self.failed(req).await;
+            Err(Refusal::Failed(reason)) => {
+                self.failed(req, credential, reason).await;
                 Err(ApiError::Unauthorized)
             }
-            Err(Refusal::Expired) => Err(ApiError::Unauthorized),
+            Err(Refusal::Expired) => {
+                metrics::auth_failure(credential, "expired");
+                Err(ApiError::Unauthorized)
+            }
             Err(Refusal::Error(err)) => Err(err),
         }
     }
 
-    /// Counts a failed authentication from the request's client address.
-    pub async fn failed(&self, req: &Request) {
+    /// A failed authentication from the request's client address: counted in the metrics and
+    /// against the address's failed-authentication quota.
+    pub async fn failed(&self, req: &Request, credential: &'static str, reason: &'static str) {
+        metrics::auth_failure(credential, reason);
         self.limiter.failed(&ratelimit::client_of(req)).await;
     }
 
@@ -127,7 +146,7 @@ impl Authenticator {
         match presented {
             Presented::ApiKey(key) => match self.keys.verify(&key, client).await {
                 Ok(Some(principal)) => Ok(principal),
-                Ok(None) => Err(Refusal::Failed),
+                Ok(None) => Err(Refusal::Failed("rejected")),
                 Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),
                 Err(VerifyError::Db(err)) => Err(Refusal::Error(err.into())),
             },
@@ -142,7 +161,7 @@ impl Authenticator {
             .verify(token)
             .map_err(|rejected| match rejected {
                 Rejected::Expired => Refusal::Expired,
-                Rejected::Invalid => Refusal::Failed,
+                Rejected::Invalid => Refusal::Failed("invalid"),
             })?;
         let revoked = |key: String| async move {
             self.store
@@ -157,7 +176,7 @@ impl Authenticator {
                 .await?
                 .is_some()
         {
-            return Err(Refusal::Failed);
+            return Err(Refusal::Failed("revoked"));
         }
         Ok(Principal {
             user_id: claims.sub,

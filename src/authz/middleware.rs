@@ -11,6 +11,7 @@ use crate::{
     auth::Principal,
     domain::{TenantScope, tenants},
     error::ApiError,
+    telemetry::metrics,
 };
 
 /// Tenants by slug, briefly: a slug never changes owner, and this spares a query per request.
@@ -122,7 +123,10 @@ impl<E> TenantAuthzEndpoint<E> {
                 ApiError::MethodNotAllowed { allowed }
             });
         };
-        access.require(permission)?;
+        if let Err(denied) = access.require(permission) {
+            metrics::authz_denied(permission);
+            return Err(denied);
+        }
         Ok(access)
     }
 }

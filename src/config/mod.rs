@@ -89,6 +89,16 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub tenants: TenantSettings,
     pub rate_limit: RateLimitSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics` (Prometheus) is served, e.g. `127.0.0.1:9464`: a listener of its own,
+    /// so the metrics are never reachable through the public one. Unset: no metrics.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

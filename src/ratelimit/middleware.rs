@@ -20,7 +20,7 @@ use crate::{
     auth::{Principal, cookies},
     error::ApiError,
     http::ClientIp,
-    telemetry::RequestId,
+    telemetry::{RequestId, metrics},
 };
 
 /// Never limited: the liveness probe must answer whatever a client does.
@@ -101,6 +101,7 @@ fn refused(decision: &Decision) -> Result<(), ApiError> {
     if decision.allowed {
         return Ok(());
     }
+    metrics::rate_limited(decision.policy.name());
     Err(ApiError::TooManyRequests {
         retry_after_secs: decision.reset_secs(),
     })

@@ -91,39 +91,52 @@ impl Store {
     }
 }
 
+/// Counts a failed store call in the metrics.
+fn counted<T>(store: &Store, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    if result.is_err() {
+        crate::telemetry::metrics::store_error(store.backend());
+    }
+    result
+}
+
 impl EphemeralStore for Store {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
+        let result = match self {
             Store::Memory(s) => s.get(key).await,
             Store::Redis(s) => s.get(key).await,
-        }
+        };
+        counted(self, result)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        match self {
+        let result = match self {
             Store::Memory(s) => s.set(key, value, ttl).await,
             Store::Redis(s) => s.set(key, value, ttl).await,
-        }
+        };
+        counted(self, result)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
+        let result = match self {
             Store::Memory(s) => s.take(key).await,
             Store::Redis(s) => s.take(key).await,
-        }
+        };
+        counted(self, result)
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        match self {
+        let result = match self {
             Store::Memory(s) => s.incr(key, ttl).await,
             Store::Redis(s) => s.incr(key, ttl).await,
-        }
+        };
+        counted(self, result)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        match self {
+        let result = match self {
             Store::Memory(s) => s.ping().await,
             Store::Redis(s) => s.ping().await,
-        }
+        };
+        counted(self, result)
     }
 }

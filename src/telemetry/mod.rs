@@ -8,9 +8,12 @@ use tracing_subscriber::{
 
 use crate::config::{LogFormat, LogSettings};
 
+pub mod metrics;
 mod request;
+mod routes;
 
 pub use request::{REQUEST_ID_HEADER, RequestId, RequestSpan};
+pub use routes::RouteTemplates;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.filter`.
 pub fn init(settings: &LogSettings) -> anyhow::Result<()> {

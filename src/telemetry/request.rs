@@ -1,8 +1,10 @@
 //! One span per request, carrying a request id that is echoed in `X-Request-Id`.
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, http::HeaderValue};
 use tracing::Instrument;
+
+use super::{RouteTemplates, metrics};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -11,19 +13,34 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 /// Middleware: accepts a well-formed incoming `X-Request-Id` (so a proxy's id carries through),
-/// otherwise generates one; opens the request span; logs one line per request.
-pub struct RequestSpan;
+/// otherwise generates one; opens the request span; logs one line per request and counts it
+/// in the metrics, by route template.
+pub struct RequestSpan {
+    routes: Arc<RouteTemplates>,
+}
+
+impl RequestSpan {
+    pub fn new(routes: RouteTemplates) -> Self {
+        Self {
+            routes: Arc::new(routes),
+        }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for RequestSpan {
     type Output = RequestSpanEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        RequestSpanEndpoint { inner: ep }
+        RequestSpanEndpoint {
+            inner: ep,
+            routes: self.routes.clone(),
+        }
     }
 }
 
 pub struct RequestSpanEndpoint<E> {
     inner: E,
+    routes: Arc<RouteTemplates>,
 }
 
 /// An incoming id is reused only if it is short and plain, so it cannot inject into logs.
@@ -60,13 +77,17 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
             path = %req.uri().path(),
         );
         let started = Instant::now();
+        let route = self.routes.template(req.uri().path());
+        let method = req.method().clone();
         async move {
             let mut resp = match self.inner.call(req).await {
                 Ok(resp) => resp.into_response(),
                 Err(err) => err.into_response(),
             };
             let status = resp.status();
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed();
+            metrics::http_request(route, method.as_str(), status.as_u16(), elapsed);
+            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             if status.is_server_error() {
                 tracing::error!(status = status.as_u16(), elapsed_ms, "request failed");
             } else {

@@ -49,6 +49,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://…` of the metrics listener, when `metrics.listen` is set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub state: AppState,
@@ -143,6 +145,7 @@ async fn spawn_app_from(settings: Settings) -> TestApp {
         .await
         .expect("application builds");
     let address = format!("http://{}", app.addr());
+    let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -150,6 +153,7 @@ async fn spawn_app_from(settings: Settings) -> TestApp {
     }));
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -20,6 +20,7 @@ mod invitations;
 mod login;
 mod me;
 mod members;
+mod metrics;
 mod posts;
 mod public_posts;
 mod rate_limits;
