@@ -15,7 +15,7 @@ use crate::{
     },
     db::{BeginWrite, entities::Role},
     domain::{
-        TenantScope, members, memberships,
+        TenantScope, audit, members, memberships,
         tenants::{self, TenantSlug},
         users::{self, Email},
     },
@@ -65,7 +65,7 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
             existing
         }
         None => {
-            tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id, None)
+            tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id, None, &audit::Context::operator())
                 .await
                 .map_err(cli_error)?
                 .1

@@ -37,7 +37,13 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let auth = state.auth.clone();
     let limiter = state.limiter.clone();
-    let authz = TenantAuthz::new(state.authz.clone(), state.db.clone(), api::tenant_routes());
+    let audit = state.audit.clone();
+    let authz = TenantAuthz::new(
+        state.authz.clone(),
+        state.db.clone(),
+        api::tenant_routes(),
+        state.audit.clone(),
+    );
     let (api, spec) = api::service_and_document(state);
     let routes = RouteTemplates::from_openapi(&spec);
     let docs = api::docs_ui(&api, &spec);
@@ -59,7 +65,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(CookieJarManager::new())
         .with(HeadLimits)
         .with(ProblemDetails)
-        .with(RateLimit::new(limiter))
+        .with(RateLimit::new(limiter, audit))
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan::new(routes))
         .with(ClientAddress::new(trusted_proxies(&settings)))

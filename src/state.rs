@@ -12,6 +12,7 @@ use crate::{
     authz::Authorizer,
     config::{ConfigDir, Settings},
     db,
+    domain::audit::AuditLog,
     ratelimit::RateLimiter,
     store::Store,
 };
@@ -30,6 +31,7 @@ pub struct AppState {
     pub authz: Arc<Authorizer>,
     pub providers: Arc<Providers>,
     pub limiter: Arc<RateLimiter>,
+    pub audit: Arc<AuditLog>,
 }
 
 /// `server.public_url`, else `http://host:port` as configured.
@@ -91,12 +93,14 @@ impl AppState {
         let keys = Arc::new(KeyVerifier::new(db.clone(), store.clone()));
         let tokens = Arc::new(TokenIssuer::from_settings(&settings, &public_url)?);
         let limiter = RateLimiter::new(&settings.rate_limit, &store);
+        let audit = Arc::new(AuditLog::new(db.clone()));
         forget_idle_periodically(&limiter);
         let auth = Arc::new(Authenticator {
             keys: keys.clone(),
             tokens: tokens.clone(),
             store: store.clone(),
             limiter: limiter.clone(),
+            audit: audit.clone(),
             origin: public_url.origin().ascii_serialization(),
         });
         let providers = Arc::new(Providers::from_settings(&settings, &public_url)?);
@@ -106,6 +110,7 @@ impl AppState {
             auth,
             providers,
             limiter,
+            audit,
             authz: Arc::new(authz),
             settings: Arc::new(settings),
             public_url,

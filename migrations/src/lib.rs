@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261124_000001_key_labels_per_tenant;
 mod m20261201_000001_api_key_allowed_ips;
+mod m20261202_000001_audit_trail;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261124_000001_key_labels_per_tenant::Migration),
             Box::new(m20261201_000001_api_key_allowed_ips::Migration),
+            Box::new(m20261202_000001_audit_trail::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use poem_openapi::{
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{ApiTags, Auth, JsonBody, OptionalJsonBody, Page};
+use super::{ApiTags, Audit, Auth, JsonBody, OptionalJsonBody, Page};
 use crate::{
     auth::{
         api_keys::{self, AllowedIps, ApiKeyInfo, KeyScope, NewApiKey},
@@ -154,7 +154,12 @@ impl ApiKeysApi {
 
     /// Creates a key bound to one of your tenants. The secret is returned once.
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: Auth, body: JsonBody<CreateApiKey>) -> ApiResult<CreatedKey> {
+    async fn create(
+        &self,
+        auth: Auth,
+        body: JsonBody<CreateApiKey>,
+        audit: Audit,
+    ) -> ApiResult<CreatedKey> {
         let body = body.0;
         let permissions = Permissions::try_from(body.permissions)
             .map_err(|e| ApiError::validation("permissions", e))?;
@@ -172,17 +177,18 @@ impl ApiKeysApi {
             expires_at: body.expires_at,
             allowed_ips,
         };
-        let created = api_keys::create(&self.state.db, &scope, new).await?;
+        let created = api_keys::create(&self.state.db, &scope, new, &audit.0).await?;
         Ok(CreatedKey::Created(Json(with_secret(created))))
     }
 
     /// Revokes a key at once.
     #[oai(path = "/:id", method = "delete")]
-    async fn revoke(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Revoked> {
+    async fn revoke(&self, auth: Auth, id: Path<Uuid>, audit: Audit) -> ApiResult<Revoked> {
         let scope = KeyScope {
             principal: auth.principal(),
         };
-        api_keys::revoke(&self.state.db, &self.state.keys, &scope, id.0).await?;
+        let (db, keys) = (&self.state.db, &self.state.keys);
+        api_keys::revoke(db, keys, &scope, id.0, &audit.0).await?;
         Ok(Revoked::Revoked)
     }
 
@@ -194,13 +200,14 @@ impl ApiKeysApi {
         auth: Auth,
         id: Path<Uuid>,
         body: OptionalJsonBody<RotateApiKey>,
+        audit: Audit,
     ) -> ApiResult<Json<ApiKeyWithSecret>> {
         let allowed_ips = parse_allowed_ips(body.0.and_then(|b| b.allowed_ips))?;
         let scope = KeyScope {
             principal: auth.principal(),
         };
-        let rotated =
-            api_keys::rotate(&self.state.db, &self.state.keys, &scope, id.0, allowed_ips).await?;
+        let (db, keys) = (&self.state.db, &self.state.keys);
+        let rotated = api_keys::rotate(db, keys, &scope, id.0, allowed_ips, &audit.0).await?;
         Ok(Json(with_secret(rotated)))
     }
 }

@@ -10,7 +10,11 @@ use poem_openapi::{
 };
 
 use super::security::Auth;
-use crate::{authz::TenantAccess, domain::Expected, error::ApiError};
+use crate::{
+    authz::TenantAccess,
+    domain::{Expected, audit},
+    error::ApiError,
+};
 
 /// The decision [`crate::authz::TenantAuthz`] made before the handler: only a request it
 /// allowed carries one, so a handler that takes it cannot run without that decision.
@@ -57,6 +61,16 @@ impl<'a> ApiExtractor<'a> for TenantAccess {
 /// The `If-Match` request header (RFC 9110 §13.1.1), compared strongly with our `ETag`
 /// (`"<version>"`): `*` matches any current version; a list matches any version it names;
 /// weak, foreign or malformed tags match none.
+/// The audit context of the request (who, from where, which request), for handlers whose
+/// change is recorded in the audit trail.
+pub struct Audit(pub audit::Context);
+
+impl<'a> poem::FromRequest<'a> for Audit {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> Result<Self> {
+        Ok(Self(crate::http::audit_context(req)))
+    }
+}
+
 pub struct IfMatch(Option<Expected>);
 
 impl IfMatch {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, Auth, Resource};
+use super::{ApiTags, Audit, Auth, Resource};
 use crate::{
     db::entities::{Role, invitation, tenant, user},
     domain::{invitations, users},
@@ -90,9 +90,9 @@ impl InvitationsApi {
 
     /// Accepts an invitation: you become a member of its tenant with its role, at once.
     #[oai(path = "/:id/accept", method = "post")]
-    async fn accept(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<Joined>> {
+    async fn accept(&self, auth: Auth, id: Path<Uuid>, audit: Audit) -> ApiResult<Json<Joined>> {
         let user = self.person(&auth).await?;
-        let (scope, role) = invitations::accept(&self.state, &user, id.0).await?;
+        let (scope, role) = invitations::accept(&self.state, &user, id.0, &audit.0).await?;
         Ok(Json(Joined {
             tenant: scope.slug().to_owned(),
             role,

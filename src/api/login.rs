@@ -3,12 +3,12 @@
 use poem::{Request, web::cookie::CookieJar};
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Header, Path, Query},
+    param::{Path, Query},
     payload::{Html, Json},
 };
 use secrecy::ExposeSecret;
 
-use super::{ApiTags, Resource, landing::escape};
+use super::{ApiTags, Audit, Resource, landing::escape};
 use crate::{
     auth::{
         cookies,
@@ -109,8 +109,8 @@ impl LoginApi {
         state: Query<Option<String>>,
         error: Query<Option<String>>,
         error_description: Query<Option<String>>,
-        #[oai(name = "User-Agent")] user_agent: Header<Option<String>>,
         jar: &CookieJar,
+        audit: Audit,
     ) -> ApiResult<SignedIn> {
         let binding = jar.get(cookies::LOGIN).map(|c| c.value_str().to_owned());
         cookies::clear(jar, cookies::LOGIN);
@@ -121,7 +121,7 @@ impl LoginApi {
             error: error.0,
             error_description: error_description.0,
             binding: binding.as_deref(),
-            user_agent: user_agent.0.as_deref(),
+            audit: &audit.0,
         };
         let signed_in = login::finish(&self.state, callback).await?;
         let (access, refresh) = (&signed_in.access_token, &signed_in.refresh_token);

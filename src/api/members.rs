@@ -7,7 +7,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, JsonBody, Page, Resource};
+use super::{ApiTags, Audit, JsonBody, Page, Resource};
 use crate::{
     authz::{TenantAccess, TenantRoute, perms::*},
     db::entities::{Role, invitation},
@@ -128,11 +128,16 @@ impl MembersApi {
     /// Invites an address to the tenant with a role; the person joins by accepting it. Admins
     /// cannot invite an `owner`. Inviting an address again refreshes its role and expiry.
     #[oai(path = "/members", method = "post")]
-    async fn add(&self, tenant: TenantAccess, body: JsonBody<AddMember>) -> ApiResult<Invited> {
+    async fn add(
+        &self,
+        tenant: TenantAccess,
+        body: JsonBody<AddMember>,
+        audit: Audit,
+    ) -> ApiResult<Invited> {
         let AddMember { email, role } = body.0;
-        let scope = &tenant.scope;
+        let (scope, actor) = (&tenant.scope, Actor::from(&tenant));
         let invited =
-            invitations::invite(&self.state, scope, &email, role, Actor::from(&tenant)).await?;
+            invitations::invite(&self.state, scope, &email, role, actor, &audit.0).await?;
         Ok(Invited::Invited(Json(invited.into())))
     }
 
@@ -167,10 +172,11 @@ impl MembersApi {
         /// The member's user id.
         user: Path<Uuid>,
         body: JsonBody<ChangeRole>,
+        audit: Audit,
     ) -> ApiResult<Json<Member>> {
-        let (scope, role) = (&tenant.scope, body.0.role);
+        let (scope, role, actor) = (&tenant.scope, body.0.role, Actor::from(&tenant));
         let member =
-            members::change_role(&self.state, scope, user.0, role, Actor::from(&tenant)).await?;
+            members::change_role(&self.state, scope, user.0, role, actor, &audit.0).await?;
         Ok(Json(member.into()))
     }
 
@@ -182,8 +188,10 @@ impl MembersApi {
         tenant: TenantAccess,
         /// The member's user id.
         user: Path<Uuid>,
+        audit: Audit,
     ) -> ApiResult<Removed> {
-        members::remove(&self.state, &tenant.scope, user.0, Actor::from(&tenant)).await?;
+        let actor = Actor::from(&tenant);
+        members::remove(&self.state, &tenant.scope, user.0, actor, &audit.0).await?;
         Ok(Removed::Removed)
     }
 }

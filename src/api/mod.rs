@@ -21,7 +21,7 @@ mod page;
 mod respond;
 mod security;
 
-pub use extract::{IfMatch, etag};
+pub use extract::{Audit, IfMatch, etag};
 pub use json::{JsonBody, OptionalJsonBody};
 pub use page::Page;
 pub use respond::{Deleted, Tagged};
@@ -45,6 +45,8 @@ pub enum ApiTags {
     Posts,
     /// Login through identity providers, and sessions.
     Auth,
+    /// The audit trail: a tenant's (owners and admins) and your own security events.
+    Audit,
 }
 
 /// What a resource module gives the registry.
@@ -83,6 +85,7 @@ macro_rules! resources {
 }
 
 mod api_keys;
+mod audit;
 mod health;
 mod invitations;
 mod jwks;
@@ -108,6 +111,7 @@ resources! {
     sessions::SessionsApi,
     landing::LandingApi,
     jwks::JwksApi,
+    audit::AuditApi,
 }
 
 const DESCRIPTION: &str = "\

@@ -3,14 +3,15 @@ use poem::{Request, web::cookie::CookieJar};
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
 use secrecy::ExposeSecret;
 
-use super::{ApiTags, Auth, Resource};
+use super::{ApiTags, Audit, Auth, Resource};
 use crate::{
     auth::{
         cookies::{self, csrf_failed},
         login,
         sessions::{self, RefreshOutcome},
     },
-    domain::audit::{self, Event},
+    domain::audit,
+    http::audit_context,
     error::{ApiError, ApiResult},
     state::AppState,
     telemetry::metrics,
@@ -70,7 +71,8 @@ impl SessionsApi {
             return Err(csrf_failed());
         }
         let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
-        match sessions::rotate(&state.db, &presented, lifetimes).await? {
+        let ctx = audit_context(req);
+        match sessions::rotate(&state.db, &presented, lifetimes, &ctx).await? {
             RefreshOutcome::Rotated { session, refresh } => {
                 let (access, _) = state.tokens.issue(session.user_id, session.id)?;
                 if via_cookie {
@@ -94,18 +96,6 @@ impl SessionsApi {
                 sessions::announce_revoked(&state.store, session.id, None, ttl)
                     .await
                     .map_err(login::unavailable)?;
-                audit::record(
-                    &state.db,
-                    Event {
-                        tenant_id: None,
-                        actor_user_id: Some(session.user_id),
-                        action: "refresh_token_reuse",
-                        outcome: "session_revoked",
-                        target_type: Some("session"),
-                        target_id: Some(session.id.to_string()),
-                    },
-                )
-                .await;
                 metrics::refresh_token_reuse();
                 state.auth.failed(req, "refresh_token", "reused").await;
                 cookies::clear_session(jar);
@@ -154,14 +144,15 @@ impl SessionsApi {
             }
             Err(other) => return Err(other),
         };
-        sessions::end(state, session_id, token_id).await?;
+        let ctx = audit_context(req);
+        sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
         cookies::clear_session(jar);
         Ok(LoggedOut::Done)
     }
 
     /// Ends every session of the user, on every device.
     #[oai(path = "/auth/logout-all", method = "post")]
-    async fn logout_all(&self, auth: Auth, jar: &CookieJar) -> ApiResult<LoggedOut> {
+    async fn logout_all(&self, auth: Auth, jar: &CookieJar, audit: Audit) -> ApiResult<LoggedOut> {
         let principal = auth.principal();
         if principal.session().is_none() {
             return Err(ApiError::BadRequest(
@@ -169,7 +160,8 @@ impl SessionsApi {
             ));
         }
         for session in sessions::live_sessions(&self.state.db, principal.user_id).await? {
-            sessions::end(&self.state, session.id, None).await?;
+            let action = audit::action::LOGOUT_ALL;
+            sessions::end(&self.state, session.id, None, &audit.0, action).await?;
         }
         cookies::clear_session(jar);
         Ok(LoggedOut::Done)

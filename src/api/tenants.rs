@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, Auth, JsonBody, Page};
+use super::{ApiTags, Audit, Auth, JsonBody, Page};
 use crate::{
     db::entities::{Role, tenant},
     domain::{
@@ -90,15 +90,21 @@ impl TenantsApi {
 
     /// Creates a tenant; the caller becomes its `owner`. 409 if the slug is taken.
     #[oai(path = "/tenants", method = "post")]
-    async fn create(&self, auth: Auth, body: JsonBody<CreateTenant>) -> ApiResult<Created> {
+    async fn create(
+        &self,
+        auth: Auth,
+        body: JsonBody<CreateTenant>,
+        audit: Audit,
+    ) -> ApiResult<Created> {
         auth.principal().require_session("create tenants")?;
         let body = body.0;
         let slug = TenantSlug::parse(&body.slug)?;
         let authz = &self.state.authz;
         let owner = auth.principal().user_id;
         let max = Some(self.state.settings.tenants.max_owned_per_user);
+        let db = &self.state.db;
         let (created, _) =
-            tenants::create_with_owner(&self.state.db, &slug, &body.name, owner, max).await?;
+            tenants::create_with_owner(db, &slug, &body.name, owner, max, &audit.0).await?;
         authz.membership_changed().await;
         Ok(Created::Tenant(Json(Tenant::new(created, Role::Owner))))
     }

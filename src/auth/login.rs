@@ -215,7 +215,8 @@ pub struct Callback<'a> {
     pub error_description: Option<String>,
     /// The login cookie this browser sent.
     pub binding: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
+    /// Who is logging in from where (the user is named once known).
+    pub audit: &'a audit::Context,
 }
 
 /// A finished login: the user and the new session's tokens.
@@ -225,25 +226,52 @@ pub struct SignedIn {
     pub refresh_token: SecretString,
 }
 
+/// A login that did not finish: why (a fixed word, for the audit trail) and the answer.
+struct Failed {
+    reason: &'static str,
+    error: ApiError,
+}
+
+fn failed(reason: &'static str) -> impl FnOnce(ApiError) -> Failed {
+    move |error| Failed { reason, error }
+}
+
 /// Finishes a login: the state (single use, this browser), the provider's answer, the code
 /// exchange and the ID token's validation; then the user, a new session, and the record.
+/// A failed login is recorded too (the first per client address and reason each minute).
 pub async fn finish(state: &AppState, callback: Callback<'_>) -> ApiResult<SignedIn> {
+    let (provider, ctx) = (callback.provider.to_owned(), callback.audit.clone());
+    match attempt(state, callback).await {
+        Ok(signed_in) => Ok(signed_in),
+        Err(Failed { reason, error }) => {
+            let client = ctx.client_ip.clone().unwrap_or_default();
+            let event = audit::Event::failure(audit::action::LOGIN)
+                .detail(serde_json::json!({ "provider": provider, "reason": reason }));
+            let key = format!("login:{client}:{reason}");
+            state.audit.sampled(key, &ctx, event).await;
+            Err(error)
+        }
+    }
+}
+
+async fn attempt(state: &AppState, callback: Callback<'_>) -> Result<SignedIn, Failed> {
     let state_param = callback
         .state
-        .ok_or_else(|| ApiError::BadRequest("missing state".into()))?;
+        .ok_or_else(|| ApiError::BadRequest("missing state".into()))
+        .map_err(failed("missing_state"))?;
     let flow = take_flow(&state.store, &state_param)
         .await
-        .map_err(unavailable)?
-        .ok_or_else(|| {
-            ApiError::BadRequest("unknown, expired or already used login state".into())
-        })?;
+        .map_err(unavailable)
+        .map_err(failed("store_unavailable"))?
+        .ok_or_else(|| ApiError::BadRequest("unknown, expired or already used login state".into()))
+        .map_err(failed("unknown_state"))?;
     let binding = callback.binding.map(hash);
     if flow.provider != callback.provider
         || !binding.is_some_and(|b| secrets::equal(&b, &flow.binding))
     {
-        return Err(ApiError::BadRequest(
+        return Err(failed("other_browser")(ApiError::BadRequest(
             "this login was not started by this browser".into(),
-        ));
+        )));
     }
     if let Some(error) = callback.error {
         let clean = |s: String| {
@@ -253,50 +281,48 @@ pub async fn finish(state: &AppState, callback: Callback<'_>) -> ApiResult<Signe
                 .collect::<String>()
         };
         let description = callback.error_description.map(clean).unwrap_or_default();
-        return Err(ApiError::BadRequest(
+        return Err(failed("provider_refused")(ApiError::BadRequest(
             format!(
                 "the identity provider refused the login: {} {description}",
                 clean(error)
             )
             .trim_end()
             .to_owned(),
-        ));
+        )));
     }
     let code = callback
         .code
-        .ok_or_else(|| ApiError::BadRequest("missing code".into()))?;
+        .ok_or_else(|| ApiError::BadRequest("missing code".into()))
+        .map_err(failed("missing_code"))?;
     let entry = state
         .providers
         .get(callback.provider)
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::NotFound)
+        .map_err(failed("unknown_provider"))?;
     let identity = entry
         .provider
         .finish(&code, &flow.pkce_verifier, flow.nonce.as_deref())
         .await
-        .map_err(provider_failure)?;
-    let user = sign_in(&state.db, &entry.name, &entry.linking, &identity).await?;
+        .map_err(|err| {
+            let reason = match err {
+                ProviderError::Unavailable(_) => "provider_unavailable",
+                ProviderError::Invalid(_) => "identity_invalid",
+            };
+            failed(reason)(provider_failure(err))
+        })?;
+    let internal = |err: ApiError| failed("internal")(err);
+    let user = sign_in(&state.db, &entry.name, &entry.linking, &identity)
+        .await
+        .map_err(|e| internal(e.into()))?;
     let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
-    let (session, refresh_token) = sessions::start(
-        &state.db,
-        user.id,
-        &entry.name,
-        callback.user_agent,
-        lifetimes,
-    )
-    .await?;
-    let (access_token, _) = state.tokens.issue(user.id, session.id)?;
-    audit::record(
-        &state.db,
-        audit::Event {
-            tenant_id: None,
-            actor_user_id: Some(user.id),
-            action: "login",
-            outcome: "success",
-            target_type: Some("session"),
-            target_id: Some(session.id.to_string()),
-        },
-    )
-    .await;
+    let (session, refresh_token) =
+        sessions::start(&state.db, user.id, &entry.name, lifetimes, callback.audit)
+            .await
+            .map_err(|e| internal(e.into()))?;
+    let (access_token, _) = state
+        .tokens
+        .issue(user.id, session.id)
+        .map_err(|e| internal(e.into()))?;
     Ok(SignedIn {
         user,
         access_token,

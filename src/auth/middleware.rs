@@ -26,6 +26,8 @@ use super::{
 use crate::{
     error::ApiError,
     http::ClientIp,
+    domain::audit::{self, AuditLog},
+    http::audit_context,
     ratelimit::{self, RateLimiter},
     store::{EphemeralStore, Store, StoreError},
     telemetry::metrics,
@@ -43,6 +45,8 @@ pub struct Authenticator {
     pub store: Store,
     /// Failed authentications count against the client address.
     pub limiter: Arc<RateLimiter>,
+    /// And are recorded (sampled) in the audit trail.
+    pub audit: Arc<AuditLog>,
     /// `scheme://host[:port]` of `server.public_url`, for the Origin check.
     pub origin: String,
 }
@@ -135,7 +139,12 @@ impl Authenticator {
     /// against the address's failed-authentication quota.
     pub async fn failed(&self, req: &Request, credential: &'static str, reason: &'static str) {
         metrics::auth_failure(credential, reason);
-        self.limiter.failed(&ratelimit::client_of(req)).await;
+        let client = ratelimit::client_of(req);
+        let event = audit::Event::failure(audit::action::AUTHENTICATION_FAILED)
+            .detail(serde_json::json!({ "credential": credential, "reason": reason }));
+        let key = format!("authn:{client}:{credential}:{reason}");
+        self.audit.sampled(key, &audit_context(req), event).await;
+        self.limiter.failed(&client).await;
     }
 
     async fn principal(

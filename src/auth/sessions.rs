@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::secrets::{random_token, sha256_hex as hash},
+    domain::{self, audit},
     db::{
         BeginWrite,
         entities::{refresh_token, session},
@@ -85,14 +86,16 @@ fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
 }
 
-/// Starts a session for `user` and returns its first refresh token.
+/// Starts a session for `user` and returns its first refresh token; the login is recorded
+/// in the same transaction.
 pub async fn start(
     db: &DatabaseConnection,
     user: Uuid,
     provider: &str,
-    user_agent: Option<&str>,
     lifetimes: Lifetimes,
-) -> Result<(session::Model, SecretString), sea_orm::DbErr> {
+    ctx: &audit::Context,
+) -> domain::Result<(session::Model, SecretString)> {
+    let user_agent = ctx.user_agent.as_deref();
     let now = Utc::now();
     let expires = lifetimes.expiry(now, now);
     let txn = db.begin_write().await?;
@@ -109,6 +112,10 @@ pub async fn start(
     .insert(&txn)
     .await?;
     let refresh = insert_refresh(&txn, session.id, expires).await?;
+    let event = audit::Event::success(audit::action::LOGIN)
+        .target("session", session.id)
+        .detail(serde_json::json!({ "provider": provider }));
+    audit::write(&txn, &ctx.as_user(user), event).await?;
     txn.commit().await?;
     Ok((session, refresh))
 }
@@ -136,7 +143,8 @@ pub async fn rotate(
     db: &DatabaseConnection,
     presented: &str,
     lifetimes: Lifetimes,
-) -> Result<RefreshOutcome, sea_orm::DbErr> {
+    ctx: &audit::Context,
+) -> domain::Result<RefreshOutcome> {
     if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
         return Ok(RefreshOutcome::Invalid);
     }
@@ -183,7 +191,12 @@ pub async fn rotate(
             return Ok(RefreshOutcome::JustSpent);
         }
         // Presented again after being spent: whoever holds it copied it.
-        let session = revoke_session(db, session.id).await?.unwrap_or(session);
+        let event = audit::Event::failure(audit::action::REFRESH_TOKEN_REUSE)
+            .detail(serde_json::json!({ "session_revoked": true }));
+        let ctx = ctx.as_user(session.user_id);
+        let session = revoke_session(db, session.id, &ctx, event)
+            .await?
+            .unwrap_or(session);
         return Ok(RefreshOutcome::Reused { session });
     }
     let too_old = session.created_at + to_chrono(lifetimes.max_age) <= now;
@@ -225,11 +238,14 @@ pub async fn find_by_refresh(
         .and_then(|(_, session)| session))
 }
 
-/// Marks the session revoked and spends its live refresh tokens.
+/// Marks the session revoked and spends its live refresh tokens, recording `event` (about
+/// this session) in the same transaction.
 pub async fn revoke_session(
     db: &DatabaseConnection,
     id: Uuid,
-) -> Result<Option<session::Model>, sea_orm::DbErr> {
+    ctx: &audit::Context,
+    event: audit::Event,
+) -> domain::Result<Option<session::Model>> {
     let now = Utc::now();
     let txn = db.begin_write().await?;
     session::Entity::update_many()
@@ -245,6 +261,7 @@ pub async fn revoke_session(
         .exec(&txn)
         .await?;
     let session = session::Entity::find_by_id(id).one(&txn).await?;
+    audit::write(&txn, ctx, event.target("session", id)).await?;
     txn.commit().await?;
     Ok(session)
 }
@@ -284,8 +301,10 @@ pub async fn end(
     state: &crate::state::AppState,
     session: Uuid,
     token: Option<Uuid>,
+    ctx: &audit::Context,
+    action: &'static str,
 ) -> crate::error::ApiResult<()> {
-    revoke_session(&state.db, session).await?;
+    revoke_session(&state.db, session, ctx, audit::Event::success(action)).await?;
     announce_revoked(
         &state.store,
         session,

@@ -9,7 +9,12 @@ use sea_orm::DatabaseConnection;
 use super::{Authorizer, AuthzError, RouteTable, TenantAccess, perms, routes};
 use crate::{
     auth::Principal,
-    domain::{TenantScope, tenants},
+    domain::{
+        TenantScope,
+        audit::{self, AuditLog},
+        tenants,
+    },
+    http::audit_context,
     error::ApiError,
     telemetry::metrics,
 };
@@ -23,13 +28,20 @@ pub struct TenantAuthz {
     db: DatabaseConnection,
     routes: Arc<RouteTable>,
     tenants: TenantCache,
+    audit: Arc<AuditLog>,
 }
 
 impl TenantAuthz {
-    pub fn new(authorizer: Arc<Authorizer>, db: DatabaseConnection, routes: RouteTable) -> Self {
+    pub fn new(
+        authorizer: Arc<Authorizer>,
+        db: DatabaseConnection,
+        routes: RouteTable,
+        audit: Arc<AuditLog>,
+    ) -> Self {
         Self {
             authorizer,
             db,
+            audit,
             routes: Arc::new(routes),
             tenants: TenantCache::builder()
                 .max_capacity(10_000)
@@ -49,6 +61,7 @@ impl<E: Endpoint> Middleware<E> for TenantAuthz {
             db: self.db.clone(),
             routes: self.routes.clone(),
             tenants: self.tenants.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -59,6 +72,7 @@ pub struct TenantAuthzEndpoint<E> {
     db: DatabaseConnection,
     routes: Arc<RouteTable>,
     tenants: TenantCache,
+    audit: Arc<AuditLog>,
 }
 
 impl<E: Endpoint> Endpoint for TenantAuthzEndpoint<E> {
@@ -125,6 +139,16 @@ impl<E> TenantAuthzEndpoint<E> {
         };
         if let Err(denied) = access.require(permission) {
             metrics::authz_denied(permission);
+            let user = access.user_id();
+            let event = audit::Event::denied(audit::action::PERMISSION_DENIED)
+                .in_tenant(access.scope.id())
+                .detail(serde_json::json!({
+                    "permission": permission.to_string(),
+                    "method": req.method().as_str(),
+                    "path": path,
+                }));
+            let key = format!("denied:{user}:{permission}");
+            self.audit.sampled(key, &audit_context(req), event).await;
             return Err(denied);
         }
         Ok(access)

@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    audit,
     Error, OnUnique, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope,
     members::Actor,
     memberships, tenants,
@@ -31,6 +32,7 @@ pub async fn invite(
     email: &str,
     role: Role,
     actor: Actor,
+    ctx: &audit::Context,
 ) -> Result<invitation::Model> {
     actor.may_touch(&[role])?;
     let email = Email::parse(email)?;
@@ -77,6 +79,12 @@ pub async fn invite(
                 .on_unique(|| Error::conflict("this address was invited at the same time"))?
         }
     };
+    // The address is personal data the tenant's admins see anyway; the trail keeps the role.
+    let event = audit::Event::success(audit::action::MEMBER_INVITED)
+        .in_tenant(scope.id())
+        .target("invitation", invitation.id)
+        .detail(serde_json::json!({ "role": role }));
+    audit::write(&txn, ctx, event).await?;
     txn.commit().await?;
     Ok(invitation)
 }
@@ -166,7 +174,12 @@ async fn waiting(
 
 /// Accepts an invitation to the user's verified address: the user becomes a member with the
 /// invited role, at once on every instance.
-pub async fn accept(state: &AppState, user: &user::Model, id: Uuid) -> Result<(TenantScope, Role)> {
+pub async fn accept(
+    state: &AppState,
+    user: &user::Model,
+    id: Uuid,
+    ctx: &audit::Context,
+) -> Result<(TenantScope, Role)> {
     let txn = state.db.begin_write().await?;
     let found = waiting(&txn, user, id).await?;
     let scope = tenants::resolve_id(&txn, found.tenant_id)
@@ -189,6 +202,11 @@ pub async fn accept(state: &AppState, user: &user::Model, id: Uuid) -> Result<(T
         return Err(Error::NotFound);
     }
     memberships::set_role(&txn, &scope, user.id, found.role).await?;
+    let event = audit::Event::success(audit::action::INVITATION_ACCEPTED)
+        .in_tenant(scope.id())
+        .target("invitation", found.id)
+        .detail(serde_json::json!({ "role": found.role }));
+    audit::write(&txn, ctx, event).await?;
     txn.commit().await?;
     state.authz.membership_changed().await;
     Ok((scope, found.role))

@@ -12,7 +12,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Error, Page, PageRequest, Result, TenantOwned, TenantScope, memberships, users};
+use super::{
+    Error, Page, PageRequest, Result, TenantOwned, TenantScope, audit, memberships, users,
+};
 use crate::{
     authz::{TenantAccess, perms},
     db::{
@@ -94,11 +96,17 @@ pub async fn change_role(
     user_id: Uuid,
     role: Role,
     actor: Actor,
+    ctx: &audit::Context,
 ) -> Result<Member> {
     let txn = state.db.begin_write().await?;
     let current = locked_role(&txn, scope, user_id).await?;
     actor.may_touch(&[current, role])?;
     set_role_guarded(&txn, scope, user_id, current, role).await?;
+    let event = audit::Event::success(audit::action::MEMBER_ROLE_CHANGED)
+        .in_tenant(scope.id())
+        .target("user", user_id)
+        .detail(serde_json::json!({ "from": current, "to": role }));
+    audit::write(&txn, ctx, event).await?;
     txn.commit().await?;
     state.authz.membership_changed().await;
     let user = users::find(&state.db, user_id)
@@ -131,6 +139,7 @@ pub async fn remove(
     scope: &TenantScope,
     user_id: Uuid,
     actor: Actor,
+    ctx: &audit::Context,
 ) -> Result<()> {
     let txn = state.db.begin_write().await?;
     let current = locked_role(&txn, scope, user_id).await?;
@@ -154,6 +163,11 @@ pub async fn remove(
         .filter(api_key::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
+    let event = audit::Event::success(audit::action::MEMBER_REMOVED)
+        .in_tenant(scope.id())
+        .target("user", user_id)
+        .detail(serde_json::json!({ "role": current, "api_keys_revoked": keys.len() }));
+    audit::write(&txn, ctx, event).await?;
     for key in &keys {
         state.keys.announce_revocation(&key.lookup_id).await?;
     }

@@ -5,7 +5,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Error, OnUnique, Result, TenantScope, memberships};
+use super::{Error, OnUnique, Result, TenantScope, audit, memberships};
 use crate::db::{
     BeginWrite,
     entities::{Role, membership, tenant},
@@ -118,6 +118,7 @@ pub async fn create_with_owner<C: ConnectionTrait + TransactionTrait>(
     name: &str,
     owner: Uuid,
     max_owned: Option<u32>,
+    ctx: &audit::Context,
 ) -> Result<(tenant::Model, TenantScope)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -149,6 +150,11 @@ pub async fn create_with_owner<C: ConnectionTrait + TransactionTrait>(
     .on_unique(|| Error::conflict("this slug is taken"))?;
     let scope = scope_of(created.clone());
     memberships::set_role(&txn, &scope, owner, Role::Owner).await?;
+    let event = audit::Event::success(audit::action::TENANT_CREATED)
+        .in_tenant(scope.id())
+        .target("tenant", scope.id())
+        .detail(serde_json::json!({ "slug": slug.as_str(), "owner": owner }));
+    audit::write(&txn, ctx, event).await?;
     txn.commit().await?;
     Ok((created, scope))
 }

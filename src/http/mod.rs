@@ -1,5 +1,6 @@
 //! Cross-cutting HTTP middleware: the client address, problem rendering, security headers,
 //! head and body limits.
+mod audit_context;
 mod body_limit;
 mod client_ip;
 mod head_limit;
@@ -8,6 +9,7 @@ mod security_headers;
 mod serve;
 mod timeout;
 
+pub use audit_context::audit_context;
 pub use body_limit::BodyLimit;
 pub use client_ip::{ClientAddress, ClientIp, TrustedProxies, parse_network};
 pub use head_limit::HeadLimits;

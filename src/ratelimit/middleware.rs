@@ -18,8 +18,9 @@ use poem::{
 use super::{Decision, Policy, RateLimiter, client_key};
 use crate::{
     auth::{Principal, cookies},
+    domain::audit::{self, AuditLog},
     error::ApiError,
-    http::ClientIp,
+    http::{ClientIp, audit_context},
     telemetry::{RequestId, metrics},
 };
 
@@ -31,19 +32,32 @@ const STRICT_PATHS: &[&str] = &["/auth/refresh"];
 /// Where a presented credential is evaluated (and so where a cooling address is refused).
 const CREDENTIAL_PATHS: &[&str] = &["/auth/refresh", "/auth/logout", "/auth/logout-all"];
 
-/// The decisions taken for one request, for the response headers.
-#[derive(Clone, Default)]
-struct Ledger(Arc<Mutex<Vec<Decision>>>);
+/// The decisions taken for one request, for the response headers; and the audit trail,
+/// for refusals taken further in.
+#[derive(Clone)]
+struct Ledger {
+    decisions: Arc<Mutex<Vec<Decision>>>,
+    audit: Arc<AuditLog>,
+}
+
+/// A refusal goes into the audit trail: the first per client and policy each minute.
+async fn record_refusal(audit: &AuditLog, req: &Request, decision: &Decision) {
+    let policy = decision.policy.name();
+    let key = format!("ratelimit:{}:{policy}", client_of(req));
+    let event = audit::Event::denied(audit::action::RATE_LIMITED)
+        .detail(serde_json::json!({ "policy": policy, "path": req.uri().path() }));
+    audit.sampled(key, &audit_context(req), event).await;
+}
 
 impl Ledger {
     fn push(&self, decision: Decision) {
-        if let Ok(mut all) = self.0.lock() {
+        if let Ok(mut all) = self.decisions.lock() {
             all.push(decision);
         }
     }
 
     fn take(&self) -> Vec<Decision> {
-        self.0
+        self.decisions
             .lock()
             .map(|mut all| std::mem::take(&mut *all))
             .unwrap_or_default()
@@ -93,6 +107,9 @@ pub async fn spend(
     let decision = limiter.check(policy, key).await;
     if let Some(ledger) = req.extensions().get::<Ledger>() {
         ledger.push(decision);
+        if !decision.allowed {
+            record_refusal(&ledger.audit, req, &decision).await;
+        }
     }
     refused(&decision)
 }
@@ -139,11 +156,12 @@ fn add_fields(resp: &mut Response, decisions: &[Decision]) {
 
 pub struct RateLimit {
     limiter: Arc<RateLimiter>,
+    audit: Arc<AuditLog>,
 }
 
 impl RateLimit {
-    pub fn new(limiter: Arc<RateLimiter>) -> Self {
-        Self { limiter }
+    pub fn new(limiter: Arc<RateLimiter>, audit: Arc<AuditLog>) -> Self {
+        Self { limiter, audit }
     }
 }
 
@@ -154,6 +172,7 @@ impl<E: Endpoint> Middleware<E> for RateLimit {
         RateLimitEndpoint {
             inner: ep,
             limiter: self.limiter.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -161,6 +180,7 @@ impl<E: Endpoint> Middleware<E> for RateLimit {
 pub struct RateLimitEndpoint<E> {
     inner: E,
     limiter: Arc<RateLimiter>,
+    audit: Arc<AuditLog>,
 }
 
 impl<E: Endpoint> RateLimitEndpoint<E> {
@@ -199,13 +219,21 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
         }
         let client = client_of(&req);
         let decisions = self.admit(&req, &client).await;
-        if let Some(Err(err)) = decisions.iter().map(refused).find(Result::is_err) {
+        if let Some(decision) = decisions.iter().find(|d| !d.allowed) {
+            record_refusal(&self.audit, &req, decision).await;
+            metrics::rate_limited(decision.policy.name());
+            let err = ApiError::TooManyRequests {
+                retry_after_secs: decision.reset_secs(),
+            };
             let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
             let mut resp = err.to_response(request_id);
             add_fields(&mut resp, &decisions);
             return Ok(resp);
         }
-        let ledger = Ledger::default();
+        let ledger = Ledger {
+            decisions: Arc::default(),
+            audit: self.audit.clone(),
+        };
         req.extensions_mut().insert(ledger.clone());
         let mut resp = self.inner.call(req).await?.into_response();
         let mut all = decisions;

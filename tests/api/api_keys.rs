@@ -430,6 +430,7 @@ async fn a_revocation_marker_reaches_a_verifier_whose_cache_holds_the_key() {
             principal: &owner_principal,
         },
         id,
+        &ironquill::domain::audit::Context::default(),
     )
     .await
     .unwrap();

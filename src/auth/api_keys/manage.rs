@@ -14,8 +14,11 @@ use uuid::Uuid;
 use super::{AllowedIps, KeyVerifier, token};
 use crate::{
     auth::{Principal, permissions::Permissions},
-    db::entities::{api_key, tenant},
-    domain::{OnUnique, Page, PageRequest, TenantScope, memberships},
+    db::{
+        BeginWrite,
+        entities::{api_key, tenant},
+    },
+    domain::{OnUnique, Page, PageRequest, TenantScope, audit, memberships},
     error::{ApiError, ApiResult},
 };
 
@@ -40,6 +43,7 @@ pub struct ApiKeyInfo {
     pub label: String,
     pub prefix: String,
     pub tenant: String,
+    pub tenant_id: Uuid,
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_ips: Option<AllowedIps>,
@@ -133,6 +137,7 @@ fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
         label: row.label,
         prefix: token::display_prefix(&row.lookup_id),
         tenant: tenant_slug,
+        tenant_id: row.tenant_id,
         expires_at: row.expires_at,
         last_used_at: row.last_used_at,
         created_at: row.created_at,
@@ -150,6 +155,7 @@ pub async fn create(
     db: &DatabaseConnection,
     scope: &KeyScope<'_>,
     new: NewApiKey,
+    ctx: &audit::Context,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let label = validate_label(&new.label)?;
     let principal = scope.principal;
@@ -165,8 +171,9 @@ pub async fn create(
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::validation("expires_at", "must be in the future"));
     }
-    insert_key(
-        db,
+    let txn = db.begin_write().await?;
+    let created = insert_key(
+        &txn,
         principal.user_id,
         &new.tenant,
         &label,
@@ -174,7 +181,23 @@ pub async fn create(
         new.expires_at,
         allowed_ips.as_ref(),
     )
-    .await
+    .await?;
+    audit::write(&txn, ctx, key_event(audit::action::API_KEY_CREATED, &created.0)).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// The record of a change to a key: which key, in which tenant, with what (never its secret).
+fn key_event(action: &'static str, key: &ApiKeyInfo) -> audit::Event {
+    audit::Event::success(action)
+        .in_tenant(key.tenant_id)
+        .target("api_key", key.id)
+        .detail(serde_json::json!({
+            "label": key.label,
+            "permissions": key.permissions,
+            "expires_at": key.expires_at,
+            "allowed_ips": key.allowed_ips,
+        }))
 }
 
 /// Stores a new key for `user_id` in `tenant`, after the caller's checks.
@@ -281,17 +304,22 @@ pub async fn revoke(
     verifier: &KeyVerifier,
     scope: &KeyScope<'_>,
     id: Uuid,
+    ctx: &audit::Context,
 ) -> ApiResult<()> {
-    let (row, _) = find_visible(db, scope, id).await?;
+    let (row, tenant_slug) = find_visible(db, scope, id).await?;
     // Announce first: if the store is down nothing has changed and the caller may retry.
     verifier.announce_revocation(&row.lookup_id).await?;
-    api_key::ActiveModel {
+    let txn = db.begin_write().await?;
+    let row = api_key::ActiveModel {
         id: Set(row.id),
         revoked_at: Set(Some(Utc::now())),
         ..Default::default()
     }
-    .update(db)
+    .update(&txn)
     .await?;
+    let revoked = info(row, tenant_slug)?;
+    audit::write(&txn, ctx, key_event(audit::action::API_KEY_REVOKED, &revoked)).await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -303,6 +331,7 @@ pub async fn rotate(
     scope: &KeyScope<'_>,
     id: Uuid,
     allowed_ips: Option<AllowedIps>,
+    ctx: &audit::Context,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let (row, tenant_slug) = find_visible(db, scope, id).await?;
     let allowed_ips = match allowed_ips {
@@ -311,7 +340,11 @@ pub async fn rotate(
     };
     scope.may_grant(&permissions_of(&row)?, row.expires_at, allowed_ips.as_ref())?;
     let allowed_ips = Set(stored_allowed_ips(allowed_ips.as_ref())?);
-    reissue(db, verifier, row, tenant_slug, allowed_ips).await
+    let txn = db.begin_write().await?;
+    let rotated = reissue(&txn, verifier, row, tenant_slug, allowed_ips).await?;
+    audit::write(&txn, ctx, key_event(audit::action::API_KEY_ROTATED, &rotated.0)).await?;
+    txn.commit().await?;
+    Ok(rotated)
 }
 
 /// Gives an existing key a new secret, keeping everything else; the old one is announced dead

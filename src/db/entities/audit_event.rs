@@ -14,6 +14,7 @@ pub struct Model {
     pub target_id: Option<String>,
     pub ip: Option<String>,
     pub request_id: Option<String>,
+    pub user_agent: Option<String>,
     pub detail: Option<Json>,
     pub created_at: DateTimeUtc,
 }
