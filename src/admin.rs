@@ -65,10 +65,17 @@ pub async fn bootstrap(state: &AppState, tenant_slug: &str, email: &str) -> anyh
             existing
         }
         None => {
-            tenants::create_with_owner(&txn, &slug, slug.as_str(), user.id, None, &audit::Context::operator())
-                .await
-                .map_err(cli_error)?
-                .1
+            tenants::create_with_owner(
+                &txn,
+                &slug,
+                slug.as_str(),
+                user.id,
+                None,
+                &audit::Context::operator(),
+            )
+            .await
+            .map_err(cli_error)?
+            .1
         }
     };
     let issued = issue_cli_key(&txn, keys, &scope, user.id).await?;

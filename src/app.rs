@@ -164,6 +164,7 @@ impl Application {
             idle_timeout: Duration::from_secs(server.idle_timeout_secs),
             max_connections_per_ip: server.max_connections_per_ip,
             proxies: trusted_proxies(&self.state.settings),
+            http2_cleartext: server.http2_cleartext,
             grace: Duration::from_secs(10),
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);

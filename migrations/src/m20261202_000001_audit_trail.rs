@@ -6,8 +6,14 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 const INDEXES: &[(&str, &[AuditEvents])] = &[
-    ("ix_audit_events_tenant_id", &[AuditEvents::TenantId, AuditEvents::Id]),
-    ("ix_audit_events_actor_id", &[AuditEvents::ActorUserId, AuditEvents::Id]),
+    (
+        "ix_audit_events_tenant_id",
+        &[AuditEvents::TenantId, AuditEvents::Id],
+    ),
+    (
+        "ix_audit_events_actor_id",
+        &[AuditEvents::ActorUserId, AuditEvents::Id],
+    ),
     ("ix_audit_events_created", &[AuditEvents::CreatedAt]),
 ];
 

@@ -89,16 +89,17 @@ impl HealthApi {
             sea_orm::DatabaseBackend::Postgres => "postgres",
             _ => "sqlite",
         };
-        let warnings = match local {
-            true => Some(
+        let warnings = if local {
+            Some(
                 self.state
                     .store
                     .eviction_warning()
                     .await
                     .into_iter()
                     .collect(),
-            ),
-            false => None,
+            )
+        } else {
+            None
         };
         Ok(Json(Readiness {
             status: "ready".into(),

@@ -92,6 +92,9 @@ impl LoginApi {
         let limiter = &self.state.limiter;
         let client = ratelimit::client_of(req);
         ratelimit::spend(limiter, req, Policy::LoginFlowsPerIp, &client).await?;
+        if let Some(site) = ratelimit::site_of(req) {
+            ratelimit::spend(limiter, req, Policy::LoginFlowsPerIp, &site).await?;
+        }
         ratelimit::spend(limiter, req, Policy::LoginFlowsTotal, "all").await?;
         let started = login::start(&self.state, &provider.0).await?;
         jar.add(cookies::login(&started.binding, login::FLOW_TTL));

@@ -11,8 +11,8 @@ use crate::{
         sessions::{self, RefreshOutcome},
     },
     domain::audit,
-    http::audit_context,
     error::{ApiError, ApiResult},
+    http::audit_context,
     state::AppState,
     telemetry::metrics,
 };

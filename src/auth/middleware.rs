@@ -24,9 +24,9 @@ use super::{
     tokens::{Rejected, TokenIssuer},
 };
 use crate::{
+    domain::audit::{self, AuditLog},
     error::ApiError,
     http::ClientIp,
-    domain::audit::{self, AuditLog},
     http::audit_context,
     ratelimit::{self, RateLimiter},
     store::{EphemeralStore, Store, StoreError},

@@ -15,11 +15,11 @@ use uuid::Uuid;
 
 use crate::{
     auth::secrets::{random_token, sha256_hex as hash},
-    domain::{self, audit},
     db::{
         BeginWrite,
         entities::{refresh_token, session},
     },
+    domain::{self, audit},
     store::{EphemeralStore, Store, StoreError},
 };
 

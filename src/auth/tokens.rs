@@ -20,7 +20,6 @@ use crate::config::{AppEnv, Settings};
 /// ever sign can be replayed as an access token (RFC 8725 §3.11).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
-/// The claims of an access token; all are required and validated.
 /// Why an access token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
@@ -30,6 +29,7 @@ pub enum Rejected {
     Invalid,
 }
 
+/// The claims of an access token; all are required and validated.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,

@@ -14,8 +14,8 @@ use crate::{
         audit::{self, AuditLog},
         tenants,
     },
-    http::audit_context,
     error::ApiError,
+    http::audit_context,
     telemetry::metrics,
 };
 

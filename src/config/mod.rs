@@ -131,6 +131,9 @@ pub struct ServerSettings {
     pub idle_timeout_secs: u64,
     /// Open connections one client address may hold (trusted proxies are exempt).
     pub max_connections_per_ip: u32,
+    /// Serve HTTP/2 over plain TCP too (clients with prior knowledge). Off: the slow-header
+    /// deadline covers HTTP/1 only.
+    pub http2_cleartext: bool,
     /// Send `Strict-Transport-Security`. Forced on when `public_url` is https.
     pub hsts: bool,
     /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are
@@ -377,6 +380,25 @@ impl Settings {
             return Err(ConfigError::new(
                 "server.header_read_timeout_secs and server.max_connections_per_ip must be greater than 0",
             ));
+        }
+        // Bounded, so that deadline arithmetic can never overflow.
+        let bounded = [
+            (
+                "request_timeout_secs",
+                self.server.request_timeout_secs,
+                3_600,
+            ),
+            (
+                "header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+                600,
+            ),
+            ("idle_timeout_secs", self.server.idle_timeout_secs, 86_400),
+        ];
+        if let Some((key, _, max)) = bounded.iter().find(|(_, value, max)| value > max) {
+            return Err(ConfigError::new(format!(
+                "server.{key} must be at most {max}"
+            )));
         }
         if self.server.idle_timeout_secs <= self.server.request_timeout_secs {
             return Err(ConfigError::new(

@@ -20,9 +20,9 @@ impl Quota {
     }
 
     fn check(&self, key: &str) -> Result<(), ConfigError> {
-        if self.requests == 0 || self.window_secs == 0 {
+        if self.requests == 0 || self.window_secs == 0 || self.window_secs > MAX_WINDOW_SECS {
             return Err(ConfigError::new(format!(
-                "rate_limit.{key}: requests and window_secs must both be greater than 0"
+                "rate_limit.{key}: requests must be greater than 0 and window_secs between 1 and {MAX_WINDOW_SECS}"
             )));
         }
         Ok(())
@@ -51,6 +51,10 @@ pub struct RateLimitSettings {
     pub login_flows_total: u32,
 }
 
+/// A week: longer windows and cooldowns are configuration mistakes (and would overflow the
+/// deadline arithmetic long before they made sense).
+pub const MAX_WINDOW_SECS: u64 = 604_800;
+
 /// The in-process store's capacity for flows and counters; the total flow quota must fit
 /// in it with room to spare (GCRA admits up to twice the quota over one window).
 pub const MAX_LOGIN_FLOWS_TOTAL: u32 = 40_000;
@@ -65,10 +69,10 @@ impl RateLimitSettings {
         self.per_principal.check("per_principal")?;
         self.auth.check("auth")?;
         self.failed_auth.check("failed_auth")?;
-        if self.failed_auth_cooldown_secs == 0 {
-            return Err(ConfigError::new(
-                "rate_limit.failed_auth_cooldown_secs must be greater than 0",
-            ));
+        if self.failed_auth_cooldown_secs == 0 || self.failed_auth_cooldown_secs > MAX_WINDOW_SECS {
+            return Err(ConfigError::new(format!(
+                "rate_limit.failed_auth_cooldown_secs must be between 1 and {MAX_WINDOW_SECS}"
+            )));
         }
         if self.login_flows_per_ip == 0 || self.login_flows_total == 0 {
             return Err(ConfigError::new(

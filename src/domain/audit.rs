@@ -253,7 +253,10 @@ pub async fn list(db: &impl ConnectionTrait, filter: Filter, limit: u64) -> Resu
 }
 
 /// Deletes events older than `cutoff`; returns how many.
-pub async fn purge_before(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> std::result::Result<u64, DbErr> {
+pub async fn purge_before(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+) -> std::result::Result<u64, DbErr> {
     Ok(audit_event::Entity::delete_many()
         .filter(audit_event::Column::CreatedAt.lt(cutoff))
         .exec(db)

@@ -9,8 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    audit,
-    Error, OnUnique, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope,
+    Error, OnUnique, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope, audit,
     members::Actor,
     memberships, tenants,
     users::{self, Email},

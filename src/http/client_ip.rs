@@ -54,17 +54,13 @@ impl TrustedProxies {
 
     /// Whether `ip` is one of the trusted proxies.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.contains(ip)
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.networks.iter().any(|net| net.contains(&ip))
     }
 
     /// The client of a request that arrived from `peer` with `headers`.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> ClientIp {
-        if !self.contains(peer) {
+        if !self.is_trusted(peer) {
             return ClientIp(peer);
         }
         // Only the header the proxies write: the other arrives from the client as it wrote it.
@@ -76,7 +72,7 @@ impl TrustedProxies {
         for hop in chain.iter().rev() {
             match hop {
                 // A hop a trusted proxy vouches for: the client, unless it is a proxy too.
-                Some(ip) if self.contains(*ip) => client = *ip,
+                Some(ip) if self.is_trusted(*ip) => client = *ip,
                 Some(ip) => return ClientIp(*ip),
                 // Unknown or obfuscated: nothing further left can be believed.
                 None => break,

@@ -27,7 +27,7 @@ use poem::{
     web::{LocalAddr, RemoteAddr},
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
     time::{Instant, Sleep},
 };
@@ -45,6 +45,10 @@ pub struct ServeOptions {
     pub max_connections_per_ip: u32,
     /// Peers exempt from the per-address cap.
     pub proxies: TrustedProxies,
+    /// Also serve HTTP/2 over plain TCP (prior knowledge). Off by default: hyper's request-head
+    /// deadline covers HTTP/1 only, so an h2c client dripping a HEADERS frame is bounded by the
+    /// idle timeout alone.
+    pub http2_cleartext: bool,
     /// How long in-flight requests may finish after the shutdown signal.
     pub grace: Duration,
 }
@@ -63,15 +67,21 @@ where
     let local = listener.local_addr()?;
     let connections = Connections::new(options.max_connections_per_ip);
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    if !options.http2_cleartext {
+        builder = builder.http1_only();
+    }
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
+            // Reap finished connections as we go.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -110,7 +120,7 @@ where
             }
         });
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(err) = conn.await {
                 tracing::debug!(error = %err, %peer, "connection closed with an error");
             }
@@ -123,6 +133,7 @@ where
             tracing::warn!("shutdown grace period over: closing the remaining connections");
         }
     }
+    tasks.abort_all();
     Ok(())
 }
 
@@ -137,7 +148,11 @@ async fn refuse(mut stream: TcpStream, peer: SocketAddr) {
     );
     let write = async {
         stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        // Read what the client already sent, so the close is not a reset that loses the 429.
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
@@ -156,8 +171,15 @@ impl Connections {
         })
     }
 
+    /// A slot for `ip`'s network: the address, or its /64 for IPv6 (one host usually holds a
+    /// whole /64, as the rate limits assume too).
     fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Permit> {
-        let ip = ip.to_canonical();
+        let ip = match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                ipnet::Ipv6Net::new(v6, 64).map_or(IpAddr::V6(v6), |net| IpAddr::V6(net.network()))
+            }
+            v4 => v4,
+        };
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(ip).or_insert(0);
         if *count >= self.max {

@@ -24,13 +24,12 @@ use crate::{
     telemetry::{RequestId, metrics},
 };
 
-/// Never limited: the liveness probe must answer whatever a client does.
-const UNLIMITED: &[&str] = &["/healthz"];
+/// Never limited: the probes must answer whatever clients do (behind a NAT, or a node's
+/// address in Kubernetes, probes and clients share one address).
+const UNLIMITED: &[&str] = &["/healthz", "/readyz"];
 /// Each request here costs a provider round trip, stored flow state or a database write.
 const STRICT_PREFIXES: &[&str] = &["/auth/login/", "/auth/callback/"];
 const STRICT_PATHS: &[&str] = &["/auth/refresh"];
-/// Where a presented credential is evaluated (and so where a cooling address is refused).
-const CREDENTIAL_PATHS: &[&str] = &["/auth/refresh", "/auth/logout", "/auth/logout-all"];
 
 /// The decisions taken for one request, for the response headers; and the audit trail,
 /// for refusals taken further in.
@@ -64,26 +63,36 @@ impl Ledger {
     }
 }
 
-/// The rate-limit bucket of the request's client.
-pub fn client_of(req: &Request) -> String {
-    let ip = req
-        .extensions()
+fn client_ip(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
         .get::<ClientIp>()
         .map(|c| c.0)
-        .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()));
-    ip.map_or_else(|| "unknown".to_owned(), client_key)
+        .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()))
 }
 
-/// Whether the request presents a credential where credentials are evaluated.
+/// The rate-limit bucket of the request's client.
+pub fn client_of(req: &Request) -> String {
+    client_ip(req).map_or_else(|| "unknown".to_owned(), client_key)
+}
+
+/// For an IPv6 client, its /48 (a site's usual allocation): where one client could rotate
+/// through many /64s, a second, wider bucket.
+pub fn site_of(req: &Request) -> Option<String> {
+    match client_ip(req)?.to_canonical() {
+        std::net::IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 48)
+            .ok()
+            .map(|net| net.trunc().to_string()),
+        std::net::IpAddr::V4(_) => None,
+    }
+}
+
+/// Whether the request presents a credential, on any path: every handler that looks at one
+/// (the API, refresh, logout, the landing page) is then closed to a cooling address.
 pub fn credentialed(req: &Request) -> bool {
-    let path = req.uri().path();
-    let evaluated =
-        path.starts_with(crate::auth::PROTECTED_PREFIX) || CREDENTIAL_PATHS.contains(&path);
-    evaluated
-        && (req.headers().contains_key(header::AUTHORIZATION)
-            || req.headers().contains_key("x-refresh-token")
-            || has_cookie(req, cookies::ACCESS)
-            || has_cookie(req, cookies::REFRESH))
+    req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key("x-refresh-token")
+        || has_cookie(req, cookies::ACCESS)
+        || has_cookie(req, cookies::REFRESH)
 }
 
 /// Read from the header: this runs before the cookie jar is parsed.

@@ -22,7 +22,7 @@ mod local;
 mod middleware;
 mod shared;
 
-pub use middleware::{PrincipalLimit, RateLimit, client_of, credentialed, spend};
+pub use middleware::{PrincipalLimit, RateLimit, client_of, credentialed, site_of, spend};
 
 /// What is being limited. The name appears in the `RateLimit-Policy` / `RateLimit` fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +56,7 @@ impl Policy {
         }
     }
 
+    /// Its place in [`Policy::ALL`] (checked by a test).
     fn index(self) -> usize {
         self as usize
     }
@@ -154,8 +155,10 @@ impl RateLimiter {
             limits,
             shared,
             cooldown: settings.failed_auth_cooldown(),
+            // LRU: under a flood of addresses the oldest go, never a new cooling entry.
             cooling: Cache::builder()
                 .max_capacity(MAX_COOLING)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(settings.failed_auth_cooldown())
                 .build(),
         })
@@ -184,10 +187,14 @@ impl RateLimiter {
                 return Some(left);
             }
         }
-        match &self.shared {
+        let left = match &self.shared {
             Some(shared) => shared.cooling(client).await.flatten(),
             None => None,
-        }
+        }?;
+        // Kept here too: should Redis stall, this instance still knows the address cools.
+        self.cooling
+            .insert(client.to_owned(), Instant::now() + left);
+        Some(left)
     }
 
     /// Counts a failed authentication from `client`; past the quota the address cools down.
@@ -201,14 +208,11 @@ impl RateLimiter {
             cooldown_secs = self.cooldown.as_secs(),
             "too many failed authentications: cooling down"
         );
-        let stored = match &self.shared {
-            Some(shared) => shared.start_cooling(client, self.cooldown).await,
-            None => false,
-        };
-        if !stored {
-            self.cooling
-                .insert(client.to_owned(), Instant::now() + self.cooldown);
+        if let Some(shared) = &self.shared {
+            shared.start_cooling(client, self.cooldown).await;
         }
+        self.cooling
+            .insert(client.to_owned(), Instant::now() + self.cooldown);
     }
 
     /// Drops in-process state of keys whose allowance is whole again (called periodically).
@@ -230,6 +234,13 @@ mod tests {
         assert_ne!(client_key(a), client_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(client_key(mapped), "192.0.2.7");
+    }
+
+    #[test]
+    fn each_policy_indexes_its_own_limit() {
+        for (i, policy) in Policy::ALL.iter().enumerate() {
+            assert_eq!(policy.index(), i);
+        }
     }
 
     #[test]

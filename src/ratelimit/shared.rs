@@ -14,6 +14,7 @@ use crate::store::{EphemeralStore, RedisStore, StoreError};
 /// still agree. KEYS[1]: the bucket; ARGV: emission interval and burst. Answers
 /// `{allowed, remaining, reset_us}`; the key lives exactly as long as it matters.
 const GCRA: &str = r"
+redis.replicate_commands()
 local emission = tonumber(ARGV[1])
 local tolerance = emission * tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -105,7 +106,7 @@ impl SharedLimits {
         if !self.available() {
             return None;
         }
-        match self.redis.ttl(&cooling_key(client)).await {
+        match self.redis.ttl(&cooling_key(client), DEADLINE).await {
             Ok(left) => Some(left.filter(|d| !d.is_zero())),
             Err(err) => {
                 self.failed(&err);
@@ -114,17 +115,14 @@ impl SharedLimits {
         }
     }
 
-    /// Starts `client`'s cooling period for every instance; false if Redis could not take it.
-    pub async fn start_cooling(&self, client: &str, cooldown: Duration) -> bool {
+    /// Starts `client`'s cooling period for every instance (best effort: the caller keeps it
+    /// in process as well).
+    pub async fn start_cooling(&self, client: &str, cooldown: Duration) {
         if !self.available() {
-            return false;
+            return;
         }
-        match self.redis.set(&cooling_key(client), b"1", cooldown).await {
-            Ok(()) => true,
-            Err(err) => {
-                self.failed(&err);
-                false
-            }
+        if let Err(err) = self.redis.set(&cooling_key(client), b"1", cooldown).await {
+            self.failed(&err);
         }
     }
 }

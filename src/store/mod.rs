@@ -76,10 +76,9 @@ impl Store {
                 "redis maxmemory-policy is {policy}: under memory pressure Redis may evict \
                  revocations and rate-limit state; set maxmemory-policy noeviction"
             )),
-            Ok(None) => {
-                Some("redis did not report its maxmemory-policy; it must be noeviction".into())
+            Ok(None) | Err(_) => {
+                Some("could not read redis's maxmemory-policy; it must be noeviction".into())
             }
-            Err(_) => None,
         }
     }
 

@@ -45,11 +45,19 @@ impl RedisStore {
         &self,
         cmd: impl FnOnce() -> redis::Pipeline,
     ) -> Result<T, StoreError> {
+        self.run_within(CALL_TIMEOUT, cmd).await
+    }
+
+    async fn run_within<T: redis::FromRedisValue>(
+        &self,
+        deadline: Duration,
+        cmd: impl FnOnce() -> redis::Pipeline,
+    ) -> Result<T, StoreError> {
         let call = async {
             let mut conn = self.pool.get().await.map_err(unavailable)?;
             cmd().query_async::<T>(&mut conn).await.map_err(unavailable)
         };
-        tokio::time::timeout(CALL_TIMEOUT, call)
+        tokio::time::timeout(deadline, call)
             .await
             .map_err(|_| StoreError::Unavailable("redis call timed out".into()))?
     }
@@ -82,11 +90,11 @@ impl RedisStore {
             .map_err(|_| StoreError::Unavailable("redis call timed out".into()))?
     }
 
-    /// How long `key` still lives; `None` when it does not exist.
-    pub async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+    /// How long `key` still lives (`None` when it does not exist), asked within `deadline`.
+    pub async fn ttl(&self, key: &str, deadline: Duration) -> Result<Option<Duration>, StoreError> {
         let key = self.key(key);
         let (millis,): (i64,) = self
-            .run(|| redis::pipe().cmd("PTTL").arg(&key).clone())
+            .run_within(deadline, || redis::pipe().cmd("PTTL").arg(&key).clone())
             .await?;
         Ok(u64::try_from(millis).ok().map(Duration::from_millis))
     }

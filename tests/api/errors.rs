@@ -1,6 +1,6 @@
 use futures_util::stream;
 
-use crate::helpers::{assert_problem, draft, spawn_app};
+use crate::helpers::{assert_problem, draft, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn unknown_route_is_a_404_problem() {
@@ -102,7 +102,13 @@ async fn every_response_gets_a_request_id() {
 
 #[tokio::test]
 async fn an_http2_body_without_a_length_is_limited_too() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|f| {
+        f.merge(figment::providers::Serialized::default(
+            "server.http2_cleartext",
+            true,
+        ))
+    })
+    .await;
     let limit = app.state.settings.server.body_limit_bytes;
     // HTTP/2 over plain TCP: the body is DATA frames, with neither Content-Length nor chunking.
     let h2 = reqwest::Client::builder()

@@ -212,6 +212,16 @@ async fn failed_authentications_cool_the_address_down_whatever_it_sends_next() {
     )
     .await;
     assert_eq!(retry, 1);
+    // Every path that looks at a credential is closed to it, the landing page included.
+    let landing = app
+        .client
+        .get(app.url("/"))
+        .header("authorization", format!("apikey {}", owner.api_key))
+        .header("x-forwarded-for", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landing.status(), 429);
     // A bad bearer token and a bad refresh token count the same way (from another address).
     for _ in 0..4 {
         let resp = app

@@ -182,7 +182,12 @@ pub async fn create(
         allowed_ips.as_ref(),
     )
     .await?;
-    audit::write(&txn, ctx, key_event(audit::action::API_KEY_CREATED, &created.0)).await?;
+    audit::write(
+        &txn,
+        ctx,
+        key_event(audit::action::API_KEY_CREATED, &created.0),
+    )
+    .await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -318,7 +323,12 @@ pub async fn revoke(
     .update(&txn)
     .await?;
     let revoked = info(row, tenant_slug)?;
-    audit::write(&txn, ctx, key_event(audit::action::API_KEY_REVOKED, &revoked)).await?;
+    audit::write(
+        &txn,
+        ctx,
+        key_event(audit::action::API_KEY_REVOKED, &revoked),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -342,7 +352,12 @@ pub async fn rotate(
     let allowed_ips = Set(stored_allowed_ips(allowed_ips.as_ref())?);
     let txn = db.begin_write().await?;
     let rotated = reissue(&txn, verifier, row, tenant_slug, allowed_ips).await?;
-    audit::write(&txn, ctx, key_event(audit::action::API_KEY_ROTATED, &rotated.0)).await?;
+    audit::write(
+        &txn,
+        ctx,
+        key_event(audit::action::API_KEY_ROTATED, &rotated.0),
+    )
+    .await?;
     txn.commit().await?;
     Ok(rotated)
 }
