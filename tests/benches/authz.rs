@@ -80,6 +80,7 @@ fn bench(c: &mut Criterion) {
         state.authz.clone(),
         state.db.clone(),
         ironquill::api::tenant_routes(),
+        state.audit.clone(),
     )
     .transform(make_sync(|_| "ok"));
     c.bench_function("bare_endpoint", |b| {
