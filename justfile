@@ -42,6 +42,11 @@ docs:
 fuzz-api seconds="120":
     .ci/api-fuzz {{seconds}}
 
+# Check the Prometheus alert rules and run their tests (needs promtool: Debian `prometheus`).
+alerts:
+    promtool check rules config/alerts.yml
+    promtool test rules tests/alerts/alerts.test.yml
+
 # What CI runs.
 ci:
     bash .ci/run

@@ -15,7 +15,7 @@ use crate::{
     },
     db::{BeginWrite, entities::Role},
     domain::{
-        TenantScope, audit, members, memberships,
+        TenantScope, audit, members, memberships, retention,
         tenants::{self, TenantSlug},
         users::{self, Email},
     },
@@ -137,4 +137,12 @@ async fn issue_cli_key(
         user_id,
         api_key: secret.expose_secret().to_owned(),
     })
+}
+
+/// Deletes what is past keeping (see [`crate::domain::retention`]).
+pub async fn purge(state: &AppState) -> anyhow::Result<retention::Purged> {
+    let days = state.settings.audit.retention_days;
+    retention::purge(&state.db, chrono::Utc::now(), days)
+        .await
+        .map_err(cli_error)
 }

@@ -20,7 +20,7 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
-    /// Operator tasks; each prints {"tenant", "user_id", "api_key"} as JSON.
+    /// Operator tasks; each prints its result as JSON.
     #[command(subcommand)]
     Admin(AdminCommand),
 }
@@ -44,4 +44,7 @@ pub enum AdminCommand {
         #[arg(long)]
         role: String,
     },
+    /// Delete audit events past audit.retention_days, and expired sessions, refresh tokens and
+    /// invitations (the server also does this hourly); prints how many of each.
+    Purge,
 }

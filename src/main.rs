@@ -40,17 +40,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Logs go to stderr so stdout is only the JSON a script reads.
             telemetry::init_with_writer(&settings.log, std::io::stderr)?;
             let state = AppState::connect(settings).await?;
-            let issued = match cmd {
+            let printed = match cmd {
                 AdminCommand::Bootstrap { tenant, email } => {
-                    admin::bootstrap(&state, &tenant, &email).await?
+                    serde_json::to_string(&admin::bootstrap(&state, &tenant, &email).await?)?
                 }
                 AdminCommand::AddUser {
                     tenant,
                     email,
                     role,
-                } => admin::add_user(&state, &tenant, &email, &role).await?,
+                } => {
+                    serde_json::to_string(&admin::add_user(&state, &tenant, &email, &role).await?)?
+                }
+                AdminCommand::Purge => serde_json::to_string(&admin::purge(&state).await?)?,
             };
-            println!("{}", serde_json::to_string(&issued)?);
+            println!("{printed}");
             Ok(())
         }
         Command::Serve => {

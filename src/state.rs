@@ -95,6 +95,7 @@ impl AppState {
         let limiter = RateLimiter::new(&settings.rate_limit, &store);
         let audit = Arc::new(AuditLog::new(db.clone()));
         forget_idle_periodically(&limiter);
+        purge_periodically(db.clone(), settings.audit.retention_days);
         let auth = Arc::new(Authenticator {
             keys: keys.clone(),
             tokens: tokens.clone(),
@@ -134,6 +135,26 @@ fn forget_idle_periodically(limiter: &Arc<RateLimiter>) {
                 return;
             };
             limiter.forget_idle();
+        }
+    });
+}
+
+/// Deletes what is past keeping once an hour, from the first hour on (every instance does;
+/// the deletes are idempotent).
+fn purge_periodically(db: DatabaseConnection, retention_days: u32) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if db.ping().await.is_err() {
+                continue;
+            }
+            match crate::domain::retention::purge(&db, chrono::Utc::now(), retention_days).await {
+                Ok(purged) => tracing::info!(?purged, "purged expired records"),
+                Err(err) => tracing::warn!(error = %err, "purge failed; retrying in an hour"),
+            }
         }
     });
 }

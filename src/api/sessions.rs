@@ -117,7 +117,7 @@ impl SessionsApi {
         let state = &self.state;
         // Resolved here rather than by the middleware: a browser whose access token has
         // expired must still be able to end its session with the refresh cookie.
-        let (session_id, token_id) = match state.auth.resolve(req).await {
+        let (session_id, token_id, user_id) = match state.auth.resolve(req).await {
             Ok(principal) => {
                 let grant = principal.session().ok_or_else(|| {
                     ApiError::BadRequest(
@@ -127,7 +127,7 @@ impl SessionsApi {
                 if grant.via_cookie && !state.auth.csrf_ok(req) {
                     return Err(csrf_failed());
                 }
-                (grant.session_id, Some(grant.token_id))
+                (grant.session_id, Some(grant.token_id), principal.user_id)
             }
             Err(ApiError::Unauthorized) => {
                 let refresh = jar.get(cookies::REFRESH).ok_or(ApiError::Unauthorized)?;
@@ -140,11 +140,11 @@ impl SessionsApi {
                     state.auth.failed(req, "refresh_token", "unknown").await;
                     return Err(ApiError::Unauthorized);
                 };
-                (session.id, None)
+                (session.id, None, session.user_id)
             }
             Err(other) => return Err(other),
         };
-        let ctx = audit_context(req);
+        let ctx = audit_context(req).as_user(user_id);
         sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
         cookies::clear_session(jar);
         Ok(LoggedOut::Done)

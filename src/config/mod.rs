@@ -91,6 +91,15 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Audit events older than this are deleted (with expired sessions, refresh tokens and
+    /// invitations) by the hourly purge and by `ironquill admin purge`.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -346,6 +355,11 @@ impl Settings {
         self.server.trusted_proxy_networks()?;
         self.auth.validate(production)?;
         self.rate_limit.validate()?;
+        if !(1..=36_500).contains(&self.audit.retention_days) {
+            return Err(ConfigError::new(
+                "audit.retention_days must be between 1 and 36500",
+            ));
+        }
         if self
             .server
             .public_url

@@ -10,6 +10,7 @@ pub mod members;
 pub mod memberships;
 pub mod pagination;
 pub mod posts;
+pub mod retention;
 mod scope;
 pub mod tenants;
 pub mod users;

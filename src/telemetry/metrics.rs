@@ -29,6 +29,8 @@ pub fn install() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
             }
+            // Present from the start at 0, so that `increase()` sees the first event.
+            metrics::counter!("refresh_token_reuse_total").absolute(0);
             handle
         })
         .clone()

@@ -671,3 +671,40 @@ fn secrets_are_not_echoed_even_when_reported_above_their_key() {
         assert!(!stderr.contains(secret), "{key} leaked: {stderr}");
     }
 }
+
+#[test]
+fn admin_purge_prints_what_it_deleted_as_json() {
+    let (_dir, url) = sqlite_file();
+    let (code, _, stderr) = admin(
+        &url,
+        &["bootstrap", "--tenant", "acme", "--email", "a@example.com"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, stderr) = admin(&url, &["purge"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let fresh: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(
+        fresh,
+        serde_json::json!({"audit_events": 0, "sessions": 0, "refresh_tokens": 0, "invitations": 0})
+    );
+    // The bootstrap's event, aged past the retention.
+    let (code, stdout, stderr) = {
+        let out = ironquill()
+            .args(["admin", "purge"])
+            .env("APP__DATABASE__URL", &url)
+            .env("APP__AUDIT__RETENTION_DAYS", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0), "{stderr}");
+    let kept: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(
+        kept["audit_events"], 0,
+        "a day-old event is within a day's retention"
+    );
+}

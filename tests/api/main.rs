@@ -3,6 +3,7 @@
 //! `REDIS_URL` is set. Set `TEST_LOG=1` to see the application's logs.
 mod api_keys;
 mod api_keys_allowed_ips;
+mod audit;
 mod authentication;
 mod authorization;
 mod browser_sessions;

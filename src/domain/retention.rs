@@ -1,0 +1,78 @@
+//! What is deleted once it can no longer matter: audit events past `audit.retention_days`,
+//! sessions (with their refresh tokens) past their expiry, refresh tokens past theirs, and
+//! invitations that expired unanswered or were answered longer ago than the retention.
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Query,
+};
+use serde::Serialize;
+
+use super::{Result, audit};
+use crate::db::{
+    BeginWrite,
+    entities::{invitation, refresh_token, session},
+};
+
+/// How many rows of each kind a purge deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    pub audit_events: u64,
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub invitations: u64,
+}
+
+/// Deletes what is past keeping at `now`, in one transaction.
+pub async fn purge(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    retention_days: u32,
+) -> Result<Purged> {
+    let cutoff = now - Duration::days(i64::from(retention_days));
+    let txn = db.begin_write().await?;
+    let audit_events = audit::purge_before(&txn, cutoff).await?;
+    // Refresh tokens past their expiry are worthless, spent or not; so are those of expired
+    // sessions, which go next.
+    // A subquery, not a list of ids: any number of sessions fits.
+    let expired_sessions = || {
+        Query::select()
+            .column(session::Column::Id)
+            .from(session::Entity)
+            .and_where(session::Column::ExpiresAt.lt(now))
+            .to_owned()
+    };
+    let refresh_tokens = refresh_token::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(refresh_token::Column::ExpiresAt.lt(now))
+                .add(refresh_token::Column::SessionId.in_subquery(expired_sessions())),
+        )
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    let sessions = session::Entity::delete_many()
+        .filter(session::Column::ExpiresAt.lt(now))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    let invitations = invitation::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(invitation::Column::AcceptedAt.is_null())
+                        .add(invitation::Column::ExpiresAt.lt(now)),
+                )
+                .add(invitation::Column::AcceptedAt.lt(cutoff)),
+        )
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok(Purged {
+        audit_events,
+        sessions,
+        refresh_tokens,
+        invitations,
+    })
+}
