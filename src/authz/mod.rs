@@ -13,7 +13,7 @@ pub mod routes;
 
 pub use access::TenantAccess;
 pub use middleware::TenantAuthz;
-pub use policy::{Authorizer, AuthzError, Snapshot, build_enforcer, parse_policy};
+pub use policy::{Authorizer, AuthzError, Grants, Snapshot, build_enforcer, parse_policy};
 pub use routes::{RouteTable, TenantRoute};
 
 use std::fmt;

@@ -1,7 +1,9 @@
 //! Authorization cost: `just bench` (or `cargo bench --bench authz`).
 //!
 //! - `enforce_10k_assignments`: one Casbin decision with the shipped model and policy and
-//!   10,000 role assignments (1,000 tenants of 10 members).
+//!   10,000 role assignments (1,000 tenants of 10 members), as the policy is compiled.
+//! - `decision_10k_assignments`, `decision_100k_assignments`: the decision requests take, from
+//!   the compiled policy (10,000 assignments over 100 tenants; 100,000 over 1,000).
 //! - `tenant_authz_middleware` vs `bare_endpoint`: the middleware in front of an endpoint that
 //!   does nothing, on SQLite in memory with the in-process store. The difference is the
 //!   per-request overhead: tenant lookup, policy epoch check, membership and route decisions.
@@ -10,8 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ironquill::{
     app::AppState,
     auth::Principal,
-    authz::{TenantAuthz, build_enforcer, parse_policy},
+    authz::{Grants, Snapshot, TenantAuthz, build_enforcer, parse_policy},
     config::{AppEnv, Settings},
+    db::entities::Role,
 };
 use poem::{Endpoint, Middleware, Request, endpoint::make_sync, http::Method};
 
@@ -51,6 +54,48 @@ fn bench(c: &mut Criterion) {
             assert!(allowed);
         })
     });
+
+    // The decision the middleware takes: Casbin's compiled answer for the member's role.
+    let known = ironquill::api::permissions();
+    let grants = std::sync::Arc::new(
+        rt.block_on(Grants::compile(&model, &policy, &known))
+            .expect("grants"),
+    );
+    let update_any = ironquill::authz::Permission::new("posts", "update_any");
+    for (members, tenants) in [(10_000u32, 100u32), (100_000, 1_000)] {
+        let roles = [
+            Role::Owner,
+            Role::Admin,
+            Role::Editor,
+            Role::Author,
+            Role::Viewer,
+        ];
+        let ids: Vec<(uuid::Uuid, uuid::Uuid)> = (0..members)
+            .map(|i| {
+                (
+                    uuid::Uuid::new_v4(),
+                    uuid::Uuid::from_u128(u128::from(i % tenants)),
+                )
+            })
+            .collect();
+        let assigned = ids
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (*key, roles[i % roles.len()]))
+            .collect();
+        let snapshot = Snapshot::of(grants.clone(), assigned);
+        // ids[2] is an editor (2 % 5): allowed.
+        let (user, tenant) = ids[2];
+        c.bench_function(&format!("decision_{}k_assignments", members / 1000), |b| {
+            b.iter(|| {
+                assert!(snapshot.allows(
+                    std::hint::black_box(user),
+                    std::hint::black_box(tenant),
+                    update_any
+                ))
+            })
+        });
+    }
 
     let (state, principal) = rt.block_on(async {
         let settings = Settings::from_figment(Settings::figment(AppEnv::Test), AppEnv::Test)
