@@ -47,6 +47,11 @@ alerts:
     promtool check rules config/alerts.yml
     promtool test rules tests/alerts/alerts.test.yml
 
+# HTTP throughput of the release server with wrk (Debian `wrk`), as ratios taken in one run;
+# also on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set.
+bench-http seconds="10":
+    python3 tests/benches/bench_http.py {{seconds}}
+
 # What CI runs.
 ci:
     bash .ci/run

@@ -106,9 +106,18 @@ pub async fn add_user(
         .ok_or_else(|| anyhow!("--tenant: no tenant with slug {tenant_slug:?}"))?;
     let (user, _) = users::find_or_create_by_email(&txn, &email).await?;
     // The same call the members API makes, with its last-owner guard; all or nothing.
-    members::grant_in(&txn, &scope, user.id, role)
+    let previous = members::grant_in(&txn, &scope, user.id, role)
         .await
         .map_err(|e| anyhow!("{}: {}", email.as_str(), cli_error(e)))?;
+    if previous != Some(role) {
+        let event = audit::Event::success(audit::action::MEMBER_ROLE_CHANGED)
+            .in_tenant(scope.id())
+            .target("user", user.id)
+            .detail(serde_json::json!({ "from": previous, "to": role }));
+        audit::write(&txn, &audit::Context::operator(), event)
+            .await
+            .map_err(cli_error)?;
+    }
     let issued = issue_cli_key(&txn, state.keys.as_ref(), &scope, user.id).await?;
     txn.commit().await.context("could not commit")?;
     // With Redis, running servers pick the new role up on their next request.
@@ -124,14 +133,23 @@ async fn issue_cli_key(
 ) -> anyhow::Result<Issued> {
     let label = format!("{}{}", api_keys::CLI_LABEL_PREFIX, tenant.slug());
     let slug = tenant.slug().to_owned();
-    let (_, secret) = match api_keys::find_active_by_label(db, user_id, tenant.id(), &label).await?
-    {
-        Some(existing) => api_keys::replace_secret(db, keys, existing, slug.clone()).await,
-        None => {
-            api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None, None).await
-        }
-    }
-    .map_err(cli_error)?;
+    let existing = api_keys::find_active_by_label(db, user_id, tenant.id(), &label).await?;
+    let (action, issued) = match existing {
+        Some(existing) => (
+            audit::action::API_KEY_ROTATED,
+            api_keys::replace_secret(db, keys, existing, slug.clone()).await,
+        ),
+        None => (
+            audit::action::API_KEY_CREATED,
+            api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None, None)
+                .await,
+        ),
+    };
+    let (info, secret) = issued.map_err(cli_error)?;
+    let event = api_keys::key_event(action, &info);
+    audit::write(db, &audit::Context::operator(), event)
+        .await
+        .map_err(cli_error)?;
     Ok(Issued {
         tenant: slug,
         user_id,

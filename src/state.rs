@@ -139,13 +139,14 @@ fn forget_idle_periodically(limiter: &Arc<RateLimiter>) {
     });
 }
 
-/// Deletes what is past keeping once an hour, from the first hour on (every instance does;
-/// the deletes are idempotent).
+/// Deletes what is past keeping a minute after start, then hourly (every instance does; the
+/// deletes are idempotent). The first run is early so that instances restarted more often
+/// than hourly still purge.
 fn purge_periodically(db: DatabaseConnection, retention_days: u32) {
     tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
         loop {
             tick.tick().await;
             if db.ping().await.is_err() {

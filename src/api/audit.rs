@@ -152,7 +152,7 @@ impl AuditApi {
     }
 
     /// Your own security events, newest first: logins, logouts, refresh-token reuse and your
-    /// API keys' creation, rotation and revocation.
+    /// API keys' creation, rotation and revocation. In a session only (not with an API key).
     #[oai(path = "/api/v1/me/security-events", method = "get")]
     async fn my_events(
         &self,
@@ -162,6 +162,9 @@ impl AuditApi {
         /// Page size, 1 to 100.
         limit: Query<Option<u64>>,
     ) -> ApiResult<Json<AuditPage>> {
+        // A key acts in its one tenant; the user's sessions and keys everywhere are not its own.
+        auth.principal()
+            .require_session("read your security events")?;
         let (before, limit) = paging(cursor.0, limit.0)?;
         let filter = Filter {
             actor: Some(auth.principal().user_id),

@@ -58,9 +58,6 @@ impl<'a> ApiExtractor<'a> for TenantAccess {
     }
 }
 
-/// The `If-Match` request header (RFC 9110 §13.1.1), compared strongly with our `ETag`
-/// (`"<version>"`): `*` matches any current version; a list matches any version it names;
-/// weak, foreign or malformed tags match none.
 /// The audit context of the request (who, from where, which request), for handlers whose
 /// change is recorded in the audit trail.
 pub struct Audit(pub audit::Context);
@@ -71,6 +68,9 @@ impl<'a> poem::FromRequest<'a> for Audit {
     }
 }
 
+/// The `If-Match` request header (RFC 9110 §13.1.1), compared strongly with our `ETag`
+/// (`"<version>"`): `*` matches any current version; a list matches any version it names;
+/// weak, foreign or malformed tags match none.
 pub struct IfMatch(Option<Expected>);
 
 impl IfMatch {

@@ -107,6 +107,7 @@ impl LoginApi {
     #[allow(clippy::too_many_arguments)] // each argument is a documented request parameter
     async fn callback(
         &self,
+        req: &Request,
         provider: Path<String>,
         code: Query<Option<String>>,
         state: Query<Option<String>>,
@@ -125,6 +126,7 @@ impl LoginApi {
             error_description: error_description.0,
             binding: binding.as_deref(),
             audit: &audit.0,
+            sampling_key: ratelimit::sampling_key(req),
         };
         let signed_in = login::finish(&self.state, callback).await?;
         let (access, refresh) = (&signed_in.access_token, &signed_in.refresh_token);

@@ -140,6 +140,10 @@ impl SessionsApi {
                     state.auth.failed(req, "refresh_token", "unknown").await;
                     return Err(ApiError::Unauthorized);
                 };
+                if session.revoked_at.is_some() {
+                    state.auth.failed(req, "refresh_token", "revoked").await;
+                    return Err(ApiError::Unauthorized);
+                }
                 (session.id, None, session.user_id)
             }
             Err(other) => return Err(other),

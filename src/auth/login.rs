@@ -217,6 +217,8 @@ pub struct Callback<'a> {
     pub binding: Option<&'a str>,
     /// Who is logging in from where (the user is named once known).
     pub audit: &'a audit::Context,
+    /// Whom failed logins are sampled by ([`crate::ratelimit::sampling_key`]).
+    pub sampling_key: String,
 }
 
 /// A finished login: the user and the new session's tokens.
@@ -240,15 +242,22 @@ fn failed(reason: &'static str) -> impl FnOnce(ApiError) -> Failed {
 /// exchange and the ID token's validation; then the user, a new session, and the record.
 /// A failed login is recorded too (the first per client address and reason each minute).
 pub async fn finish(state: &AppState, callback: Callback<'_>) -> ApiResult<SignedIn> {
-    let (provider, ctx) = (callback.provider.to_owned(), callback.audit.clone());
+    // Only a configured provider's name: the path segment is whatever the client sent.
+    let provider = state
+        .providers
+        .get(callback.provider)
+        .map_or_else(|| "unknown".to_owned(), |p| p.name.clone());
+    let ctx = callback.audit.clone();
+    let key = format!("login:{}", callback.sampling_key);
     match attempt(state, callback).await {
         Ok(signed_in) => Ok(signed_in),
         Err(Failed { reason, error }) => {
-            let client = ctx.client_ip.clone().unwrap_or_default();
             let event = audit::Event::failure(audit::action::LOGIN)
                 .detail(serde_json::json!({ "provider": provider, "reason": reason }));
-            let key = format!("login:{client}:{reason}");
-            state.audit.sampled(key, &ctx, event).await;
+            state
+                .audit
+                .sampled(format!("{key}:{reason}"), &ctx, event)
+                .await;
             Err(error)
         }
     }

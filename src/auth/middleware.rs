@@ -139,12 +139,14 @@ impl Authenticator {
     /// against the address's failed-authentication quota.
     pub async fn failed(&self, req: &Request, credential: &'static str, reason: &'static str) {
         metrics::auth_failure(credential, reason);
-        let client = ratelimit::client_of(req);
         let event = audit::Event::failure(audit::action::AUTHENTICATION_FAILED)
             .detail(serde_json::json!({ "credential": credential, "reason": reason }));
-        let key = format!("authn:{client}:{credential}:{reason}");
+        let key = format!(
+            "authn:{}:{credential}:{reason}",
+            ratelimit::sampling_key(req)
+        );
         self.audit.sampled(key, &audit_context(req), event).await;
-        self.limiter.failed(&client).await;
+        self.limiter.failed(&ratelimit::client_of(req)).await;
     }
 
     async fn principal(

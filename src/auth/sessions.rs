@@ -239,7 +239,7 @@ pub async fn find_by_refresh(
 }
 
 /// Marks the session revoked and spends its live refresh tokens, recording `event` (about
-/// this session) in the same transaction.
+/// this session) in the same transaction if the session was live until now.
 pub async fn revoke_session(
     db: &DatabaseConnection,
     id: Uuid,
@@ -248,7 +248,7 @@ pub async fn revoke_session(
 ) -> domain::Result<Option<session::Model>> {
     let now = Utc::now();
     let txn = db.begin_write().await?;
-    session::Entity::update_many()
+    let revoked = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
         .filter(session::Column::Id.eq(id))
         .filter(session::Column::RevokedAt.is_null())
@@ -261,7 +261,10 @@ pub async fn revoke_session(
         .exec(&txn)
         .await?;
     let session = session::Entity::find_by_id(id).one(&txn).await?;
-    audit::write(&txn, ctx, event.target("session", id)).await?;
+    // Recorded once, when it happens: ending an ended session again is no event.
+    if revoked.rows_affected > 0 {
+        audit::write(&txn, ctx, event.target("session", id)).await?;
+    }
     txn.commit().await?;
     Ok(session)
 }

@@ -145,9 +145,9 @@ impl<E> TenantAuthzEndpoint<E> {
                 .detail(serde_json::json!({
                     "permission": permission.to_string(),
                     "method": req.method().as_str(),
-                    "path": path,
+                    "path": path.chars().take(128).collect::<String>(),
                 }));
-            let key = format!("denied:{user}:{permission}");
+            let key = format!("denied:{user}:{}:{permission}", access.scope.id());
             self.audit.sampled(key, &audit_context(req), event).await;
             return Err(denied);
         }

@@ -163,6 +163,7 @@ pub async fn write(db: &impl ConnectionTrait, ctx: &Context, event: Event) -> Re
 pub async fn record(db: &impl ConnectionTrait, ctx: &Context, event: Event) {
     let action = event.action;
     if let Err(err) = write(db, ctx, event).await {
+        crate::telemetry::metrics::audit_write_failed();
         tracing::error!(error = %err, action, "could not record an audit event");
     }
 }
@@ -170,10 +171,15 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &Context, event: Event) {
 /// How often one kind of repeated event is recorded per client.
 const SAMPLE_WINDOW: Duration = Duration::from_secs(60);
 
+/// At most this many sampled events per second per instance (bursts to a minute's worth):
+/// an attack from many addresses is still visible, but cannot turn into a write flood.
+const SAMPLED_PER_SECOND: u32 = 10;
+
 /// The audit trail of one instance, with the sampling of repeated events.
 pub struct AuditLog {
     db: DatabaseConnection,
     recent: Cache<String, ()>,
+    budget: governor::DefaultDirectRateLimiter,
 }
 
 impl AuditLog {
@@ -184,17 +190,30 @@ impl AuditLog {
                 .max_capacity(100_000)
                 .time_to_live(SAMPLE_WINDOW)
                 .build(),
+            budget: governor::RateLimiter::direct(
+                governor::Quota::per_second(nonzero(SAMPLED_PER_SECOND))
+                    .allow_burst(nonzero(SAMPLED_PER_SECOND * 60)),
+            ),
         }
     }
 
     /// Records `event` unless one with the same `key` (action, client, kind) was recorded in
-    /// the last minute by this instance; the metrics count every one.
+    /// the last minute by this instance, or the instance's budget for sampled events is spent
+    /// (counted in `audit_events_suppressed_total`); the metrics count every event anyway.
     pub async fn sampled(&self, key: String, ctx: &Context, event: Event) {
         if !self.recent.entry(key).or_insert(()).is_fresh() {
             return;
         }
+        if self.budget.check().is_err() {
+            crate::telemetry::metrics::audit_suppressed(event.action);
+            return;
+        }
         record(&self.db, ctx, event).await;
     }
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
 /// A page of events, newest first; `next_cursor` continues after the last one.

@@ -117,17 +117,23 @@ pub async fn change_role(
 
 /// Gives the user `role` in the tenant, as a new member or by changing the current role
 /// (with the same last-owner guard), inside the caller's transaction: the operator's CLI
-/// issues the user's key in the same one. After the commit, announce it with
-/// `authz.membership_changed()`.
+/// issues the user's key in the same one. Returns the role it replaced. After the commit,
+/// announce it with `authz.membership_changed()`.
 pub async fn grant_in(
     txn: &impl ConnectionTrait,
     scope: &TenantScope,
     user_id: Uuid,
     role: Role,
-) -> Result<()> {
+) -> Result<Option<Role>> {
     match locked_role(txn, scope, user_id).await {
-        Ok(current) => set_role_guarded(txn, scope, user_id, current, role).await,
-        Err(Error::NotFound) => Ok(memberships::set_role(txn, scope, user_id, role).await?),
+        Ok(current) => {
+            set_role_guarded(txn, scope, user_id, current, role).await?;
+            Ok(Some(current))
+        }
+        Err(Error::NotFound) => {
+            memberships::set_role(txn, scope, user_id, role).await?;
+            Ok(None)
+        }
         Err(other) => Err(other),
     }
 }

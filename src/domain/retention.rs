@@ -31,8 +31,9 @@ pub async fn purge(
     let cutoff = now - Duration::days(i64::from(retention_days));
     let txn = db.begin_write().await?;
     let audit_events = audit::purge_before(&txn, cutoff).await?;
-    // Refresh tokens past their expiry are worthless, spent or not; so are those of expired
-    // sessions, which go next.
+    // Unspent refresh tokens past their expiry are worthless, and so is every token of an
+    // expired session (which goes next). A spent token of a live session stays even past its
+    // own expiry: presenting it again is how reuse is detected and the session revoked.
     // A subquery, not a list of ids: any number of sessions fits.
     let expired_sessions = || {
         Query::select()
@@ -44,7 +45,11 @@ pub async fn purge(
     let refresh_tokens = refresh_token::Entity::delete_many()
         .filter(
             Condition::any()
-                .add(refresh_token::Column::ExpiresAt.lt(now))
+                .add(
+                    Condition::all()
+                        .add(refresh_token::Column::SpentAt.is_null())
+                        .add(refresh_token::Column::ExpiresAt.lt(now)),
+                )
                 .add(refresh_token::Column::SessionId.in_subquery(expired_sessions())),
         )
         .exec(&txn)

@@ -42,9 +42,10 @@ struct Ledger {
 /// A refusal goes into the audit trail: the first per client and policy each minute.
 async fn record_refusal(audit: &AuditLog, req: &Request, decision: &Decision) {
     let policy = decision.policy.name();
-    let key = format!("ratelimit:{}:{policy}", client_of(req));
+    let key = format!("ratelimit:{}:{policy}", sampling_key(req));
+    let path: String = req.uri().path().chars().take(PATH_IN_DETAIL).collect();
     let event = audit::Event::denied(audit::action::RATE_LIMITED)
-        .detail(serde_json::json!({ "policy": policy, "path": req.uri().path() }));
+        .detail(serde_json::json!({ "policy": policy, "path": path }));
     audit.sampled(key, &audit_context(req), event).await;
 }
 
@@ -68,6 +69,15 @@ fn client_ip(req: &Request) -> Option<std::net::IpAddr> {
         .get::<ClientIp>()
         .map(|c| c.0)
         .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()))
+}
+
+/// How much of a path an audit detail keeps (a path may be kilobytes long).
+const PATH_IN_DETAIL: usize = 128;
+
+/// Whom repeated audit events are sampled by: the client's /48 for IPv6 (where one host could
+/// rotate through many /64s), its address for IPv4.
+pub fn sampling_key(req: &Request) -> String {
+    site_of(req).unwrap_or_else(|| client_of(req))
 }
 
 /// The rate-limit bucket of the request's client.

@@ -22,7 +22,9 @@ mod local;
 mod middleware;
 mod shared;
 
-pub use middleware::{PrincipalLimit, RateLimit, client_of, credentialed, site_of, spend};
+pub use middleware::{
+    PrincipalLimit, RateLimit, client_of, credentialed, sampling_key, site_of, spend,
+};
 
 /// What is being limited. The name appears in the `RateLimit-Policy` / `RateLimit` fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

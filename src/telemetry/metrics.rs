@@ -30,7 +30,9 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
             }
             // Present from the start at 0, so that `increase()` sees the first event.
-            metrics::counter!("refresh_token_reuse_total").absolute(0);
+            for counter in ["refresh_token_reuse_total", "audit_write_failures_total"] {
+                metrics::counter!(counter).absolute(0);
+            }
             handle
         })
         .clone()
@@ -43,10 +45,11 @@ pub fn render(handle: &PrometheusHandle, db: &DatabaseConnection) -> String {
             let pool = db.get_postgres_connection_pool();
             (pool.size(), pool.num_idle())
         }
-        _ => {
+        sea_orm::DatabaseBackend::Sqlite => {
             let pool = db.get_sqlite_connection_pool();
             (pool.size(), pool.num_idle())
         }
+        _ => (0, 0),
     };
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle));
@@ -79,6 +82,16 @@ pub fn authz_denied(permission: impl std::fmt::Display) {
 
 pub fn rate_limited(policy: &'static str) {
     metrics::counter!("rate_limited_total", "policy" => policy).increment(1);
+}
+
+/// A sampled audit event not written: the instance's budget for them was spent.
+pub fn audit_suppressed(action: &'static str) {
+    metrics::counter!("audit_events_suppressed_total", "action" => action).increment(1);
+}
+
+/// An audit event that could not be written (outside a change: the change fails with it).
+pub fn audit_write_failed() {
+    metrics::counter!("audit_write_failures_total").increment(1);
 }
 
 pub fn refresh_token_reuse() {

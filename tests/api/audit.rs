@@ -41,8 +41,22 @@ async fn trail(app: &TestApp, key: &str, query: &str) -> reqwest::Response {
     app.get_with_key(&path, key).await
 }
 
-/// Every event of the tenant with `action`, newest first.
+/// Every event of the tenant with `action` by a user (not the operator's CLI), newest first.
 async fn events(app: &TestApp, key: &str, action: &str) -> Vec<Value> {
+    let resp = trail(app, key, &format!("?action={action}&limit=100")).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor_user_id"].is_string())
+        .cloned()
+        .collect()
+}
+
+/// Every event of the tenant with `action`, the operator's included.
+async fn all_events(app: &TestApp, key: &str, action: &str) -> Vec<Value> {
     let resp = trail(app, key, &format!("?action={action}&limit=100")).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
@@ -164,10 +178,18 @@ async fn api_key_events_are_recorded_without_any_secret() {
     ] {
         assert!(!everything.contains(secret));
     }
-    // The user sees them on their own page too.
+    // The user sees them on their own page too, in a session (a key is refused: it acts
+    // in its one tenant only).
+    let page = "/api/v1/me/security-events";
+    assert_problem(app.get_with_key(page, owner).await, 403).await;
+    let session = app.session_for(team.owner_id.parse().unwrap());
     let mine: Value = app
-        .get_with_key("/api/v1/me/security-events", owner)
+        .client
+        .get(app.url(page))
+        .bearer_auth(session)
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -209,7 +231,24 @@ async fn logins_and_logouts_appear_on_the_users_security_page() {
     assert_eq!(login["detail"], json!({"provider": "fake"}));
     assert_eq!(login["client_ip"], "127.0.0.1");
 
+    let refresh_cookie = browser.cookies["__Host-iq_refresh"].clone();
+    let csrf = browser.cookies["__Host-iq_csrf"].clone();
     assert_eq!(browser.post(&app, "/auth/logout", true).await.status(), 204);
+    // Replaying the logout with the dead refresh cookie ends nothing and records nothing.
+    for _ in 0..3 {
+        let replay = app
+            .client
+            .post(app.url("/auth/logout"))
+            .header(
+                "cookie",
+                format!("__Host-iq_refresh={refresh_cookie}; __Host-iq_csrf={csrf}"),
+            )
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), 401);
+    }
     let [logout] = rows(&app, "logout").await.try_into().unwrap();
     assert_eq!(
         logout.target_id,
@@ -301,14 +340,22 @@ async fn the_trail_is_paginated_newest_first_and_filtered() {
     }
     // Pages of two, following the cursor, give every event once, newest first.
     let mut seen = Vec::new();
-    let mut query = "?action=member_role_changed&limit=2".to_owned();
+    let mut query = format!(
+        "?action=member_role_changed&actor={}&limit=2",
+        team.owner_id
+    );
     loop {
         let page: Value = trail(app, owner, &query).await.json().await.unwrap();
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
         match page["next_cursor"].as_str() {
-            Some(cursor) => query = format!("?action=member_role_changed&limit=2&cursor={cursor}"),
+            Some(cursor) => {
+                query = format!(
+                    "?action=member_role_changed&actor={}&limit=2&cursor={cursor}",
+                    team.owner_id
+                )
+            }
             None => break,
         }
     }
@@ -536,4 +583,66 @@ async fn a_session_s_tenant_invitation_refresh_reuse_and_logout_all_are_recorded
         204
     );
     assert!(!rows(&app, "logout_all").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_operators_cli_changes_are_in_the_trail_too() {
+    let team = Team::new().await;
+    let app = &team.app;
+    let owner = team.key("owner");
+    // Five users added with a role, six CLI keys issued in acme (the owner's and five more).
+    let roles = all_events(app, owner, "member_role_changed").await;
+    assert_eq!(roles.len(), 5);
+    let keys = all_events(app, owner, "api_key_created").await;
+    assert_eq!(keys.len(), 6);
+    for event in roles.iter().chain(&keys) {
+        assert!(event["actor_user_id"].is_null());
+        assert_eq!(event["user_agent"], "ironquill admin (command line)");
+    }
+    assert!(
+        roles
+            .iter()
+            .any(|e| e["detail"] == json!({"from": null, "to": "viewer"}))
+    );
+}
+
+#[tokio::test]
+async fn the_purge_keeps_spent_refresh_tokens_of_live_sessions_for_reuse_detection() {
+    let idp = FakeOidc::start().await;
+    let app =
+        spawn_app_with(|f| f.merge(Serialized::default("auth.providers.fake", idp.settings())))
+            .await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    let spent = browser.cookies["__Host-iq_refresh"].clone();
+    assert_eq!(
+        browser.post(&app, "/auth/refresh", true).await.status(),
+        200
+    );
+    // The spent token's own expiry passes; its session lives on.
+    app.db
+        .execute_unprepared(
+            "UPDATE refresh_tokens SET expires_at = '2020-01-01T00:00:00Z' WHERE spent_at IS NOT NULL",
+        )
+        .await
+        .unwrap();
+    ironquill::admin::purge(&app.state).await.unwrap();
+    let reused = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("x-refresh-token", &spent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 401);
+    assert_eq!(
+        rows(&app, "refresh_token_reuse").await.len(),
+        1,
+        "still detected"
+    );
+    // The session is over: the holder of the current token is refused too.
+    assert_eq!(
+        browser.post(&app, "/auth/refresh", true).await.status(),
+        401
+    );
 }

@@ -193,7 +193,7 @@ pub async fn create(
 }
 
 /// The record of a change to a key: which key, in which tenant, with what (never its secret).
-fn key_event(action: &'static str, key: &ApiKeyInfo) -> audit::Event {
+pub fn key_event(action: &'static str, key: &ApiKeyInfo) -> audit::Event {
     audit::Event::success(action)
         .in_tenant(key.tenant_id)
         .target("api_key", key.id)

@@ -8,6 +8,6 @@ mod verify;
 pub use allowed_ips::AllowedIps;
 pub use manage::{
     ApiKeyInfo, CLI_LABEL_PREFIX, KeyScope, NewApiKey, create, find_active_by_label, insert_key,
-    list, replace_secret, revoke, rotate,
+    key_event, list, replace_secret, revoke, rotate,
 };
 pub use verify::{KeyVerifier, VerifyError};
