@@ -56,7 +56,7 @@ bench-http seconds="10":
 ci:
     bash .ci/run
 
-# Criterion benchmarks (API key verification, authorization, rate limiting; the Redis case
+# Criterion benchmarks (API key and token verification, authorization, rate limiting; the Redis case
 # runs when Redis answers at REDIS_URL or on 127.0.0.1:6379).
 bench:
-    cargo bench --bench api_keys --bench authz --bench rate_limit
+    cargo bench --bench api_keys --bench authz --bench tokens --bench rate_limit

@@ -1,7 +1,7 @@
 //! Our own access tokens: short-lived JWTs signed with Ed25519 (asymmetric, so services that
 //! only verify never hold a signing key), `kid` in the header so keys can rotate. The newest
 //! configured key signs; every configured key verifies; public halves are served as a JWKS.
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
@@ -55,6 +55,24 @@ pub struct TokenIssuer {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    verified: VerifiedTokens,
+}
+
+/// Tokens verified moments ago, by the SHA-256 of the whole token: a hit is the very string
+/// whose signature and claims were checked, so only the time is checked again (never past
+/// `exp`). Revocation is not cached: the caller checks the revocation list on every request.
+type VerifiedTokens = moka::sync::Cache<[u8; 32], Arc<AccessClaims>>;
+
+/// How long a verified token is remembered (bounded by its own expiry).
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: i64 = 5;
+
+fn verified_cache() -> VerifiedTokens {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(VERIFIED_TTL)
+        .build()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +172,7 @@ impl TokenIssuer {
             issuer: base.clone(),
             audience: format!("{base}/api"),
             ttl_secs: i64::try_from(auth.access_token_ttl_secs).unwrap_or(900),
+            verified: verified_cache(),
         })
     }
 
@@ -186,7 +205,23 @@ impl TokenIssuer {
     /// Validates signature (by `kid`, EdDSA only), issuer, audience and times. The caller
     /// answers 401 either way without saying what was wrong; [`Rejected::Expired`] only tells
     /// it that the token was genuine (an expired token is routine, not an attack).
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, Rejected> {
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Rejected> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified.get(&digest) {
+            return if claims.exp + LEEWAY_SECS > Utc::now().timestamp() {
+                Ok(claims)
+            } else {
+                Err(Rejected::Expired)
+            };
+        }
+        let claims = Arc::new(self.verify_signed(token)?);
+        self.verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    /// [`TokenIssuer::verify`] without the cache: the signature and every claim, each time.
+    pub fn verify_signed(&self, token: &str) -> Result<AccessClaims, Rejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| Rejected::Invalid)?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(Rejected::Invalid);
@@ -201,7 +236,7 @@ impl TokenIssuer {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => Rejected::Expired,
@@ -209,7 +244,7 @@ impl TokenIssuer {
             })?
             .claims;
         // Not issued in the future (beyond clock skew).
-        if claims.iat > Utc::now().timestamp() + 5 {
+        if claims.iat > Utc::now().timestamp() + LEEWAY_SECS {
             return Err(Rejected::Invalid);
         }
         Ok(claims)
@@ -241,6 +276,7 @@ mod tests {
             issuer: "https://iq.example".into(),
             audience: "https://iq.example/api".into(),
             ttl_secs: 900,
+            verified: verified_cache(),
         }
     }
 
@@ -256,6 +292,32 @@ mod tests {
         assert_eq!(back.sub, claims.sub);
         assert_eq!(back.sid, claims.sid);
         assert_eq!(back.exp - back.iat, 900);
+    }
+
+    #[test]
+    fn a_remembered_token_is_that_exact_string_and_nothing_near_it() {
+        let iss = issuer(vec![pair("a")]);
+        let (token, _) = iss.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        let first = iss.verify(&token).unwrap();
+        let again = iss.verify(&token).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second check is a cache hit"
+        );
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(iss.verify(&tampered).unwrap_err(), Rejected::Invalid);
+        // A token already expired is refused, and never remembered.
+        let expired = TokenIssuer {
+            ttl_secs: -60,
+            ..issuer(vec![pair("a")])
+        };
+        let (old, _) = expired.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        assert_eq!(expired.verify(&old).unwrap_err(), Rejected::Expired);
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(old.as_bytes()).into();
+        assert!(!expired.verified.contains_key(&digest));
     }
 
     #[test]
