@@ -38,12 +38,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let auth = state.auth.clone();
     let limiter = state.limiter.clone();
     let audit = state.audit.clone();
-    let authz = TenantAuthz::new(
-        state.authz.clone(),
-        state.db.clone(),
-        api::tenant_routes(),
-        state.audit.clone(),
-    );
+    let authz = TenantAuthz::new(&state, api::tenant_routes());
     let (api, spec) = api::service_and_document(state);
     let routes = RouteTemplates::from_openapi(&spec);
     let docs = api::docs_ui(&api, &spec);

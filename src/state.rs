@@ -12,7 +12,7 @@ use crate::{
     authz::Authorizer,
     config::{ConfigDir, Settings},
     db,
-    domain::audit::AuditLog,
+    domain::{audit::AuditLog, tenants::SlugCache},
     ratelimit::RateLimiter,
     store::Store,
 };
@@ -32,6 +32,8 @@ pub struct AppState {
     pub providers: Arc<Providers>,
     pub limiter: Arc<RateLimiter>,
     pub audit: Arc<AuditLog>,
+    /// Tenants by slug, briefly (the tenant middleware and the public pages).
+    pub tenant_slugs: SlugCache,
 }
 
 /// `server.public_url`, else `http://host:port` as configured.
@@ -112,6 +114,7 @@ impl AppState {
             providers,
             limiter,
             audit,
+            tenant_slugs: SlugCache::default(),
             authz: Arc::new(authz),
             settings: Arc::new(settings),
             public_url,

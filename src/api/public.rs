@@ -5,7 +5,7 @@ use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 use super::{ApiTags, Page};
 use crate::{
     db::entities::post,
-    domain::{PageRequest, posts, tenants},
+    domain::{PageRequest, posts},
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -58,7 +58,10 @@ impl PublicApi {
     ) -> ApiResult<Json<Page<PublicPost>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
         let db = &self.state.db;
-        let scope = tenants::resolve(db, &tenant.0)
+        let scope = self
+            .state
+            .tenant_slugs
+            .resolve(db, &tenant.0)
             .await?
             .ok_or(ApiError::NotFound)?;
         let page = posts::list_published(db, &scope, page).await?;
@@ -75,7 +78,10 @@ impl PublicApi {
         slug: Path<String>,
     ) -> ApiResult<Json<PublicPost>> {
         let db = &self.state.db;
-        let scope = tenants::resolve(db, &tenant.0)
+        let scope = self
+            .state
+            .tenant_slugs
+            .resolve(db, &tenant.0)
             .await?
             .ok_or(ApiError::NotFound)?;
         let post = posts::find_published_by_slug(db, &scope, &slug.0)

@@ -1,7 +1,7 @@
 //! Enforcement on every `/api/v1/tenants/{tenant}/...` route, before any handler runs:
 //! resolve the tenant, check membership (404 for non-members: no existence oracle), then the
 //! route's permission (403 naming it). Routes without a permission are refused.
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use poem::{Endpoint, Middleware, Request, Result};
 use sea_orm::DatabaseConnection;
@@ -10,43 +10,31 @@ use super::{Authorizer, AuthzError, RouteTable, TenantAccess, perms, routes};
 use crate::{
     auth::Principal,
     domain::{
-        TenantScope,
         audit::{self, AuditLog},
-        tenants,
+        tenants::SlugCache,
     },
     error::ApiError,
     http::audit_context,
+    state::AppState,
     telemetry::metrics,
 };
-
-/// Tenants by slug, briefly: a slug never changes owner, and this spares a query per request.
-type TenantCache = moka::sync::Cache<String, TenantScope>;
-const TENANT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 pub struct TenantAuthz {
     authorizer: Arc<Authorizer>,
     db: DatabaseConnection,
     routes: Arc<RouteTable>,
-    tenants: TenantCache,
+    tenants: SlugCache,
     audit: Arc<AuditLog>,
 }
 
 impl TenantAuthz {
-    pub fn new(
-        authorizer: Arc<Authorizer>,
-        db: DatabaseConnection,
-        routes: RouteTable,
-        audit: Arc<AuditLog>,
-    ) -> Self {
+    pub fn new(state: &AppState, routes: RouteTable) -> Self {
         Self {
-            authorizer,
-            db,
-            audit,
+            authorizer: state.authz.clone(),
+            db: state.db.clone(),
+            audit: state.audit.clone(),
             routes: Arc::new(routes),
-            tenants: TenantCache::builder()
-                .max_capacity(10_000)
-                .time_to_live(TENANT_CACHE_TTL)
-                .build(),
+            tenants: state.tenant_slugs.clone(),
         }
     }
 }
@@ -71,7 +59,7 @@ pub struct TenantAuthzEndpoint<E> {
     authorizer: Arc<Authorizer>,
     db: DatabaseConnection,
     routes: Arc<RouteTable>,
-    tenants: TenantCache,
+    tenants: SlugCache,
     audit: Arc<AuditLog>,
 }
 
@@ -101,16 +89,11 @@ impl<E> TenantAuthzEndpoint<E> {
         slug: &str,
         principal: Principal,
     ) -> Result<TenantAccess, ApiError> {
-        let scope = match self.tenants.get(slug) {
-            Some(hit) => hit,
-            None => {
-                let found = tenants::resolve(&self.db, slug)
-                    .await?
-                    .ok_or(ApiError::NotFound)?;
-                self.tenants.insert(slug.to_owned(), found.clone());
-                found
-            }
-        };
+        let scope = self
+            .tenants
+            .resolve(&self.db, slug)
+            .await?
+            .ok_or(ApiError::NotFound)?;
         // A key bound to another tenant is useless here, and says nothing about this one.
         if !principal.can_reach(scope.id()) {
             return Err(ApiError::NotFound);

@@ -35,6 +35,42 @@ pub async fn resolve(db: &impl ConnectionTrait, slug: &str) -> Result<Option<Ten
     Ok(find_by_slug(db, slug).await?.map(scope_of))
 }
 
+/// Tenants by slug, for half a minute: a slug never changes tenant and tenants are not
+/// deleted, so this spares every tenant and public request a query. Shared by the tenant
+/// middleware and the public pages (one per process, in [`crate::state::AppState`]).
+#[derive(Clone)]
+pub struct SlugCache(moka::sync::Cache<String, TenantScope>);
+
+impl Default for SlugCache {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(30))
+                .build(),
+        )
+    }
+}
+
+impl SlugCache {
+    /// [`resolve`], remembered. Unknown slugs are not remembered (a tenant created meanwhile
+    /// is found at once, and a scan of made-up slugs cannot fill the cache).
+    pub async fn resolve(
+        &self,
+        db: &impl ConnectionTrait,
+        slug: &str,
+    ) -> Result<Option<TenantScope>> {
+        if let Some(hit) = self.0.get(slug) {
+            return Ok(Some(hit));
+        }
+        let found = resolve(db, slug).await?;
+        if let Some(scope) = &found {
+            self.0.insert(slug.to_owned(), scope.clone());
+        }
+        Ok(found)
+    }
+}
+
 /// Resolves a tenant by id (an invitation or key names its tenant by id).
 pub async fn resolve_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<TenantScope>> {
     Ok(tenant::Entity::find_by_id(id).one(db).await?.map(scope_of))

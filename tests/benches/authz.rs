@@ -121,13 +121,8 @@ fn bench(c: &mut Criterion) {
         req
     };
     let bare = make_sync(|_| "ok");
-    let guarded = TenantAuthz::new(
-        state.authz.clone(),
-        state.db.clone(),
-        ironquill::api::tenant_routes(),
-        state.audit.clone(),
-    )
-    .transform(make_sync(|_| "ok"));
+    let guarded =
+        TenantAuthz::new(&state, ironquill::api::tenant_routes()).transform(make_sync(|_| "ok"));
     c.bench_function("bare_endpoint", |b| {
         b.to_async(&rt)
             .iter(|| async { bare.call(request(&principal)).await.expect("ok") })
