@@ -7,6 +7,7 @@ mod m20261123_000001_initial;
 mod m20261124_000001_key_labels_per_tenant;
 mod m20261201_000001_api_key_allowed_ips;
 mod m20261202_000001_audit_trail;
+mod m20261203_000001_authz_changes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_key_labels_per_tenant::Migration),
             Box::new(m20261201_000001_api_key_allowed_ips::Migration),
             Box::new(m20261202_000001_audit_trail::Migration),
+            Box::new(m20261203_000001_authz_changes::Migration),
         ]
     }
 }

@@ -82,11 +82,14 @@ impl Grants {
     }
 }
 
+/// Each tenant's members and their roles. Per tenant behind an `Arc`, so a change to one
+/// tenant makes a new snapshot by replacing that tenant's map, not by copying every member.
+type Assignments = HashMap<Uuid, Arc<HashMap<Uuid, Role>>>;
+
 /// One consistent view of the policy and every role assignment.
 pub struct Snapshot {
     grants: Arc<Grants>,
-    /// Each member's role, by (user, tenant).
-    roles: HashMap<(Uuid, Uuid), Role>,
+    roles: Assignments,
     epoch: Option<Vec<u8>>,
     /// `authz_state.version` when loaded, and when last confirmed (unix millis).
     db_version: i64,
@@ -105,9 +108,16 @@ fn now_millis() -> i64 {
 impl Snapshot {
     /// A snapshot of these assignments, outside any `Authorizer` (benchmarks, tests).
     pub fn of(grants: Arc<Grants>, roles: HashMap<(Uuid, Uuid), Role>) -> Self {
+        let mut by_tenant: HashMap<Uuid, HashMap<Uuid, Role>> = HashMap::new();
+        for ((user, tenant), role) in roles {
+            by_tenant.entry(tenant).or_default().insert(user, role);
+        }
         Self {
             grants,
-            roles,
+            roles: by_tenant
+                .into_iter()
+                .map(|(t, m)| (t, Arc::new(m)))
+                .collect(),
             epoch: None,
             db_version: 0,
             confirmed_at: AtomicI64::new(0),
@@ -118,7 +128,8 @@ impl Snapshot {
     /// there. Not a member: denied.
     pub fn allows(&self, user: Uuid, tenant: Uuid, permission: Permission) -> bool {
         self.roles
-            .get(&(user, tenant))
+            .get(&tenant)
+            .and_then(|members| members.get(&user))
             .is_some_and(|role| self.grants.allows(*role, permission))
     }
 }
@@ -258,9 +269,10 @@ impl Authorizer {
         let db_version = memberships::version(&self.db)
             .await
             .map_err(anyhow::Error::from)?;
+        let roles = self.assignments_at(db_version).await?;
         let fresh = Arc::new(Snapshot {
             grants: self.grants.clone(),
-            roles: self.assignments().await?,
+            roles,
             epoch: Some(epoch),
             db_version,
             confirmed_at: AtomicI64::new(now_millis()),
@@ -302,14 +314,53 @@ impl Authorizer {
         Ok(epoch)
     }
 
-    async fn assignments(&self) -> anyhow::Result<HashMap<(Uuid, Uuid), Role>> {
+    /// The assignments as of `version`: the current snapshot's with only the tenants changed
+    /// since replaced, or, when the change log cannot say (first load, log pruned), all of
+    /// them read again.
+    async fn assignments_at(&self, version: i64) -> anyhow::Result<Assignments> {
+        let current = self.current.load_full();
+        let changed = if current.db_version < 0 {
+            None
+        } else {
+            memberships::changed_tenants(&self.db, current.db_version, version)
+                .await
+                .context("could not read the change log")?
+        };
+        let Some(changed) = changed else {
+            return self.all_assignments().await;
+        };
+        let mut roles = current.roles.clone();
+        for tenant in changed {
+            let members: HashMap<Uuid, Role> = memberships::roles_in(&self.db, tenant)
+                .await
+                .context("could not read memberships")?
+                .into_iter()
+                .map(|m| (m.user_id, m.role))
+                .collect();
+            if members.is_empty() {
+                roles.remove(&tenant);
+            } else {
+                roles.insert(tenant, Arc::new(members));
+            }
+        }
+        Ok(roles)
+    }
+
+    async fn all_assignments(&self) -> anyhow::Result<Assignments> {
         let rows = membership::Entity::find()
             .all(&self.db)
             .await
             .context("could not read memberships")?;
-        Ok(rows
+        let mut by_tenant: HashMap<Uuid, HashMap<Uuid, Role>> = HashMap::new();
+        for m in rows {
+            by_tenant
+                .entry(m.tenant_id)
+                .or_default()
+                .insert(m.user_id, m.role);
+        }
+        Ok(by_tenant
             .into_iter()
-            .map(|m| ((m.user_id, m.tenant_id), m.role))
+            .map(|(t, m)| (t, Arc::new(m)))
             .collect())
     }
 }

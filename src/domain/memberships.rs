@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Page, PageRequest, TenantOwned, TenantScope};
-use crate::db::entities::{Role, authz_state, membership, tenant};
+use crate::db::entities::{Role, authz_change, authz_state, membership, tenant};
 
 /// The user's role in the tenant, if a member.
 pub async fn role_of(
@@ -49,8 +49,10 @@ pub async fn of_user(
     Ok(Page::from_overfetch(rows, page))
 }
 
-/// Marks every policy snapshot stale.
-async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+/// Marks every policy snapshot stale, and records that `tenant` is what changed (instances
+/// then reload that tenant only). The update locks the version row until the transaction
+/// ends, so versions commit in order.
+async fn bump_version(db: &impl ConnectionTrait, tenant: Uuid) -> Result<(), sea_orm::DbErr> {
     authz_state::Entity::update_many()
         .col_expr(
             authz_state::Column::Version,
@@ -59,7 +61,47 @@ async fn bump_version(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
         .filter(authz_state::Column::Id.eq(1))
         .exec(db)
         .await?;
+    authz_change::ActiveModel {
+        version: Set(version(db).await?),
+        tenant_id: Set(tenant),
+        created_at: Set(chrono::Utc::now()),
+    }
+    .insert(db)
+    .await?;
     Ok(())
+}
+
+/// The tenants changed after version `after` up to `upto`, or `None` when the change log no
+/// longer covers all of them (pruned): the caller then reloads everything.
+pub async fn changed_tenants(
+    db: &impl ConnectionTrait,
+    after: i64,
+    upto: i64,
+) -> Result<Option<Vec<Uuid>>, sea_orm::DbErr> {
+    let changes = authz_change::Entity::find()
+        .filter(authz_change::Column::Version.gt(after))
+        .filter(authz_change::Column::Version.lte(upto))
+        .all(db)
+        .await?;
+    let expected = usize::try_from(upto - after).unwrap_or(usize::MAX);
+    if changes.len() != expected {
+        return Ok(None);
+    }
+    let mut tenants: Vec<Uuid> = changes.into_iter().map(|c| c.tenant_id).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    Ok(Some(tenants))
+}
+
+/// Every member of `tenant` with their role.
+pub async fn roles_in(
+    db: &impl ConnectionTrait,
+    tenant: Uuid,
+) -> Result<Vec<membership::Model>, sea_orm::DbErr> {
+    membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .all(db)
+        .await
 }
 
 /// The current version of all role assignments.
@@ -81,7 +123,7 @@ pub async fn remove(
         .filter(membership::Column::UserId.eq(user_id))
         .exec(db)
         .await?;
-    bump_version(db).await
+    bump_version(db, scope.id()).await
 }
 
 /// Makes the user a member with `role`, or changes the role of an existing member.
@@ -91,7 +133,7 @@ pub async fn set_role(
     user_id: Uuid,
     role: Role,
 ) -> Result<(), sea_orm::DbErr> {
-    bump_version(db).await?;
+    bump_version(db, scope.id()).await?;
     match membership::Entity::find_id_in(scope, user_id)
         .one(db)
         .await?

@@ -1,6 +1,7 @@
 //! What is deleted once it can no longer matter: audit events past `audit.retention_days`,
 //! sessions (with their refresh tokens) past their expiry, refresh tokens past theirs, and
-//! invitations that expired unanswered or were answered longer ago than the retention.
+//! invitations that expired unanswered or were answered longer ago than the retention, and the
+//! role-assignment change log past a day.
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Query,
@@ -10,7 +11,7 @@ use serde::Serialize;
 use super::{Result, audit};
 use crate::db::{
     BeginWrite,
-    entities::{invitation, refresh_token, session},
+    entities::{authz_change, invitation, refresh_token, session},
 };
 
 /// How many rows of each kind a purge deleted.
@@ -20,6 +21,9 @@ pub struct Purged {
     pub sessions: u64,
     pub refresh_tokens: u64,
     pub invitations: u64,
+    /// Entries of the role-assignment change log older than a day (an instance that far
+    /// behind reloads every assignment instead).
+    pub authz_changes: u64,
 }
 
 /// Deletes what is past keeping at `now`, in one transaction.
@@ -73,11 +77,17 @@ pub async fn purge(
         .exec(&txn)
         .await?
         .rows_affected;
+    let authz_changes = authz_change::Entity::delete_many()
+        .filter(authz_change::Column::CreatedAt.lt(now - Duration::days(1)))
+        .exec(&txn)
+        .await?
+        .rows_affected;
     txn.commit().await?;
     Ok(Purged {
         audit_events,
         sessions,
         refresh_tokens,
         invitations,
+        authz_changes,
     })
 }

@@ -96,3 +96,56 @@ async fn another_method_on_a_declared_route_is_a_405_listing_the_allowed_ones() 
         .unwrap();
     assert_problem(resp, 404).await;
 }
+
+/// A role change reloads only its tenant: the other tenants' assignments carry over, and a
+/// change log that no longer covers every version makes the instance read them all again.
+#[tokio::test]
+async fn role_changes_reload_their_tenant_and_a_gap_in_the_log_reloads_everything() {
+    use sea_orm::ConnectionTrait;
+    let team = Team::new().await;
+    let app = &team.app;
+    let owner = team.key("owner");
+    let post = json!({"title": "t", "slug": "by-bob", "body": "b"});
+    // Bob (author) may write; made a viewer, he may not, at once.
+    assert_eq!(
+        app.create_post(&team.bob, "acme", &post).await.status(),
+        201
+    );
+    let demoted = app.change_role(owner, "acme", &team.bob_id, "viewer").await;
+    assert_eq!(demoted.status(), 200);
+    let refused = json!({"title": "t", "slug": "by-bob-2", "body": "b"});
+    assert_eq!(
+        app.create_post(&team.bob, "acme", &refused).await.status(),
+        403
+    );
+    // The other tenant was carried over untouched.
+    let theirs = json!({"title": "t", "slug": "olga", "body": "b"});
+    let outsider = team.key("outsider");
+    assert_eq!(
+        app.create_post(outsider, "other", &theirs).await.status(),
+        201
+    );
+
+    // The log loses its entries: the next change cannot be applied alone.
+    app.db
+        .execute_unprepared("DELETE FROM authz_changes")
+        .await
+        .unwrap();
+    let restored = app.change_role(owner, "acme", &team.bob_id, "author").await;
+    assert_eq!(restored.status(), 200);
+    app.db
+        .execute_unprepared("DELETE FROM authz_changes")
+        .await
+        .unwrap();
+    let again = app.change_role(owner, "acme", &team.bob_id, "editor").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        app.create_post(&team.bob, "acme", &refused).await.status(),
+        201
+    );
+    let olga = json!({"title": "t", "slug": "olga-2", "body": "b"});
+    assert_eq!(
+        app.create_post(outsider, "other", &olga).await.status(),
+        201
+    );
+}

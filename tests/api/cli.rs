@@ -685,7 +685,7 @@ fn admin_purge_prints_what_it_deleted_as_json() {
     let fresh: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
     assert_eq!(
         fresh,
-        serde_json::json!({"audit_events": 0, "sessions": 0, "refresh_tokens": 0, "invitations": 0})
+        serde_json::json!({"audit_events": 0, "sessions": 0, "refresh_tokens": 0, "invitations": 0, "authz_changes": 0})
     );
     // The bootstrap's event, aged past the retention.
     let (code, stdout, stderr) = {

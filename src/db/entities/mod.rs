@@ -76,6 +76,7 @@ pub(crate) use {stamp, stamped, tenant_owned, versioned};
 
 pub mod api_key;
 pub mod audit_event;
+pub mod authz_change;
 pub mod authz_state;
 pub mod comment;
 pub mod identity;
