@@ -4,6 +4,8 @@
 //!   10,000 role assignments (1,000 tenants of 10 members), as the policy is compiled.
 //! - `decision_10k_assignments`, `decision_100k_assignments`: the decision requests take, from
 //!   the compiled policy (10,000 assignments over 100 tenants; 100,000 over 1,000).
+//! - `role_change_reload_100k_incremental` / `_full`: a role change and the next snapshot at
+//!   100,000 assignments over 1,000 tenants, with the change log and without it.
 //! - `tenant_authz_middleware` vs `bare_endpoint`: the middleware in front of an endpoint that
 //!   does nothing, on SQLite in memory with the in-process store. The difference is the
 //!   per-request overhead: tenant lookup, policy epoch check, membership and route decisions.
@@ -15,6 +17,7 @@ use ironquill::{
     authz::{Grants, Snapshot, TenantAuthz, build_enforcer, parse_policy},
     config::{AppEnv, Settings},
     db::entities::Role,
+    domain::TenantScope,
 };
 use poem::{Endpoint, Middleware, Request, endpoint::make_sync, http::Method};
 
@@ -133,5 +136,102 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// 100,000 members over 1,000 tenants, written in batches.
+async fn seed(state: &AppState) -> Vec<(TenantScope, uuid::Uuid)> {
+    use ironquill::db::entities::{membership, tenant, user};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let now = chrono::Utc::now();
+    let mut members = Vec::new();
+    for t in 0..1_000 {
+        let tenant_id = uuid::Uuid::now_v7();
+        tenant::Entity::insert(tenant::ActiveModel {
+            id: Set(tenant_id),
+            slug: Set(format!("t{t}")),
+            name: Set(format!("Tenant {t}")),
+            created_at: Set(now),
+        })
+        .exec(&state.db)
+        .await
+        .expect("tenant");
+        let users: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::now_v7()).collect();
+        user::Entity::insert_many(users.iter().map(|id| user::ActiveModel {
+            id: Set(*id),
+            email: Set(None),
+            display_name: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }))
+        .exec(&state.db)
+        .await
+        .expect("users");
+        membership::Entity::insert_many(users.iter().enumerate().map(|(i, id)| {
+            membership::ActiveModel {
+                tenant_id: Set(tenant_id),
+                user_id: Set(*id),
+                role: Set([Role::Owner, Role::Editor, Role::Viewer][i % 3]),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+        }))
+        .exec(&state.db)
+        .await
+        .expect("memberships");
+        if t % 100 == 0 {
+            let scope = ironquill::domain::tenants::resolve(&state.db, &format!("t{t}"))
+                .await
+                .expect("resolve")
+                .expect("tenant");
+            members.push((scope, users[1]));
+        }
+    }
+    members
+}
+
+/// What a role change costs until the instance decides with it, at 100,000 assignments: the
+/// change (one transaction), then the next snapshot; with the change log (one tenant read
+/// again) and without it (every assignment read again).
+fn reload(c: &mut Criterion) {
+    use ironquill::domain::memberships;
+    use sea_orm::ConnectionTrait;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (state, members) = rt.block_on(async {
+        let settings = Settings::from_figment(Settings::figment(AppEnv::Test), AppEnv::Test)
+            .expect("settings");
+        let state = AppState::connect(settings).await.expect("state");
+        let members = seed(&state).await;
+        state.authz.snapshot().await.expect("first load");
+        (state, members)
+    });
+    let write = ironquill::authz::Permission::new("posts", "create");
+    for (name, keep_log) in [
+        ("role_change_reload_100k_incremental", true),
+        ("role_change_reload_100k_full", false),
+    ] {
+        let mut flip = false;
+        c.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                flip = !flip;
+                let (state, (scope, user)) = (&state, &members[3]);
+                let role = if flip { Role::Editor } else { Role::Viewer };
+                async move {
+                    memberships::set_role(&state.db, scope, *user, role)
+                        .await
+                        .expect("change");
+                    if !keep_log {
+                        state
+                            .db
+                            .execute_unprepared("DELETE FROM authz_changes")
+                            .await
+                            .expect("forget");
+                    }
+                    state.authz.membership_changed().await;
+                    let snapshot = state.authz.snapshot().await.expect("reload");
+                    assert_eq!(snapshot.allows(*user, scope.id(), write), flip);
+                }
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench, reload);
 criterion_main!(benches);
