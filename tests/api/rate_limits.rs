@@ -124,13 +124,14 @@ async fn forwarded_for_from_an_untrusted_peer_does_not_change_the_bucket() {
 
 #[tokio::test]
 async fn authenticated_requests_are_limited_per_principal() {
-    let app = limited_app(json!({"per_principal": quota(2, 60)})).await;
+    // Two requests per two seconds: one allowance comes back each second.
+    let app = limited_app(json!({"per_principal": quota(2, 2)})).await;
     let owner = app.bootstrap("acme", "owner@example.com").await;
     let other = app.bootstrap("globex", "other@example.com").await;
     for _ in 0..2 {
         let resp = get_with_key_from(&app, &owner.api_key, ALICE).await;
         assert_eq!(resp.status(), 200);
-        assert!(field(&resp, "ratelimit-policy").contains("\"principal\";q=2;w=60"));
+        assert!(field(&resp, "ratelimit-policy").contains("\"principal\";q=2;w=2"));
     }
     // The key's budget follows it from any address; other principals are not affected.
     assert_limited(
@@ -157,12 +158,21 @@ async fn authenticated_requests_are_limited_per_principal() {
         me(app.session_for(owner.user_id)).await.unwrap().status(),
         200
     );
-    assert_limited(me(session).await.unwrap(), "principal").await;
+    assert_limited(me(session.clone()).await.unwrap(), "principal").await;
+    // Both budgets recover after their window.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(me(session).await.unwrap().status(), 200);
+    assert_eq!(
+        get_with_key_from(&app, &owner.api_key, ALICE)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn logins_callbacks_and_refreshes_have_a_strict_bucket_per_address() {
-    let app = limited_app(json!({"auth": quota(2, 60)})).await;
+    let app = limited_app(json!({"auth": quota(2, 2)})).await;
     let refresh = |client: &'static str| {
         app.client
             .post(app.url("/auth/refresh"))
@@ -183,6 +193,9 @@ async fn logins_callbacks_and_refreshes_have_a_strict_bucket_per_address() {
     // Only those endpoints: the rest of the service still answers that address.
     assert_eq!(get_from(&app, "/auth/providers", ALICE).await.status(), 200);
     assert_eq!(refresh(BOB).await.unwrap().status(), 401);
+    // An allowance comes back after half the window.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(refresh(ALICE).await.unwrap().status(), 401);
 }
 
 #[tokio::test]
