@@ -7,11 +7,7 @@ use crate::{auth::Principal, domain::audit, telemetry::RequestId};
 
 pub fn audit_context(req: &Request) -> audit::Context {
     let principal = req.extensions().get::<Principal>();
-    let client = req
-        .extensions()
-        .get::<ClientIp>()
-        .map(|c| c.0)
-        .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()));
+    let client = ClientIp::of(req);
     audit::Context {
         actor_user_id: principal.map(|p| p.user_id),
         actor_api_key_id: principal.and_then(|p| p.api_key()).map(|k| k.key_id),

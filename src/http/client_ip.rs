@@ -15,6 +15,15 @@ pub use crate::config::ForwardedHeader;
 pub struct ClientIp(pub IpAddr);
 
 impl ClientIp {
+    /// The client of `req`: set by [`ClientAddress`] on every request, else (a request built
+    /// outside the middleware stack) the peer.
+    pub fn of(req: &poem::Request) -> Option<IpAddr> {
+        req.extensions()
+            .get::<ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()))
+    }
+
     /// On this machine: loopback, in either IP version.
     pub fn is_loopback(&self) -> bool {
         self.0.to_canonical().is_loopback()
@@ -39,6 +48,12 @@ pub fn parse_network(entry: &str) -> Option<IpNet> {
         return Some(IpNet::V4(mapped));
     }
     Some(net)
+}
+
+/// The IPv6 network of `prefix` bits holding `v6`: one host usually holds a whole /64, a site
+/// a /48, so limits that counted single addresses could be rotated past.
+pub fn ipv6_network(v6: std::net::Ipv6Addr, prefix: u8) -> ipnet::Ipv6Net {
+    ipnet::Ipv6Net::new(v6, prefix).map_or_else(|_| ipnet::Ipv6Net::from(v6), |net| net.trunc())
 }
 
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,7 @@ mod timeout;
 
 pub use audit_context::audit_context;
 pub use body_limit::BodyLimit;
-pub use client_ip::{ClientAddress, ClientIp, TrustedProxies, parse_network};
+pub use client_ip::{ClientAddress, ClientIp, TrustedProxies, ipv6_network, parse_network};
 pub use head_limit::HeadLimits;
 pub use problem::ProblemDetails;
 pub use security_headers::SecurityHeaders;

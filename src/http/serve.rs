@@ -175,9 +175,7 @@ impl Connections {
     /// whole /64, as the rate limits assume too).
     fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Permit> {
         let ip = match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                ipnet::Ipv6Net::new(v6, 64).map_or(IpAddr::V6(v6), |net| IpAddr::V6(net.network()))
-            }
+            IpAddr::V6(v6) => IpAddr::V6(super::ipv6_network(v6, 64).network()),
             v4 => v4,
         };
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -277,6 +275,24 @@ impl Guarded {
         }
     }
 
+    /// After a write was polled: bytes written are activity; a write that waits past the
+    /// deadline fails (a client that does not read its response holds the connection no
+    /// longer).
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                self.activity(0, n > 0);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(Self::timed_out())),
+            other => other,
+        }
+    }
+
     fn timed_out() -> io::Error {
         io::Error::new(io::ErrorKind::TimedOut, "connection deadline passed")
     }
@@ -308,15 +324,8 @@ impl AsyncWrite for Guarded {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.activity(0, n > 0);
-                Poll::Ready(Ok(n))
-            }
-            // A client that does not read its response holds the connection no longer.
-            Poll::Pending if this.expired(cx) => Poll::Ready(Err(Self::timed_out())),
-            other => other,
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -333,14 +342,8 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.activity(0, n > 0);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending if this.expired(cx) => Poll::Ready(Err(Self::timed_out())),
-            other => other,
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

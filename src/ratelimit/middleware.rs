@@ -20,7 +20,7 @@ use crate::{
     auth::{Principal, cookies},
     domain::audit::{self, AuditLog},
     error::ApiError,
-    http::{ClientIp, audit_context},
+    http::{ClientIp, audit_context, ipv6_network},
     telemetry::{RequestId, metrics},
 };
 
@@ -64,13 +64,6 @@ impl Ledger {
     }
 }
 
-fn client_ip(req: &Request) -> Option<std::net::IpAddr> {
-    req.extensions()
-        .get::<ClientIp>()
-        .map(|c| c.0)
-        .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()))
-}
-
 /// How much of a path an audit detail keeps (a path may be kilobytes long).
 const PATH_IN_DETAIL: usize = 128;
 
@@ -82,16 +75,14 @@ pub fn sampling_key(req: &Request) -> String {
 
 /// The rate-limit bucket of the request's client.
 pub fn client_of(req: &Request) -> String {
-    client_ip(req).map_or_else(|| "unknown".to_owned(), client_key)
+    ClientIp::of(req).map_or_else(|| "unknown".to_owned(), client_key)
 }
 
 /// For an IPv6 client, its /48 (a site's usual allocation): where one client could rotate
 /// through many /64s, a second, wider bucket.
 pub fn site_of(req: &Request) -> Option<String> {
-    match client_ip(req)?.to_canonical() {
-        std::net::IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 48)
-            .ok()
-            .map(|net| net.trunc().to_string()),
+    match ClientIp::of(req)?.to_canonical() {
+        std::net::IpAddr::V6(v6) => Some(ipv6_network(v6, 48).to_string()),
         std::net::IpAddr::V4(_) => None,
     }
 }

@@ -125,10 +125,7 @@ impl Decision {
 pub fn client_key(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let net = ipnet::Ipv6Net::new(v6, 64).map(|n| n.trunc());
-            net.map_or_else(|_| v6.to_string(), |n| n.to_string())
-        }
+        IpAddr::V6(v6) => crate::http::ipv6_network(v6, 64).to_string(),
     }
 }
 

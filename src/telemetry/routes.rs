@@ -56,10 +56,10 @@ impl RouteTemplates {
 
     /// The template `path` matches, most literal segments winning; [`UNMATCHED`] if none.
     pub fn template(&self, path: &str) -> &'static str {
-        if let Some((_, label)) = PREFIXES
-            .iter()
-            .find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")))
-        {
+        if let Some((_, label)) = PREFIXES.iter().find(|(prefix, _)| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }) {
             return label;
         }
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
