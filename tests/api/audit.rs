@@ -43,16 +43,9 @@ async fn trail(app: &TestApp, key: &str, query: &str) -> reqwest::Response {
 
 /// Every event of the tenant with `action` by a user (not the operator's CLI), newest first.
 async fn events(app: &TestApp, key: &str, action: &str) -> Vec<Value> {
-    let resp = trail(app, key, &format!("?action={action}&limit=100")).await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["actor_user_id"].is_string())
-        .cloned()
-        .collect()
+    let mut all = all_events(app, key, action).await;
+    all.retain(|e| e["actor_user_id"].is_string());
+    all
 }
 
 /// Every event of the tenant with `action`, the operator's included.

@@ -99,10 +99,16 @@ fn port_is_honoured_as_hosting_platforms_set_it() {
 
 /// `admin ...` against a fresh SQLite file; returns (exit code, stdout, stderr).
 fn admin(db_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    admin_with(db_url, &[], args)
+}
+
+/// `admin` with extra environment variables.
+fn admin_with(db_url: &str, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
     let out = ironquill()
         .arg("admin")
         .args(args)
         .env("APP__DATABASE__URL", db_url)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -687,20 +693,9 @@ fn admin_purge_prints_what_it_deleted_as_json() {
         fresh,
         serde_json::json!({"audit_events": 0, "sessions": 0, "refresh_tokens": 0, "invitations": 0, "authz_changes": 0})
     );
-    // The bootstrap's event, aged past the retention.
-    let (code, stdout, stderr) = {
-        let out = ironquill()
-            .args(["admin", "purge"])
-            .env("APP__DATABASE__URL", &url)
-            .env("APP__AUDIT__RETENTION_DAYS", "1")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    // With a retention of one day, the bootstrap's fresh event is kept.
+    let retention = [("APP__AUDIT__RETENTION_DAYS", "1")];
+    let (code, stdout, stderr) = admin_with(&url, &retention, &["purge"]);
     assert_eq!(code, Some(0), "{stderr}");
     let kept: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
     assert_eq!(
