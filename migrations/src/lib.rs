@@ -8,6 +8,7 @@ mod m20261124_000001_key_labels_per_tenant;
 mod m20261201_000001_api_key_allowed_ips;
 mod m20261202_000001_audit_trail;
 mod m20261203_000001_authz_changes;
+mod m20261204_000001_list_indexes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_api_key_allowed_ips::Migration),
             Box::new(m20261202_000001_audit_trail::Migration),
             Box::new(m20261203_000001_authz_changes::Migration),
+            Box::new(m20261204_000001_list_indexes::Migration),
         ]
     }
 }

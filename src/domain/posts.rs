@@ -1,7 +1,7 @@
 //! Posts. Every query here is scoped by [`TenantScope`].
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder, Set, sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder, Select, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -20,12 +20,15 @@ pub async fn list_published(
     scope: &TenantScope,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
+    published_newest_first(scope).page(db, page).await
+}
+
+/// In the order of `ix_posts_tenant_status_published_id`, so a page reads only its rows.
+fn published_newest_first(scope: &TenantScope) -> Select<Posts> {
     Posts::find_in(scope)
         .filter(Column::Status.eq(PostStatus::Published))
         .order_by_desc(Column::PublishedAt)
         .order_by_desc(Column::Id)
-        .page(db, page)
-        .await
 }
 
 /// One published post of the tenant by slug.
@@ -92,12 +95,15 @@ pub async fn list(
     visibility: Visibility,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
+    visible_newest_first(scope, visibility).page(db, page).await
+}
+
+/// In the order of `ix_posts_tenant_created_id`; the visibility filter applies as it scans.
+fn visible_newest_first(scope: &TenantScope, visibility: Visibility) -> Select<Posts> {
     Posts::find_in(scope)
         .filter(visibility.condition())
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
-        .page(db, page)
-        .await
 }
 
 /// A post of the tenant the caller may see, or `None` (missing and hidden look the same).
@@ -180,4 +186,62 @@ pub async fn delete(
     expected: Expected,
 ) -> Result<()> {
     Posts::delete_expected(db, scope, id, expected).await
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, QuerySelect, QueryTrait, Statement};
+
+    use super::*;
+
+    /// SQLite's plan for one page of `query`, one line per step.
+    async fn plan(db: &impl ConnectionTrait, query: Select<Posts>) -> Vec<String> {
+        let built = query.limit(21).offset(0).build(DbBackend::Sqlite);
+        let explain = Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!("EXPLAIN QUERY PLAN {}", built.sql),
+            built.values.map(|v| v.0).unwrap_or_default(),
+        );
+        let rows = db.query_all_raw(explain).await.expect("explain");
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "detail").expect("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn post_lists_read_their_page_in_index_order_without_sorting() {
+        let db = Database::connect("sqlite::memory:").await.expect("sqlite");
+        crate::db::migrate(&db).await.expect("migrations");
+        let scope = TenantScope::resolved(Uuid::new_v4(), "acme".into());
+        let me = Uuid::new_v4();
+        let cases = [
+            (
+                published_newest_first(&scope),
+                "ix_posts_tenant_status_published_id",
+            ),
+            (
+                visible_newest_first(&scope, Visibility::All),
+                "ix_posts_tenant_created_id",
+            ),
+            (
+                visible_newest_first(&scope, Visibility::Published),
+                "ix_posts_tenant_created_id",
+            ),
+            (
+                visible_newest_first(&scope, Visibility::PublishedAndOwnDrafts(me)),
+                "ix_posts_tenant_created_id",
+            ),
+        ];
+        for (query, index) in cases {
+            let plan = plan(&db, query).await;
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{index}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "sorts: {plan:?}"
+            );
+        }
+    }
 }
