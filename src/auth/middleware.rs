@@ -174,19 +174,16 @@ impl Authenticator {
                 Rejected::Expired => Refusal::Expired,
                 Rejected::Invalid => Refusal::Failed("invalid"),
             })?;
-        let revoked = |key: String| async move {
-            self.store
-                .get(&key)
-                .await
-                .map_err(|err| Refusal::Error(store_down(err)))
-        };
-        if revoked(sessions::revoked_session_key(claims.sid))
-            .await?
-            .is_some()
-            || revoked(sessions::revoked_token_key(claims.jti))
-                .await?
-                .is_some()
-        {
+        // The session and this token's revocation markers, in one round trip.
+        let revoked = self
+            .store
+            .any_exists(&[
+                &sessions::revoked_session_key(claims.sid),
+                &sessions::revoked_token_key(claims.jti),
+            ])
+            .await
+            .map_err(|err| Refusal::Error(store_down(err)))?;
+        if revoked {
             return Err(Refusal::Failed("revoked"));
         }
         Ok(Principal {

@@ -92,6 +92,15 @@ impl EphemeralStore for MemoryStore {
         Ok(bytes(self.cache_for(key).get(key).and_then(Entry::live)))
     }
 
+    async fn any_exists(&self, keys: &[&str]) -> Result<bool, StoreError> {
+        Ok(keys.iter().any(|key| {
+            self.cache_for(key)
+                .get(*key)
+                .and_then(Entry::live)
+                .is_some()
+        }))
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let entry = Entry {
             value: Value::Bytes(value.into()),

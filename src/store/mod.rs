@@ -23,6 +23,10 @@ pub trait EphemeralStore: Send + Sync {
     /// The value under `key`, if present and not expired.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
+    /// Whether any of `keys` is present and not expired: one round trip for several
+    /// revocation markers.
+    fn any_exists(&self, keys: &[&str]) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
     fn set(
         &self,
@@ -103,6 +107,14 @@ impl EphemeralStore for Store {
         let result = match self {
             Store::Memory(s) => s.get(key).await,
             Store::Redis(s) => s.get(key).await,
+        };
+        counted(self, result)
+    }
+
+    async fn any_exists(&self, keys: &[&str]) -> Result<bool, StoreError> {
+        let result = match self {
+            Store::Memory(s) => s.any_exists(keys).await,
+            Store::Redis(s) => s.any_exists(keys).await,
         };
         counted(self, result)
     }

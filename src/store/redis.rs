@@ -128,6 +128,14 @@ impl EphemeralStore for RedisStore {
         Ok(value)
     }
 
+    async fn any_exists(&self, keys: &[&str]) -> Result<bool, StoreError> {
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let (count,): (u64,) = self
+            .run(|| redis::pipe().cmd("EXISTS").arg(&keys).clone())
+            .await?;
+        Ok(count > 0)
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let key = self.key(key);
         self.run::<()>(|| {

@@ -50,6 +50,38 @@ async fn set_then_get_returns_the_value_until_it_expires() {
 }
 
 #[tokio::test]
+async fn any_exists_sees_each_live_key_and_no_expired_one() {
+    for_each_backend(|store, name| async move {
+        assert!(
+            !store.any_exists(&["a", "b"]).await.unwrap(),
+            "{name}: none set"
+        );
+        store
+            .set("b", b"1", Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert!(
+            store.any_exists(&["a", "b"]).await.unwrap(),
+            "{name}: second key"
+        );
+        assert!(
+            store.any_exists(&["b", "a"]).await.unwrap(),
+            "{name}: first key"
+        );
+        assert!(
+            !store.any_exists(&["a"]).await.unwrap(),
+            "{name}: other key"
+        );
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(
+            !store.any_exists(&["a", "b"]).await.unwrap(),
+            "{name}: expired"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn take_returns_the_value_once() {
     for_each_backend(|store, name| async move {
         store
