@@ -12,9 +12,13 @@ use secrecy::ExposeSecret;
 use crate::config::DatabaseSettings;
 
 pub mod entities;
+mod sqlite;
 
 /// How long a SQLite write waits for another connection's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// The pool's options. Acquiring a connection waits at most `database.acquire_timeout_ms`, so
 /// a database that cannot be reached costs a request about that long (then 503), not minutes.
@@ -22,6 +26,9 @@ pub fn options(settings: &DatabaseSettings) -> ConnectOptions {
     let url = settings.url.expose_secret();
     let is_sqlite = url.starts_with("sqlite:");
     let in_memory = url.contains(":memory:");
+    if is_sqlite {
+        sqlite::configure_library();
+    }
     let mut options = ConnectOptions::new(url.to_owned());
     options
         // An in-memory SQLite database exists per connection: keep exactly one.
@@ -33,8 +40,16 @@ pub fn options(settings: &DatabaseSettings) -> ConnectOptions {
         .min_connections(if is_sqlite { 1 } else { 0 })
         .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        // sqlx pings every connection it hands out: a round trip per query (to the server, or
+        // to SQLite's worker thread). Only a connection idle long enough for a server, proxy
+        // or firewall to have dropped it is pinged; a query on a connection lost otherwise
+        // fails once as `Unavailable` (503, retry) and the pool replaces it.
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
         // sqlx logs each statement at INFO, with its parameters: off.
         .sqlx_logging(false)
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|conn, _| Box::pin(sqlite::stable_query_plans(conn)))
+        })
         .map_sqlx_sqlite_opts(move |opts| {
             let opts = opts.busy_timeout(SQLITE_BUSY_TIMEOUT);
             // WAL: readers never wait for the writer, and the writer never waits for readers.
