@@ -17,12 +17,14 @@ use crate::{
 mod document;
 mod extract;
 mod json;
+mod json_reply;
 mod page;
 mod respond;
 mod security;
 
 pub use extract::{Audit, IfMatch, etag};
 pub use json::{JsonBody, OptionalJsonBody};
+pub use json_reply::JsonReply;
 pub use page::Page;
 pub use respond::{Deleted, Tagged};
 pub use security::Auth;

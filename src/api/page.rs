@@ -7,13 +7,14 @@ use poem_openapi::{
 use crate::domain;
 
 /// A page of results. `next_offset` is absent on the last page.
-#[derive(Object)]
+#[derive(Object, serde::Serialize)]
 pub struct Page<T: ParseFromJSON + ToJSON> {
     pub items: Vec<T>,
     pub limit: u64,
     pub offset: u64,
     /// The `offset` of the next page; absent on the last page.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_offset: Option<u64>,
 }
 

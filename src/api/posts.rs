@@ -9,7 +9,10 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, Deleted, IfMatch, JsonBody, Page, Resource, Tagged};
+use super::{
+    ApiTags, Deleted, IfMatch, JsonBody, JsonReply, Page, Resource, Tagged,
+    json_reply::{rfc3339, rfc3339_opt},
+};
 use crate::{
     authz::{Permission, TenantAccess, TenantRoute},
     db::entities::{PostStatus, comment, post},
@@ -64,7 +67,7 @@ impl Resource for PostsApi {
     const PERMISSIONS: &'static [Permission] = PERMISSIONS;
 }
 
-#[derive(Object)]
+#[derive(Object, serde::Serialize)]
 struct Post {
     id: Uuid,
     slug: String,
@@ -75,8 +78,11 @@ struct Post {
     /// Also sent as the `ETag`; send it back in `If-Match` to update.
     version: i32,
     #[oai(nullable)]
+    #[serde(serialize_with = "rfc3339_opt")]
     published_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
     updated_at: DateTime<Utc>,
 }
 
@@ -183,10 +189,10 @@ impl PostsApi {
         limit: Query<Option<u64>>,
         /// Rows to skip, at most 10000.
         offset: Query<Option<u64>>,
-    ) -> ApiResult<Json<Page<Post>>> {
+    ) -> ApiResult<JsonReply<Page<Post>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
         let page = posts::list(&self.state.db, &tenant.scope, visibility(&tenant), page).await?;
-        Ok(Json(Page::from_domain(page)))
+        Ok(JsonReply(Page::from_domain(page)))
     }
 
     /// Creates a draft; the caller is its author. 409 if the slug is taken in this tenant.
@@ -352,5 +358,43 @@ impl PostsApi {
             status,
         )
         .await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::api::json_reply::assert_same_json;
+
+    #[test]
+    fn a_page_of_posts_is_written_as_its_schema_says() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let post = |published_at, status| Post {
+            id: Uuid::now_v7(),
+            slug: "hello".into(),
+            title: "Hello \"world\" <&>".into(),
+            body: "line\nbreak \u{1F600}".into(),
+            status,
+            author_id: Uuid::new_v4(),
+            version: 3,
+            published_at,
+            created_at: at,
+            updated_at: at,
+        };
+        for next_offset in [None, Some(20)] {
+            let items = vec![
+                post(Some(at), PostStatus::Published),
+                post(None, PostStatus::Draft),
+            ];
+            assert_same_json(&Page {
+                items,
+                limit: 20,
+                offset: 0,
+                next_offset,
+            });
+        }
     }
 }

@@ -2,7 +2,10 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 
-use super::{ApiTags, Page};
+use super::{
+    ApiTags, JsonReply, Page,
+    json_reply::{rfc3339, rfc3339_opt},
+};
 use crate::{
     db::entities::post,
     domain::{PageRequest, posts},
@@ -21,13 +24,15 @@ impl super::Resource for PublicApi {
 }
 
 /// A published post as the public sees it: no internal ids, no author account.
-#[derive(Object)]
+#[derive(Object, serde::Serialize)]
 struct PublicPost {
     slug: String,
     title: String,
     body: String,
     #[oai(nullable)]
+    #[serde(serialize_with = "rfc3339_opt")]
     published_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339")]
     updated_at: DateTime<Utc>,
 }
 
@@ -55,7 +60,7 @@ impl PublicApi {
         limit: Query<Option<u64>>,
         /// Rows to skip, at most 10000.
         offset: Query<Option<u64>>,
-    ) -> ApiResult<Json<Page<PublicPost>>> {
+    ) -> ApiResult<JsonReply<Page<PublicPost>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
         let db = &self.state.db;
         let scope = self
@@ -65,7 +70,7 @@ impl PublicApi {
             .await?
             .ok_or(ApiError::NotFound)?;
         let page = posts::list_published(db, &scope, page).await?;
-        Ok(Json(Page::from_domain(page)))
+        Ok(JsonReply(Page::from_domain(page)))
     }
 
     /// One published post of a tenant. Drafts answer 404, like missing posts.
@@ -88,5 +93,33 @@ impl PublicApi {
             .await?
             .ok_or(ApiError::NotFound)?;
         Ok(Json(post.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::api::json_reply::assert_same_json;
+
+    #[test]
+    fn a_page_of_public_posts_is_written_as_its_schema_says() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        for (published_at, next_offset) in [(Some(at), Some(40)), (None, None)] {
+            let post = PublicPost {
+                slug: "s".into(),
+                title: "\u{7}tab\t".into(),
+                body: String::new(),
+                published_at,
+                updated_at: at,
+            };
+            assert_same_json(&Page {
+                items: vec![post],
+                limit: 1,
+                offset: 40,
+                next_offset,
+            });
+        }
     }
 }
