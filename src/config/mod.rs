@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 mod auth;
 pub mod files;
 mod rate_limit;
+mod tls;
 
 pub use auth::{
     AuthSettings, GithubProviderSettings, Linking, OidcProviderSettings, ProviderSettings,
@@ -24,6 +25,7 @@ pub use auth::{
 pub use files::ConfigDir;
 pub use rate_limit::{MAX_LOGIN_FLOWS_TOTAL, Quota, RateLimitSettings};
 use serde::{Deserialize, Serialize};
+pub use tls::{AcmeChallenge, AcmeSettings, TlsSettings};
 
 /// Which deployment this process is: picks the config file and the secure-default checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +156,9 @@ pub struct ServerSettings {
     /// from the client untouched, so believing it would let the client name its address.
     #[serde(default)]
     pub forwarded_header: ForwardedHeader,
+    /// HTTPS served by this process (off: plain HTTP, for development or behind a proxy).
+    #[serde(default)]
+    pub tls: TlsSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -375,6 +380,12 @@ impl Settings {
             .public_url
             .as_ref()
             .is_some_and(|u| u.scheme() == "https");
+        self.server.tls.validate()?;
+        if self.server.tls.enabled() && self.server.public_url.is_some() && !https_public_url {
+            return Err(ConfigError::new(
+                "server.public_url: with server.tls on, clients reach the service by https",
+            ));
+        }
         if production && !https_public_url {
             return Err(ConfigError::new(
                 "server.public_url: production needs the https URL clients reach (cookies are Secure, redirect URIs derive from it)",
@@ -447,9 +458,11 @@ impl Settings {
         Ok(())
     }
 
-    /// Whether responses should carry HSTS: configured, or the public URL is https.
+    /// Whether responses should carry HSTS: configured, served over TLS by this process, or
+    /// the public URL is https (TLS terminated in front of it).
     pub fn hsts_enabled(&self) -> bool {
         self.server.hsts
+            || self.server.tls.enabled()
             || self
                 .server
                 .public_url

@@ -4,6 +4,9 @@
 //! `server.idle_timeout_secs`; and one client address may hold at most
 //! `server.max_connections_per_ip` connections (trusted proxies excepted: they carry many
 //! clients). The body keeps the request deadline of the `Timeout` middleware.
+//!
+//! With TLS, the handshake runs in the connection's own task under the same defences: it must
+//! finish within the header-read timeout, and the connection counts against the cap meanwhile.
 use std::{
     collections::HashMap,
     convert::Infallible,
@@ -19,7 +22,10 @@ use std::{
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
 use poem::{
     Endpoint, EndpointExt, Response,
@@ -32,7 +38,10 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::TrustedProxies;
+use super::{
+    TrustedProxies,
+    tls::{self, TlsAcceptor},
+};
 
 /// Connection limits, from `server.*`.
 #[derive(Debug, Clone)]
@@ -54,8 +63,10 @@ pub struct ServeOptions {
 }
 
 /// Serves `ep` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// With `tls`, every connection is HTTPS.
 pub async fn serve<E>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     ep: E,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
@@ -66,15 +77,7 @@ where
     let ep = Arc::new(ep.map_to_response());
     let local = listener.local_addr()?;
     let connections = Connections::new(options.max_connections_per_ip);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    if !options.http2_cleartext {
-        builder = builder.http1_only();
-    }
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let builders = Arc::new(Builders::new(&options));
     let graceful = GracefulShutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -98,33 +101,50 @@ where
         } else {
             match connections.acquire(peer.ip()) {
                 Some(permit) => Some(permit),
+                // A plain 429 means nothing to a TLS client: it is simply closed.
+                None if tls.is_some() => {
+                    tracing::warn!(%peer, "too many connections from one address: closed");
+                    continue;
+                }
                 None => {
                     tokio::spawn(refuse(stream, peer));
                     continue;
                 }
             }
         };
-        let io = TokioIo::new(Guarded::new(stream, permit, &options));
-        let ep = ep.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let ep = ep.clone();
-            async move {
-                let req = poem::Request::from((
-                    req,
-                    LocalAddr(local.into()),
-                    RemoteAddr(peer.into()),
-                    Scheme::HTTP,
-                ));
-                let resp: Response = ep.get_response(req).await;
-                Ok::<_, Infallible>(hyper::Response::from(resp))
+        let io = Guarded::new(stream, permit, &options);
+        let addrs = (local, peer);
+        let (ep, builders, watcher) = (ep.clone(), builders.clone(), graceful.watcher());
+        match &tls {
+            None => tasks.spawn(async move {
+                serve_connection(&builders.plain, io, ep, addrs, Scheme::HTTP, watcher).await;
+            }),
+            Some(tls) => {
+                let (tls, handshake_within) = (tls.clone(), options.header_read_timeout);
+                tasks.spawn(async move {
+                    let stream = match tokio::time::timeout(handshake_within, tls.accept(io)).await
+                    {
+                        Ok(Ok(Some(stream))) => stream,
+                        // An ACME validation: the handshake was all it needed.
+                        Ok(Ok(None)) => return,
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake too slow: closed");
+                            return;
+                        }
+                    };
+                    let builder = if tls::negotiated_h2(stream.get_ref().1) {
+                        &builders.h2
+                    } else {
+                        &builders.http1
+                    };
+                    serve_connection(builder, stream, ep, addrs, Scheme::HTTPS, watcher).await;
+                })
             }
-        });
-        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
-        tasks.spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(error = %err, %peer, "connection closed with an error");
-            }
-        });
+        };
     }
     drop(listener);
     tokio::select! {
@@ -135,6 +155,66 @@ where
     }
     tasks.abort_all();
     Ok(())
+}
+
+/// hyper's connection settings: as configured for plain TCP, and one per protocol that ALPN
+/// picked for TLS (the client has told which, so nothing is sniffed).
+struct Builders {
+    plain: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(options: &ServeOptions) -> Self {
+        let mut base = auto::Builder::new(TokioExecutor::new());
+        base.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        base.http2().timer(TokioTimer::new());
+        let plain = if options.http2_cleartext {
+            base.clone()
+        } else {
+            base.clone().http1_only()
+        };
+        Self {
+            plain,
+            http1: base.clone().http1_only(),
+            h2: base.http2_only(),
+        }
+    }
+}
+
+/// Serves one connection (plain, or after its TLS handshake) until it closes: each request
+/// handed to `ep` as a poem request that knows its addresses and scheme.
+async fn serve_connection<I, E>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    ep: Arc<E>,
+    (local, peer): (SocketAddr, SocketAddr),
+    scheme: Scheme,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    E: Endpoint<Output = Response> + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let (ep, scheme) = (ep.clone(), scheme.clone());
+        async move {
+            let req = poem::Request::from((
+                req,
+                LocalAddr(local.into()),
+                RemoteAddr(peer.into()),
+                scheme,
+            ));
+            let resp: Response = ep.get_response(req).await;
+            Ok::<_, Infallible>(hyper::Response::from(resp))
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(err) = watcher.watch(conn).await {
+        tracing::debug!(error = %err, %peer, "connection closed with an error");
+    }
 }
 
 /// Over its connection cap, a client gets a short 429 and the connection is closed.

@@ -1,0 +1,138 @@
+//! Certificates from an ACME CA (Let's Encrypt by default) through `rustls-acme`: ordered at
+//! the first start, kept in `cache_dir` so a restart serves the cached one, and renewed when a
+//! third of their lifetime is left. The CA checks that we hold the domains by TLS-ALPN-01 on
+//! the HTTPS port, or by HTTP-01 on the redirect listener.
+use std::{future::Future, path::Path, sync::Arc};
+
+use futures_util::StreamExt;
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, pem::PemObject},
+    server::ResolvesServerCert,
+};
+use rustls_acme::{AcmeConfig, AcmeState, ResolvesServerCertAcme, UseChallenge, caches::DirCache};
+
+use super::{TlsError, display, provider, read_file};
+use crate::config::{AcmeChallenge, AcmeSettings};
+
+const CA_KEY: &str = "server.tls.acme.directory_ca_file";
+const CACHE_KEY: &str = "server.tls.acme.cache_dir";
+
+/// The ACME client's state: what it has, and its next step (load the cache, order, renew).
+pub struct AcmeCertificates {
+    state: AcmeState<std::io::Error>,
+    challenge: AcmeChallenge,
+}
+
+impl AcmeCertificates {
+    /// Prepares the client; nothing is asked of the CA until [`drive`](Self::drive) runs.
+    pub async fn new(settings: &AcmeSettings) -> Result<Self, TlsError> {
+        let client = client_config(settings.directory_ca_file.as_deref()).await?;
+        create_private_dir(&settings.cache_dir).await?;
+        let challenge = match settings.challenge {
+            AcmeChallenge::TlsAlpn01 => UseChallenge::TlsAlpn01,
+            AcmeChallenge::Http01 => UseChallenge::Http01,
+        };
+        let state = AcmeConfig::new_with_client_config(&settings.domains, client)
+            .contact(&settings.contact)
+            .directory(settings.directory_url.as_str())
+            .cache(DirCache::new(settings.cache_dir.clone()))
+            .challenge_type(challenge)
+            .state();
+        Ok(Self {
+            state,
+            challenge: settings.challenge,
+        })
+    }
+
+    /// The certificate for handshakes: the current one, or the TLS-ALPN-01 answer to the CA.
+    pub fn resolver(&self) -> Arc<dyn ResolvesServerCert> {
+        self.state.resolver()
+    }
+
+    /// Whether the CA validates on the HTTPS port (so `acme-tls/1` must be offered there).
+    pub fn answers_tls_alpn(&self) -> bool {
+        self.challenge == AcmeChallenge::TlsAlpn01
+    }
+
+    pub fn http01_answers(&self) -> Option<Http01Answers> {
+        (self.challenge == AcmeChallenge::Http01).then(|| Http01Answers(self.state.resolver()))
+    }
+
+    /// Loads the cache, orders, deploys and renews, until `stop` resolves. Failed orders are
+    /// retried with a growing pause (the library's backoff).
+    pub async fn drive(mut self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                event = self.state.next() => match event {
+                    Some(Ok(done)) => tracing::info!(event = ?done, "ACME certificate"),
+                    Some(Err(err)) => tracing::error!(error = %err, "ACME certificate: step failed, will retry"),
+                    None => return,
+                },
+                () = &mut stop => return,
+            }
+        }
+    }
+}
+
+/// The key authorizations the CA fetches from `/.well-known/acme-challenge/{token}`.
+#[derive(Clone)]
+pub struct Http01Answers(Arc<ResolvesServerCertAcme>);
+
+impl Http01Answers {
+    pub fn key_authorization(&self, token: &str) -> Option<String> {
+        self.0.get_http_01_key_auth(token)
+    }
+}
+
+/// How we reach the CA: the public roots, plus `directory_ca_file` when given.
+async fn client_config(extra_root: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_root {
+        let pem = read_file(CA_KEY, path).await?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| TlsError::Invalid {
+                key: CA_KEY,
+                detail: format!("{}: {err}", display(path)),
+            })?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(TlsError::NoPem {
+                key: CA_KEY,
+                path: display(path),
+                what: "CA certificate",
+            });
+        }
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| TlsError::Invalid {
+            key: CA_KEY,
+            detail: err.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The cache holds the account key and certificate keys: readable by this user only.
+async fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    let dir = dir.to_owned();
+    let path = display(&dir);
+    let created = tokio::task::spawn_blocking(move || {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir)
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    created.map_err(|source| TlsError::File {
+        key: CACHE_KEY,
+        path,
+        source,
+    })
+}

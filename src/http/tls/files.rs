@@ -1,0 +1,145 @@
+//! The certificate from `server.tls.cert_file` and `key_file`, re-read when either changes: a
+//! renewed certificate (certbot, cert-manager, a secret mount) is served without a restart.
+//! A new pair that does not load is logged and the previous one kept.
+use std::{
+    fmt,
+    future::Future,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwap;
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+
+use super::{TlsError, display, provider, read_file};
+
+const CERT_KEY: &str = "server.tls.cert_file";
+const KEY_KEY: &str = "server.tls.key_file";
+
+/// Serves the current pair to every handshake; swapped atomically on reload.
+pub struct CertFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    every: Duration,
+    current: ArcSwap<CertifiedKey>,
+    /// The files as last read, to notice a change without re-reading them.
+    seen: Mutex<Stamp>,
+}
+
+/// Modification time and length of both files: a change of either means a new pair.
+type Stamp = [Option<(SystemTime, u64)>; 2];
+
+impl CertFiles {
+    /// Reads and checks the pair; `every` is how often [`watch`](Self::watch) looks again.
+    pub async fn load(cert: &Path, key: &Path, every: Duration) -> Result<Self, TlsError> {
+        let seen = stamp(cert, key).await;
+        let pair = read_pair(cert, key).await?;
+        Ok(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            every,
+            current: ArcSwap::from_pointee(pair),
+            seen: Mutex::new(seen),
+        })
+    }
+
+    /// Checks the files every `every` until `stop` resolves, loading a changed pair.
+    pub async fn watch(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => self.reload_if_changed().await,
+                () = &mut stop => return,
+            }
+        }
+    }
+
+    /// Loads the pair if either file changed since last seen. A failure is logged once per
+    /// change (a cert written before its key loads on the next change).
+    async fn reload_if_changed(&self) {
+        let now = stamp(&self.cert, &self.key).await;
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if *seen == now {
+                return;
+            }
+            *seen = now;
+        }
+        match read_pair(&self.cert, &self.key).await {
+            Ok(pair) => {
+                self.current.store(Arc::new(pair));
+                tracing::info!(cert_file = %self.cert.display(), "TLS certificate reloaded");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "TLS certificate files changed but do not load: still serving the previous certificate");
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for CertFiles {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+impl fmt::Debug for CertFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertFiles")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn stamp(cert: &Path, key: &Path) -> Stamp {
+    let of = |path: &Path| {
+        let path = path.to_owned();
+        async move {
+            let meta = tokio::fs::metadata(path).await.ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        }
+    };
+    [of(cert).await, of(key).await]
+}
+
+/// The chain and its key, checked to belong together.
+async fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain_pem = read_file(CERT_KEY, cert).await?;
+    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| TlsError::Invalid {
+            key: CERT_KEY,
+            detail: format!("{}: {err}", display(cert)),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoPem {
+            key: CERT_KEY,
+            path: display(cert),
+            what: "certificate",
+        });
+    }
+    let key_pem = read_file(KEY_KEY, key).await?;
+    // The parse error is not shown: it could quote the key file.
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoPem {
+        key: KEY_KEY,
+        path: display(key),
+        what: "private key",
+    })?;
+    match CertifiedKey::from_der(chain, private, &provider()) {
+        Ok(pair) => Ok(pair),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch),
+        Err(rustls::Error::InvalidCertificate(err)) => Err(TlsError::Invalid {
+            key: CERT_KEY,
+            detail: format!("{}: {err}", display(cert)),
+        }),
+        Err(_) => Err(TlsError::UnusableKey { path: display(key) }),
+    }
+}
