@@ -282,6 +282,22 @@ async fn start_up_refuses_missing_mismatched_or_incomplete_tls_settings() {
         redirect_alone.contains("server.tls.redirect_http"),
         "{redirect_alone}"
     );
+    let acme = |acme: serde_json::Value| {
+        move |f: Figment| f.merge(Serialized::default("server.tls.acme", acme))
+    };
+    let wildcard = start_up_error(acme(
+        json!({"domains": ["*.example.com"], "cache_dir": "data/acme"}),
+    ))
+    .await;
+    assert!(wildcard.contains("server.tls.acme.domains"), "{wildcard}");
+    let http01_without_port_80 = start_up_error(acme(
+        json!({"domains": ["blog.example.com"], "cache_dir": "data/acme", "challenge": "http-01"}),
+    ))
+    .await;
+    assert!(
+        http01_without_port_80.contains("set server.tls.redirect_http"),
+        "{http01_without_port_80}"
+    );
     let plain_public_url = start_up_error(|f| {
         files.settings(f).merge(Serialized::default(
             "server.public_url",

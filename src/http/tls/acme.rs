@@ -117,7 +117,8 @@ async fn client_config(extra_root: Option<&Path>) -> Result<Arc<ClientConfig>, T
     Ok(Arc::new(config))
 }
 
-/// The cache holds the account key and certificate keys: readable by this user only.
+/// The cache holds the account key and certificate keys: created readable by this user only,
+/// and a warning if an existing one is not.
 async fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
     let dir = dir.to_owned();
     let path = display(&dir);
@@ -126,7 +127,18 @@ async fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&dir)
+        builder.create(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(&dir)?.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    cache_dir = %dir.display(),
+                    "{CACHE_KEY} is open to other users, and it holds private keys: chmod 700 it"
+                );
+            }
+        }
+        Ok(())
     })
     .await
     .unwrap_or_else(|join| Err(std::io::Error::other(join)));
