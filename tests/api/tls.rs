@@ -143,15 +143,58 @@ async fn answers_within(client: &reqwest::Client, url: &str, within: Duration) -
     }
 }
 
-#[tokio::test]
-async fn https_from_certificate_files_serves_http2_to_a_client_that_trusts_the_root() {
+/// The app serving HTTPS from certificate files issued by a CA of the test's own.
+struct HttpsApp {
+    ca: TestCa,
+    files: CertDir,
+    app: TestApp,
+}
+
+/// Spawns the app on HTTPS, with settings adjusted by `customize`.
+async fn spawn_https_app(customize: impl FnOnce(Figment) -> Figment) -> HttpsApp {
     let ca = TestCa::new("ironquill test root");
     let files = CertDir::with(&ca.leaf());
-    let app = spawn_app_with(|f| files.settings(f)).await;
-    assert!(app.address.starts_with("https://"), "{}", app.address);
-    let client = ca.client(addr_of(&app));
+    let app = spawn_app_with(|f| customize(files.settings(f))).await;
+    HttpsApp { ca, files, app }
+}
 
-    let resp = client.get(https(&app, "/healthz")).send().await.unwrap();
+impl HttpsApp {
+    fn addr(&self) -> SocketAddr {
+        addr_of(&self.app)
+    }
+
+    /// A new client (new connections) that trusts the app's CA.
+    fn client(&self) -> reqwest::Client {
+        self.ca.client(self.addr())
+    }
+
+    fn url(&self, path: &str) -> String {
+        https(&self.app, path)
+    }
+
+    /// The status of `GET /healthz` on a new connection; `None` when that fails.
+    async fn healthz(&self) -> Option<StatusCode> {
+        let resp = self.client().get(self.url("/healthz")).send().await;
+        resp.ok().map(|r| r.status())
+    }
+}
+
+fn with(key: &str, value: impl serde::Serialize) -> impl FnOnce(Figment) -> Figment {
+    let value = serde_json::to_value(value).expect("a JSON value");
+    move |f| f.merge(Serialized::default(key, value))
+}
+
+#[tokio::test]
+async fn https_from_certificate_files_serves_http2_to_a_client_that_trusts_the_root() {
+    let https = spawn_https_app(|f| f).await;
+    assert!(https.app.address.starts_with("https://"));
+
+    let resp = https
+        .client()
+        .get(https.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_2, "h2 chosen by ALPN");
     // Served over TLS: HSTS, though server.hsts is off in the test settings.
@@ -159,54 +202,43 @@ async fn https_from_certificate_files_serves_http2_to_a_client_that_trusts_the_r
 
     // A client that offers HTTP/1.1 only is served too.
     let http1 = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-        .resolve("localhost", addr_of(&app))
+        .add_root_certificate(reqwest::Certificate::from_pem(https.ca.pem().as_bytes()).unwrap())
+        .resolve("localhost", https.addr())
         .http1_only()
         .build()
         .unwrap();
-    let resp = http1.get(https(&app, "/healthz")).send().await.unwrap();
+    let resp = http1.get(https.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_11);
 
     // A client that does not trust the root refuses the certificate, and plain HTTP on the
     // HTTPS port gets no answer.
-    let stranger = TestCa::new("another root").client(addr_of(&app));
-    assert!(stranger.get(https(&app, "/healthz")).send().await.is_err());
-    let plain = format!("http://{}/healthz", addr_of(&app));
+    let stranger = TestCa::new("another root").client(https.addr());
+    assert!(stranger.get(https.url("/healthz")).send().await.is_err());
+    let plain = format!("http://{}/healthz", https.addr());
     assert!(reqwest::get(plain).await.is_err());
 }
 
 #[tokio::test]
 async fn a_replaced_certificate_file_is_served_without_a_restart() {
-    let (old, new) = (TestCa::new("old root"), TestCa::new("new root"));
-    let files = CertDir::with(&old.leaf());
-    let app = spawn_app_with(|f| {
-        files
-            .settings(f)
-            .merge(Serialized::default("server.tls.reload_interval_secs", 1))
-    })
-    .await;
-    let (old_client, new_client) = (old.client(addr_of(&app)), new.client(addr_of(&app)));
-    let url = https(&app, "/healthz");
-    assert!(old_client.get(&url).send().await.is_ok());
-    assert!(new_client.get(&url).send().await.is_err());
+    let https = spawn_https_app(with("server.tls.reload_interval_secs", 1)).await;
+    let renewed = TestCa::new("renewing root");
+    let url = https.url("/healthz");
+    let renewed_client = renewed.client(https.addr());
+    assert_eq!(https.healthz().await, Some(StatusCode::OK));
+    assert!(renewed_client.get(&url).send().await.is_err());
 
-    files.write(&new.leaf());
+    https.files.write(&renewed.leaf());
     assert!(
-        answers_within(&new_client, &url, Duration::from_secs(10)).await,
+        answers_within(&renewed_client, &url, Duration::from_secs(10)).await,
         "the renewed certificate is served"
     );
-    // A new connection (the pooled one keeps the certificate it was opened with).
-    let old_client = old.client(addr_of(&app));
-    assert!(
-        old_client.get(&url).send().await.is_err(),
-        "the old one is not"
-    );
+    assert_eq!(https.healthz().await, None, "the old one is not");
 
     // A broken renewal is refused and the current certificate kept.
-    replace(Path::new(&files.cert()), "not a certificate");
+    replace(Path::new(&https.files.cert()), "not a certificate");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let resp = new_client.get(&url).send().await;
+    let resp = renewed.client(https.addr()).get(&url).send().await;
     assert_eq!(resp.map(|r| r.status()).ok(), Some(StatusCode::OK));
 }
 
@@ -257,34 +289,22 @@ async fn start_up_refuses_missing_mismatched_or_incomplete_tls_settings() {
         "{not_a_key}"
     );
 
-    let half =
-        start_up_error(|f| f.merge(Serialized::default("server.tls.cert_file", "c.pem"))).await;
+    let half = start_up_error(with("server.tls.cert_file", "c.pem")).await;
     assert!(
         half.contains("cert_file and key_file go together"),
         "{half}"
     );
+    let acme = |acme: serde_json::Value| with("server.tls.acme", acme);
     let both = start_up_error(|f| {
-        files.settings(f).merge(Serialized::default(
-            "server.tls.acme",
-            json!({"domains": ["blog.example.com"], "cache_dir": "data/acme"}),
-        ))
+        acme(json!({"domains": ["blog.example.com"], "cache_dir": "data/acme"}))(files.settings(f))
     })
     .await;
     assert!(both.contains("not both"), "{both}");
-    let redirect_alone = start_up_error(|f| {
-        f.merge(Serialized::default(
-            "server.tls.redirect_http",
-            "127.0.0.1:0",
-        ))
-    })
-    .await;
+    let redirect_alone = start_up_error(with("server.tls.redirect_http", "127.0.0.1:0")).await;
     assert!(
         redirect_alone.contains("server.tls.redirect_http"),
         "{redirect_alone}"
     );
-    let acme = |acme: serde_json::Value| {
-        move |f: Figment| f.merge(Serialized::default("server.tls.acme", acme))
-    };
     let wildcard = start_up_error(acme(
         json!({"domains": ["*.example.com"], "cache_dir": "data/acme"}),
     ))
@@ -298,13 +318,9 @@ async fn start_up_refuses_missing_mismatched_or_incomplete_tls_settings() {
         http01_without_port_80.contains("set server.tls.redirect_http"),
         "{http01_without_port_80}"
     );
-    let plain_public_url = start_up_error(|f| {
-        files.settings(f).merge(Serialized::default(
-            "server.public_url",
-            "http://blog.example.com",
-        ))
-    })
-    .await;
+    let plain_public_url =
+        start_up_error(|f| with("server.public_url", "http://blog.example.com")(files.settings(f)))
+            .await;
     assert!(
         plain_public_url.contains("server.public_url"),
         "{plain_public_url}"
@@ -313,24 +329,25 @@ async fn start_up_refuses_missing_mismatched_or_incomplete_tls_settings() {
 
 #[tokio::test]
 async fn the_redirect_listener_sends_every_request_to_the_same_path_on_the_https_url() {
-    let ca = TestCa::new("root");
-    let files = CertDir::with(&ca.leaf());
-    let app = spawn_app_with(|f| {
-        files
-            .settings(f)
-            .merge(Serialized::default(
-                "server.tls.redirect_http",
-                "127.0.0.1:0",
-            ))
-            .merge(Serialized::default(
-                "server.public_url",
-                "https://blog.example.com",
-            ))
+    let https = spawn_https_app(|f| {
+        f.merge(Serialized::default(
+            "server.tls.redirect_http",
+            "127.0.0.1:0",
+        ))
+        .merge(Serialized::default(
+            "server.public_url",
+            "https://blog.example.com",
+        ))
     })
     .await;
-    let plain = app.redirect_address.clone().expect("a redirect listener");
+    let plain = https
+        .app
+        .redirect_address
+        .clone()
+        .expect("a redirect listener");
     for method in [reqwest::Method::GET, reqwest::Method::POST] {
-        let resp = app
+        let resp = https
+            .app
             .client
             .request(method.clone(), format!("{plain}/public/acme/posts?limit=5"))
             // The target comes from the configured public URL, never from the request.
@@ -346,28 +363,19 @@ async fn the_redirect_listener_sends_every_request_to_the_same_path_on_the_https
         );
     }
     // The HTTPS listener itself serves as usual.
-    let resp = ca
-        .client(addr_of(&app))
-        .get(https(&app, "/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(https.healthz().await, Some(StatusCode::OK));
 }
 
 #[tokio::test]
 async fn without_a_public_url_the_redirect_goes_to_the_https_listener_itself() {
-    let ca = TestCa::new("root");
-    let files = CertDir::with(&ca.leaf());
-    let app = spawn_app_with(|f| {
-        files.settings(f).merge(Serialized::default(
-            "server.tls.redirect_http",
-            "127.0.0.1:0",
-        ))
-    })
-    .await;
-    let plain = app.redirect_address.clone().expect("a redirect listener");
-    let resp = app
+    let https = spawn_https_app(with("server.tls.redirect_http", "127.0.0.1:0")).await;
+    let plain = https
+        .app
+        .redirect_address
+        .clone()
+        .expect("a redirect listener");
+    let resp = https
+        .app
         .client
         .get(format!("{plain}/healthz"))
         .send()
@@ -375,9 +383,9 @@ async fn without_a_public_url_the_redirect_goes_to_the_https_listener_itself() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    assert_eq!(location, format!("{}/healthz", app.address));
+    assert_eq!(location, format!("{}/healthz", https.app.address));
     // Followed by a client that trusts the certificate, it lands on the service.
-    let resp = ca.client(addr_of(&app)).get(location).send().await.unwrap();
+    let resp = https.client().get(location).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -412,17 +420,10 @@ async fn in_production_hsts_is_sent_when_tls_is_on_even_if_not_configured() {
 
 #[tokio::test]
 async fn a_tls_handshake_that_never_finishes_is_cut_off() {
-    let ca = TestCa::new("root");
-    let files = CertDir::with(&ca.leaf());
-    let app = spawn_app_with(|f| {
-        files
-            .settings(f)
-            .merge(Serialized::default("server.header_read_timeout_secs", 1))
-    })
-    .await;
+    let https = spawn_https_app(with("server.header_read_timeout_secs", 1)).await;
     // The start of a ClientHello record that announces 512 bytes, then a byte now and then:
     // enough traffic to keep an idle timer happy, never a finished handshake.
-    let mut stalled = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let mut stalled = TcpStream::connect(https.addr()).await.unwrap();
     let mut hello = vec![
         0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
     ];
@@ -448,29 +449,17 @@ async fn a_tls_handshake_that_never_finishes_is_cut_off() {
         "the stalled handshake was closed"
     );
     // A prompt client is served.
-    let resp = ca
-        .client(addr_of(&app))
-        .get(https(&app, "/healthz"))
-        .send()
-        .await;
-    assert_eq!(resp.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    assert_eq!(https.healthz().await, Some(StatusCode::OK));
 }
 
 #[tokio::test]
 async fn the_connection_cap_per_address_applies_to_https() {
-    let ca = TestCa::new("root");
-    let files = CertDir::with(&ca.leaf());
-    let app = spawn_app_with(|f| {
-        files
-            .settings(f)
-            .merge(Serialized::default("server.max_connections_per_ip", 2))
-    })
-    .await;
+    let https = spawn_https_app(with("server.max_connections_per_ip", 2)).await;
     let mut open = Vec::new();
     for _ in 0..2 {
-        open.push(TcpStream::connect(addr_of(&app)).await.unwrap());
+        open.push(TcpStream::connect(https.addr()).await.unwrap());
     }
-    let mut extra = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let mut extra = TcpStream::connect(https.addr()).await.unwrap();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
     assert!(
@@ -480,12 +469,7 @@ async fn the_connection_cap_per_address_applies_to_https() {
     // A freed slot serves again.
     drop(open);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let resp = ca
-        .client(addr_of(&app))
-        .get(https(&app, "/healthz"))
-        .send()
-        .await;
-    assert_eq!(resp.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    assert_eq!(https.healthz().await, Some(StatusCode::OK));
 }
 
 /// The ACME settings for `pebble`, challenge `challenge`, caching in `cache`.

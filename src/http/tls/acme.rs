@@ -5,14 +5,10 @@
 use std::{future::Future, path::Path, sync::Arc};
 
 use futures_util::StreamExt;
-use rustls::{
-    ClientConfig, RootCertStore,
-    pki_types::{CertificateDer, pem::PemObject},
-    server::ResolvesServerCert,
-};
+use rustls::{ClientConfig, RootCertStore, server::ResolvesServerCert};
 use rustls_acme::{AcmeConfig, AcmeState, ResolvesServerCertAcme, UseChallenge, caches::DirCache};
 
-use super::{TlsError, display, provider, read_file};
+use super::{TlsError, display, provider, read_certificates};
 use crate::config::{AcmeChallenge, AcmeSettings};
 
 const CA_KEY: &str = "server.tls.acme.directory_ca_file";
@@ -90,19 +86,12 @@ impl Http01Answers {
 async fn client_config(extra_root: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_root {
-        let pem = read_file(CA_KEY, path).await?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| TlsError::Invalid {
-                key: CA_KEY,
-                detail: format!("{}: {err}", display(path)),
-            })?;
+        let certs = read_certificates(CA_KEY, path, "CA certificate").await?;
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err(TlsError::NoPem {
+            return Err(TlsError::Invalid {
                 key: CA_KEY,
-                path: display(path),
-                what: "CA certificate",
+                detail: format!("{}: no usable CA certificate", display(path)),
             });
         }
     }

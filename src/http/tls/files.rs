@@ -11,12 +11,12 @@ use std::{
 
 use arc_swap::ArcSwap;
 use rustls::{
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    pki_types::{PrivateKeyDer, pem::PemObject},
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
 
-use super::{TlsError, display, provider, read_file};
+use super::{TlsError, display, provider, read_certificates, read_file};
 
 const CERT_KEY: &str = "server.tls.cert_file";
 const KEY_KEY: &str = "server.tls.key_file";
@@ -112,20 +112,7 @@ async fn stamp(cert: &Path, key: &Path) -> Stamp {
 
 /// The chain and its key, checked to belong together.
 async fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let chain_pem = read_file(CERT_KEY, cert).await?;
-    let chain = CertificateDer::pem_slice_iter(&chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| TlsError::Invalid {
-            key: CERT_KEY,
-            detail: format!("{}: {err}", display(cert)),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::NoPem {
-            key: CERT_KEY,
-            path: display(cert),
-            what: "certificate",
-        });
-    }
+    let chain = read_certificates(CERT_KEY, cert, "certificate").await?;
     let key_pem = read_file(KEY_KEY, key).await?;
     // The parse error is not shown: it could quote the key file.
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoPem {

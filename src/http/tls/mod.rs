@@ -6,6 +6,7 @@ use std::{future::Future, io, path::Path, sync::Arc};
 use rustls::{
     ServerConfig,
     crypto::CryptoProvider,
+    pki_types::{CertificateDer, pem::PemObject},
     server::{ResolvesServerCert, ServerConnection},
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -160,6 +161,29 @@ pub fn negotiated_h2(conn: &ServerConnection) -> bool {
 
 fn display(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// The certificates of the PEM file at `path` (for `key`): at least one.
+async fn read_certificates(
+    key: &'static str,
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_file(key, path).await?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| TlsError::Invalid {
+            key,
+            detail: format!("{}: {err}", display(path)),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoPem {
+            key,
+            path: display(path),
+            what,
+        });
+    }
+    Ok(certs)
 }
 
 async fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
