@@ -131,9 +131,9 @@ async fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
     })
     .await
     .unwrap_or_else(|join| Err(std::io::Error::other(join)));
-    created.map_err(|source| TlsError::File {
+    created.map_err(|cause| TlsError::File {
         key: CACHE_KEY,
         path,
-        source,
+        cause,
     })
 }

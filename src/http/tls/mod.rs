@@ -27,11 +27,12 @@ const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// material.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{key}: {path}: {source}")]
+    /// The cause is part of the line (not a separate source), so it is shown once.
+    #[error("{key}: {path}: {cause}")]
     File {
         key: &'static str,
         path: String,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("{key}: {path} holds no PEM {what}")]
     NoPem {
@@ -187,11 +188,9 @@ async fn read_certificates(
 }
 
 async fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|source| TlsError::File {
-            key,
-            path: display(path),
-            source,
-        })
+    tokio::fs::read(path).await.map_err(|cause| TlsError::File {
+        key,
+        path: display(path),
+        cause,
+    })
 }
