@@ -142,8 +142,8 @@ pub struct ServerSettings {
     pub idle_timeout_secs: u64,
     /// Open connections one client address may hold (trusted proxies are exempt).
     pub max_connections_per_ip: u32,
-    /// Serve HTTP/2 over plain TCP too (clients with prior knowledge). Off: the slow-header
-    /// deadline covers HTTP/1 only.
+    /// Serve HTTP/2 over plain TCP too (clients with prior knowledge, e.g. a proxy in front).
+    /// Off: browsers speak HTTP/2 over TLS only.
     pub http2_cleartext: bool,
     /// Send `Strict-Transport-Security`. Forced on when `public_url` is https.
     pub hsts: bool,

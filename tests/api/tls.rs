@@ -452,6 +452,70 @@ async fn a_tls_handshake_that_never_finishes_is_cut_off() {
     assert_eq!(https.healthz().await, Some(StatusCode::OK));
 }
 
+/// A TLS connection to `addr` that negotiated HTTP/2 by ALPN, trusting `root_pem`.
+async fn h2_over_tls(
+    root_pem: &str,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(root_pem.as_bytes()).expect("root PEM"))
+        .expect("root");
+    let mut config = rustls::ClientConfig::builder_with_provider(ironquill::http::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    stream
+}
+
+#[tokio::test]
+async fn an_http2_connection_that_never_sends_a_request_is_closed_though_it_pings() {
+    let https = spawn_https_app(with("server.header_read_timeout_secs", 1)).await;
+    let mut h2 = h2_over_tls(&https.ca.pem(), https.addr()).await;
+    // The client preface and an empty SETTINGS frame: a valid HTTP/2 connection.
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    h2.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.unwrap();
+    // Then a PING every 300 ms (traffic for any idle timer), and never a request.
+    let ping = [0, 0, 8, 0x6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    let started = tokio::time::Instant::now();
+    let pinging = async {
+        loop {
+            if h2.write_all(&ping).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 256];
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+            while let Ok(read) = tokio::time::timeout_at(deadline, h2.read(&mut buf)).await {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+        }
+    };
+    // The header-read timeout (1 s) to the GOAWAY, as long again for a client that does not
+    // answer its PING, and a margin.
+    let closed = tokio::time::timeout(Duration::from_secs(4), pinging).await;
+    assert!(
+        closed.is_ok(),
+        "the connection is still open after {:?}",
+        started.elapsed()
+    );
+    // A client that asks something is served.
+    assert_eq!(https.healthz().await, Some(StatusCode::OK));
+}
+
 #[tokio::test]
 async fn the_connection_cap_per_address_applies_to_https() {
     let https = spawn_https_app(with("server.max_connections_per_ip", 2)).await;
