@@ -458,16 +458,18 @@ impl Settings {
         Ok(())
     }
 
-    /// Whether responses should carry HSTS: configured, served over TLS by this process, or
-    /// the public URL is https (TLS terminated in front of it).
+    /// Whether responses should carry HSTS: configured, the public URL is https (as it must be
+    /// in production), or production served over TLS by this process. Outside production, TLS
+    /// alone does not turn it on: a browser would then refuse plain HTTP to `localhost` (or the
+    /// test host) for two years.
     pub fn hsts_enabled(&self) -> bool {
-        self.server.hsts
-            || self.server.tls.enabled()
-            || self
-                .server
-                .public_url
-                .as_ref()
-                .is_some_and(|u| u.scheme() == "https")
+        let https_public_url = self
+            .server
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
+        let production = self.env == AppEnv::Production;
+        self.server.hsts || https_public_url || (production && self.server.tls.enabled())
     }
 }
 
