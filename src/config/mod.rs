@@ -386,6 +386,7 @@ impl Settings {
                 "server.public_url: with server.tls on, clients reach the service by https",
             ));
         }
+        self.validate_tls_public_url()?;
         if production && !https_public_url {
             return Err(ConfigError::new(
                 "server.public_url: production needs the https URL clients reach (cookies are Secure, redirect URIs derive from it)",
@@ -454,6 +455,35 @@ impl Settings {
             return Err(ConfigError::new(
                 "redis.url must start with redis:// or rediss://",
             ));
+        }
+        Ok(())
+    }
+
+    /// What `server.public_url` must be for the TLS settings.
+    fn validate_tls_public_url(&self) -> Result<(), ConfigError> {
+        let tls = &self.server.tls;
+        let public_host = self.server.public_url.as_ref().and_then(|u| u.host_str());
+        // Without a public URL the redirect goes to the listening address. A specific one
+        // (loopback in development and tests) is an origin; the unspecified address is none:
+        // `https://0.0.0.0` would send every browser nowhere.
+        let unspecified_host = self
+            .server
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if tls.redirect_http.is_some() && public_host.is_none() && unspecified_host {
+            return Err(ConfigError::new(
+                "server.public_url: server.tls.redirect_http redirects to it; set it when server.host is 0.0.0.0 or ::",
+            ));
+        }
+        // The certificate is for the ACME domains only: another public host fails every
+        // handshake.
+        if let (Some(acme), Some(host)) = (&tls.acme, public_host)
+            && !acme.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+        {
+            return Err(ConfigError::new(format!(
+                "server.public_url: its host {host:?} is not among server.tls.acme.domains, so the certificate would not be valid for it"
+            )));
         }
         Ok(())
     }

@@ -325,6 +325,33 @@ async fn start_up_refuses_missing_mismatched_or_incomplete_tls_settings() {
         plain_public_url.contains("server.public_url"),
         "{plain_public_url}"
     );
+    // A redirect from every address needs a public URL to name its target.
+    let redirect_to_nowhere = start_up_error(|f| {
+        files
+            .settings(f)
+            .merge(Serialized::default("server.host", "0.0.0.0"))
+            .merge(Serialized::default(
+                "server.tls.redirect_http",
+                "127.0.0.1:0",
+            ))
+    })
+    .await;
+    assert!(
+        redirect_to_nowhere.contains("server.public_url")
+            && redirect_to_nowhere.contains("redirect_http"),
+        "{redirect_to_nowhere}"
+    );
+    // With ACME, the public host must be one the certificate is ordered for.
+    let other_host = start_up_error(|f| {
+        acme(json!({"domains": ["blog.example.com"], "cache_dir": "data/acme"}))(f).merge(
+            Serialized::default("server.public_url", "https://www.example.com"),
+        )
+    })
+    .await;
+    assert!(
+        other_host.contains("server.public_url") && other_host.contains("acme.domains"),
+        "{other_host}"
+    );
 }
 
 #[tokio::test]
