@@ -54,7 +54,7 @@ pub struct AcmeSettings {
     #[serde(default = "default_directory")]
     pub directory_url: url::Url,
     /// Where the account key and certificates are kept, so a restart does not order anew.
-    /// Holds private keys: created readable by this user only.
+    /// Holds private keys: created readable by this user only, and refused if others can.
     pub cache_dir: PathBuf,
     /// A PEM root trusted for the directory besides the public ones (a private or test CA).
     pub directory_ca_file: Option<PathBuf>,

@@ -585,9 +585,11 @@ async fn acme_end_to_end(challenge: &str) {
         );
         return;
     };
-    let cache = tempfile::tempdir().expect("temp dir");
+    let volume = tempfile::tempdir().expect("temp dir");
+    // Created by the app, so with the mode it chooses.
+    let cache = volume.path().join("acme");
     let mut pebble = pebble::Pebble::new();
-    let acme = acme_settings(&pebble, challenge, cache.path());
+    let acme = acme_settings(&pebble, challenge, &cache);
     let settings = || async {
         let figment = test_figment()
             .await
@@ -616,6 +618,7 @@ async fn acme_end_to_end(challenge: &str) {
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_2);
+    assert_cache_is_private(&cache).await;
 
     // Restarted without a CA to ask: the cached certificate is served.
     app.shutdown().await.expect("clean shutdown");
@@ -625,6 +628,53 @@ async fn acme_end_to_end(challenge: &str) {
     assert!(
         answers_within(&client, &https(&again, "/healthz"), Duration::from_secs(10)).await,
         "the cached certificate is served after a restart"
+    );
+}
+
+/// The account key and the certificate (with its key) are in `cache`, written whole and
+/// readable by this user only.
+async fn assert_cache_is_private(cache: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(cache), 0o700, "the cache directory");
+    // The certificate is stored just after it is deployed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let names = loop {
+        let names: Vec<String> = std::fs::read_dir(cache)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if names.iter().any(|n| n.starts_with("cached_cert_"))
+            || tokio::time::Instant::now() >= deadline
+        {
+            break names;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        names.iter().any(|n| n.starts_with("cached_account_")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("cached_cert_")),
+        "{names:?}"
+    );
+    for name in &names {
+        assert!(!name.ends_with(".tmp"), "a temporary file was left: {name}");
+        assert_eq!(mode(&cache.join(name)), 0o600, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn start_up_refuses_an_acme_cache_dir_other_users_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let acme = json!({"domains": ["localhost"], "cache_dir": cache.path().display().to_string()});
+    let error = start_up_error(with("server.tls.acme", acme)).await;
+    assert!(
+        error.contains("server.tls.acme.cache_dir") && error.contains("chmod 700"),
+        "{error}"
     );
 }
 

@@ -6,13 +6,12 @@ use std::{future::Future, path::Path, sync::Arc};
 
 use futures_util::StreamExt;
 use rustls::{ClientConfig, RootCertStore, server::ResolvesServerCert};
-use rustls_acme::{AcmeConfig, AcmeState, ResolvesServerCertAcme, UseChallenge, caches::DirCache};
+use rustls_acme::{AcmeConfig, AcmeState, ResolvesServerCertAcme, UseChallenge};
 
-use super::{TlsError, display, provider, read_certificates};
+use super::{TlsError, cache::PrivateDirCache, display, provider, read_certificates};
 use crate::config::{AcmeChallenge, AcmeSettings};
 
 const CA_KEY: &str = "server.tls.acme.directory_ca_file";
-const CACHE_KEY: &str = "server.tls.acme.cache_dir";
 
 /// The ACME client's state: what it has, and its next step (load the cache, order, renew).
 pub struct AcmeCertificates {
@@ -24,7 +23,7 @@ impl AcmeCertificates {
     /// Prepares the client; nothing is asked of the CA until [`drive`](Self::drive) runs.
     pub async fn new(settings: &AcmeSettings) -> Result<Self, TlsError> {
         let client = client_config(settings.directory_ca_file.as_deref()).await?;
-        create_private_dir(&settings.cache_dir).await?;
+        let cache = PrivateDirCache::open(&settings.cache_dir).await?;
         let challenge = match settings.challenge {
             AcmeChallenge::TlsAlpn01 => UseChallenge::TlsAlpn01,
             AcmeChallenge::Http01 => UseChallenge::Http01,
@@ -32,7 +31,7 @@ impl AcmeCertificates {
         let state = AcmeConfig::new_with_client_config(&settings.domains, client)
             .contact(&settings.contact)
             .directory(settings.directory_url.as_str())
-            .cache(DirCache::new(settings.cache_dir.clone()))
+            .cache(cache)
             .challenge_type(challenge)
             .state();
         Ok(Self {
@@ -104,36 +103,4 @@ async fn client_config(extra_root: Option<&Path>) -> Result<Arc<ClientConfig>, T
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
-}
-
-/// The cache holds the account key and certificate keys: created readable by this user only,
-/// and a warning if an existing one is not.
-async fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
-    let dir = dir.to_owned();
-    let path = display(&dir);
-    let created = tokio::task::spawn_blocking(move || {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if std::fs::metadata(&dir)?.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(
-                    cache_dir = %dir.display(),
-                    "{CACHE_KEY} is open to other users, and it holds private keys: chmod 700 it"
-                );
-            }
-        }
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
-    created.map_err(|cause| TlsError::File {
-        key: CACHE_KEY,
-        path,
-        cause,
-    })
 }

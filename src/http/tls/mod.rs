@@ -15,6 +15,7 @@ use tokio_rustls::server::TlsStream;
 use crate::config::TlsSettings;
 
 pub mod acme;
+mod cache;
 mod files;
 
 pub use acme::{AcmeCertificates, Http01Answers};
