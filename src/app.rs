@@ -105,6 +105,11 @@ struct MetricsListener {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The recorder before the certificates, so that their expiry is recorded.
+        let metrics_handle = settings
+            .metrics
+            .listen
+            .map(|_| telemetry::metrics::install());
         // Certificates first: a bad file refuses to start before any port is taken.
         let tls = Tls::from_settings(&settings.server.tls)
             .await
@@ -133,20 +138,19 @@ impl Application {
             }
             None => None,
         };
-        let metrics = match settings.metrics.listen {
-            Some(listen) => {
+        let metrics = match (settings.metrics.listen, metrics_handle) {
+            (Some(listen), Some(handle)) => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("could not listen on {listen} (metrics.listen)"))?;
                 let addr = listener.local_addr().context("metrics listener address")?;
-                let handle = telemetry::metrics::install();
                 Some(MetricsListener {
                     listener,
                     addr,
                     handle,
                 })
             }
-            None => None,
+            _ => None,
         };
         let public_url = default_public_url(&settings, Some(addr))?;
         let state = AppState::connect_at(settings, public_url).await?;

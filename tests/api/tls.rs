@@ -242,6 +242,47 @@ async fn a_replaced_certificate_file_is_served_without_a_restart() {
     assert_eq!(resp.map(|r| r.status()).ok(), Some(StatusCode::OK));
 }
 
+#[tokio::test]
+async fn metrics_show_when_the_served_certificate_expires() {
+    let https = spawn_https_app(with("metrics.listen", "127.0.0.1:0")).await;
+    let pem = std::fs::read(https.files.cert()).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+    let not_after = pem
+        .parse_x509()
+        .expect("X.509")
+        .validity()
+        .not_after
+        .timestamp();
+
+    #[allow(clippy::cast_precision_loss)]
+    let expected = not_after as f64;
+    assert_eq!(
+        served_certificate_expiry(&https.app, "files").await,
+        expected
+    );
+}
+
+/// `tls_certificate_expiry_timestamp_seconds` of `source`, as `/metrics` shows it.
+async fn served_certificate_expiry(app: &TestApp, source: &str) -> f64 {
+    let metrics = app.metrics_address.as_ref().expect("metrics on");
+    let url = format!("{metrics}/metrics");
+    let text = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(r#"tls_certificate_expiry_timestamp_seconds{{source="{source}"}} "#);
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .unwrap_or_else(|| panic!("no expiry gauge in:\n{text}"))
+        .parse()
+        .expect("a number")
+}
+
 /// Why `settings` do not start, as the operator reads it.
 async fn start_up_error(customize: impl FnOnce(Figment) -> Figment) -> String {
     let figment = customize(test_figment().await);
@@ -597,7 +638,8 @@ async fn acme_end_to_end(challenge: &str) {
             .merge(Serialized::default(
                 "server.tls.redirect_http",
                 "127.0.0.1:0",
-            ));
+            ))
+            .merge(Serialized::default("metrics.listen", "127.0.0.1:0"));
         Settings::from_figment(figment, AppEnv::Test).expect("ACME settings")
     };
     let app = build_app(settings().await).await;
@@ -619,6 +661,13 @@ async fn acme_end_to_end(challenge: &str) {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_cache_is_private(&cache).await;
+    // The issued certificate's expiry is exported (the two ACME tests share the gauge, so
+    // only that it lies ahead).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(served_certificate_expiry(&app, "acme").await > now);
 
     // Restarted without a CA to ask: the cached certificate is served.
     app.shutdown().await.expect("clean shutdown");

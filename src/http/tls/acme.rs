@@ -8,7 +8,9 @@ use futures_util::StreamExt;
 use rustls::{ClientConfig, RootCertStore, server::ResolvesServerCert};
 use rustls_acme::{AcmeConfig, AcmeState, ResolvesServerCertAcme, UseChallenge};
 
-use super::{TlsError, cache::PrivateDirCache, display, provider, read_certificates};
+use super::{
+    TlsError, cache::PrivateDirCache, display, expiry::Expiry, provider, read_certificates,
+};
 use crate::config::{AcmeChallenge, AcmeSettings};
 
 const CA_KEY: &str = "server.tls.acme.directory_ca_file";
@@ -17,13 +19,15 @@ const CA_KEY: &str = "server.tls.acme.directory_ca_file";
 pub struct AcmeCertificates {
     state: AcmeState<std::io::Error>,
     challenge: AcmeChallenge,
+    expiry: Arc<Expiry>,
 }
 
 impl AcmeCertificates {
     /// Prepares the client; nothing is asked of the CA until [`drive`](Self::drive) runs.
     pub async fn new(settings: &AcmeSettings) -> Result<Self, TlsError> {
         let client = client_config(settings.directory_ca_file.as_deref()).await?;
-        let cache = PrivateDirCache::open(&settings.cache_dir).await?;
+        let expiry = Arc::new(Expiry::new("acme"));
+        let cache = PrivateDirCache::open(&settings.cache_dir, expiry.clone()).await?;
         let challenge = match settings.challenge {
             AcmeChallenge::TlsAlpn01 => UseChallenge::TlsAlpn01,
             AcmeChallenge::Http01 => UseChallenge::Http01,
@@ -37,7 +41,12 @@ impl AcmeCertificates {
         Ok(Self {
             state,
             challenge: settings.challenge,
+            expiry,
         })
+    }
+
+    pub(super) fn expiry(&self) -> Arc<Expiry> {
+        self.expiry.clone()
     }
 
     /// The certificate for handshakes: the current one, or the TLS-ALPN-01 answer to the CA.

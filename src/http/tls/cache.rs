@@ -12,19 +12,23 @@ use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
 use rustls_acme::{AccountCache, CertCache};
 use sha2::{Digest, Sha256};
 
-use super::{TlsError, display};
+use super::{TlsError, display, expiry::Expiry};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use std::sync::Arc;
 
 const CACHE_KEY: &str = "server.tls.acme.cache_dir";
 
 pub struct PrivateDirCache {
     dir: PathBuf,
+    /// Told of every certificate loaded or stored: the one rustls-acme serves.
+    expiry: Arc<Expiry>,
 }
 
 impl PrivateDirCache {
     /// Creates `dir` (mode 0700) if missing. An existing directory that other users can read
     /// or enter refuses the start: it may already have handed out the keys, and changing its
     /// mode could break whoever shares it on purpose, so the operator decides.
-    pub async fn open(dir: &Path) -> Result<Self, TlsError> {
+    pub async fn open(dir: &Path, expiry: Arc<Expiry>) -> Result<Self, TlsError> {
         let owned = dir.to_owned();
         let opened = tokio::task::spawn_blocking(move || create_private_dir(&owned))
             .await
@@ -32,6 +36,7 @@ impl PrivateDirCache {
         match opened {
             Ok(()) => Ok(Self {
                 dir: dir.to_owned(),
+                expiry,
             }),
             Err(cause) if cause.kind() == io::ErrorKind::PermissionDenied => {
                 Err(TlsError::Invalid {
@@ -53,6 +58,13 @@ impl PrivateDirCache {
             Ok(contents) => Ok(Some(contents)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
+        }
+    }
+
+    /// rustls-acme's PEM: the private key, then the chain, leaf first.
+    fn serving(&self, pem: &[u8]) {
+        if let Some(Ok(leaf)) = CertificateDer::pem_slice_iter(pem).next() {
+            self.expiry.serving(&leaf);
         }
     }
 
@@ -133,7 +145,11 @@ impl CertCache for PrivateDirCache {
         domains: &[String],
         directory_url: &str,
     ) -> io::Result<Option<Vec<u8>>> {
-        self.read(file_name("cert", domains, directory_url)).await
+        let cert = self.read(file_name("cert", domains, directory_url)).await?;
+        if let Some(pem) = &cert {
+            self.serving(pem);
+        }
+        Ok(cert)
     }
 
     async fn store_cert(
@@ -142,6 +158,8 @@ impl CertCache for PrivateDirCache {
         directory_url: &str,
         cert: &[u8],
     ) -> io::Result<()> {
+        // Already deployed when rustls-acme stores it.
+        self.serving(cert);
         self.write(file_name("cert", domains, directory_url), cert)
             .await
     }

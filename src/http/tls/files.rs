@@ -16,7 +16,7 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-use super::{TlsError, display, provider, read_certificates, read_file};
+use super::{TlsError, display, expiry::Expiry, provider, read_certificates, read_file};
 
 const CERT_KEY: &str = "server.tls.cert_file";
 const KEY_KEY: &str = "server.tls.key_file";
@@ -29,6 +29,7 @@ pub struct CertFiles {
     current: ArcSwap<CertifiedKey>,
     /// The files as last read, to notice a change without re-reading them.
     seen: Mutex<Stamp>,
+    expiry: Arc<Expiry>,
 }
 
 /// Modification time and length of both files: a change of either means a new pair.
@@ -39,13 +40,20 @@ impl CertFiles {
     pub async fn load(cert: &Path, key: &Path, every: Duration) -> Result<Self, TlsError> {
         let seen = stamp(cert, key).await;
         let pair = read_pair(cert, key).await?;
+        let expiry = Arc::new(Expiry::new("files"));
+        expiry.serving(leaf(&pair));
         Ok(Self {
             cert: cert.to_owned(),
             key: key.to_owned(),
             every,
             current: ArcSwap::from_pointee(pair),
             seen: Mutex::new(seen),
+            expiry,
         })
+    }
+
+    pub(super) fn expiry(&self) -> Arc<Expiry> {
+        self.expiry.clone()
     }
 
     /// Checks the files every `every` until `stop` resolves, loading a changed pair.
@@ -74,6 +82,7 @@ impl CertFiles {
         }
         match read_pair(&self.cert, &self.key).await {
             Ok(pair) => {
+                self.expiry.serving(leaf(&pair));
                 self.current.store(Arc::new(pair));
                 tracing::info!(cert_file = %self.cert.display(), "TLS certificate reloaded");
             }
@@ -108,6 +117,11 @@ async fn stamp(cert: &Path, key: &Path) -> Stamp {
         }
     };
     [of(cert).await, of(key).await]
+}
+
+/// The first certificate of the chain (there is one: [`read_certificates`] checks).
+fn leaf(pair: &CertifiedKey) -> &rustls::pki_types::CertificateDer<'static> {
+    &pair.cert[0]
 }
 
 /// The chain and its key, checked to belong together.

@@ -16,6 +16,7 @@ use crate::config::TlsSettings;
 
 pub mod acme;
 mod cache;
+mod expiry;
 mod files;
 
 pub use acme::{AcmeCertificates, Http01Answers};
@@ -107,11 +108,29 @@ impl Tls {
 
 impl CertificateSource {
     /// Keeps the certificate current until `stop` resolves: watches the files, or orders and
-    /// renews from the CA.
+    /// renews from the CA; and checks hourly that it is not about to expire.
     pub async fn maintain(self, stop: impl Future<Output = ()>) {
-        match self {
-            CertificateSource::Files(files) => files.watch(stop).await,
-            CertificateSource::Acme(acme) => acme.drive(stop).await,
+        let expiry = match &self {
+            CertificateSource::Files(files) => files.expiry(),
+            CertificateSource::Acme(acme) => acme.expiry(),
+        };
+        let checks = async {
+            let mut ticks = tokio::time::interval(expiry::CHECK_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                expiry.check();
+            }
+        };
+        let maintain = async {
+            match self {
+                CertificateSource::Files(files) => files.watch(stop).await,
+                CertificateSource::Acme(acme) => acme.drive(stop).await,
+            }
+        };
+        tokio::select! {
+            () = maintain => {}
+            () = checks => {}
         }
     }
 }
