@@ -32,14 +32,45 @@ pub struct CertFiles {
     expiry: Arc<Expiry>,
 }
 
-/// Modification time and length of both files: a change of either means a new pair.
-type Stamp = [Option<(SystemTime, u64)>; 2];
+/// What identifies each file's contents without reading them: a change of either file means a
+/// new pair.
+type Stamp = [Option<FileStamp>; 2];
+
+/// Modification time and length, plus (on Unix) the inode and the change time: a renewal of
+/// the same length within the clock's resolution, or a copy that keeps the modification time
+/// (`cp -p`, a secret mount swapping a symlink), still changes one of those.
+#[derive(Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let (inode, changed) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ino(), (meta.ctime(), meta.ctime_nsec()))
+        };
+        #[cfg(not(unix))]
+        let (inode, changed) = (0, (0, 0));
+        Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode,
+            changed,
+        }
+    }
+}
 
 impl CertFiles {
     /// Reads and checks the pair; `every` is how often [`watch`](Self::watch) looks again.
     pub async fn load(cert: &Path, key: &Path, every: Duration) -> Result<Self, TlsError> {
         let seen = stamp(cert, key).await;
         let pair = read_pair(cert, key).await?;
+        warn_if_key_is_readable_by_others(key).await;
         let expiry = Arc::new(Expiry::new("files"));
         expiry.serving(leaf(&pair));
         Ok(Self {
@@ -113,10 +144,29 @@ async fn stamp(cert: &Path, key: &Path) -> Stamp {
         let path = path.to_owned();
         async move {
             let meta = tokio::fs::metadata(path).await.ok()?;
-            Some((meta.modified().ok()?, meta.len()))
+            Some(FileStamp::of(&meta))
         }
     };
     [of(cert).await, of(key).await]
+}
+
+/// The key file should be this user's alone; others reading it can impersonate the service.
+/// A warning, not a refusal: the file may belong to another tool (certbot, a secret mount)
+/// whose choice of mode this process should not overrule.
+async fn warn_if_key_is_readable_by_others(key: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = tokio::fs::metadata(key).await
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                key_file = %key.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "{KEY_KEY} can be read by other users: chmod 600 it"
+            );
+        }
+    }
 }
 
 /// The first certificate of the chain (there is one: [`read_certificates`] checks).
@@ -142,5 +192,39 @@ async fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
             detail: format!("{}: {err}", display(cert)),
         }),
         Err(_) => Err(TlsError::UnusableKey { path: display(key) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stamp;
+
+    #[tokio::test]
+    async fn a_file_replaced_with_the_same_length_and_modification_time_is_a_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, "certificate one").unwrap();
+        std::fs::write(&key, "key").unwrap();
+        let before = stamp(&cert, &key).await;
+        let modified = std::fs::metadata(&cert).unwrap().modified().unwrap();
+
+        // A renewal as a tool that keeps timestamps does it: same length, same mtime.
+        let new = dir.path().join("cert.new");
+        std::fs::write(&new, "certificate two").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        std::fs::rename(&new, &cert).unwrap();
+
+        let after = stamp(&cert, &key).await;
+        assert_eq!(
+            before[0].as_ref().map(|s| (s.modified, s.len)),
+            after[0].as_ref().map(|s| (s.modified, s.len)),
+            "the old stamp could not tell"
+        );
+        assert_ne!(before, after);
     }
 }
