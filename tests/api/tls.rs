@@ -235,11 +235,23 @@ async fn a_replaced_certificate_file_is_served_without_a_restart() {
     );
     assert_eq!(https.healthz().await, None, "the old one is not");
 
-    // A broken renewal is refused and the current certificate kept.
+    // A broken renewal (a new key, a certificate that is not one) is refused and the current
+    // certificate kept, over several checks...
+    let third = TestCa::new("third root");
+    let fixed = third.leaf();
+    replace(Path::new(&https.files.key()), &fixed.key);
     replace(Path::new(&https.files.cert()), "not a certificate");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let resp = renewed.client(https.addr()).get(&url).send().await;
-    assert_eq!(resp.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let resp = renewed.client(https.addr()).get(&url).send().await;
+        assert_eq!(resp.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    }
+    // ...while the watcher kept looking: the certificate that completes the pair is served.
+    replace(Path::new(&https.files.cert()), &fixed.cert);
+    assert!(
+        answers_within(&third.client(https.addr()), &url, Duration::from_secs(10)).await,
+        "the repaired pair is served"
+    );
 }
 
 #[tokio::test]
@@ -598,10 +610,18 @@ async fn the_connection_cap_per_address_applies_to_https() {
         matches!(read, Ok(Ok(0) | Err(_))),
         "the connection over the cap is closed: {read:?}"
     );
-    // A freed slot serves again.
+    // A freed slot serves again (once the server has noticed the close).
     drop(open);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(https.healthz().await, Some(StatusCode::OK));
+    drop(extra);
+    assert!(
+        answers_within(
+            &https.client(),
+            &https.url("/healthz"),
+            Duration::from_secs(5)
+        )
+        .await,
+        "a freed slot serves"
+    );
 }
 
 /// The ACME settings for `pebble`, challenge `challenge`, caching in `cache`.

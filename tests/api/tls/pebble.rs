@@ -25,6 +25,10 @@ pub struct Pebble {
     dir: tempfile::TempDir,
     listen: SocketAddr,
     management: SocketAddr,
+    /// Pebble's two ports, held until it starts: another test binding port 0 meanwhile cannot
+    /// be given them. (They are released just before Pebble binds them; it cannot inherit
+    /// them.)
+    reserved: Vec<std::net::TcpListener>,
     /// The root the test trusts for Pebble's own HTTPS (directory and management).
     directory_ca: TestCa,
 }
@@ -35,11 +39,14 @@ impl Pebble {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let directory_ca = TestCa::new("Pebble directory test root");
+        let reserved = vec![reserve_port(), reserve_port()];
+        let address = |l: &std::net::TcpListener| l.local_addr().expect("its address");
         Self {
             child: None,
             dir,
-            listen: free_port(),
-            management: free_port(),
+            listen: address(&reserved[0]),
+            management: address(&reserved[1]),
+            reserved,
             directory_ca,
         }
     }
@@ -64,6 +71,7 @@ impl Pebble {
         let config_path = self.file("pebble-config.json");
         std::fs::write(&config_path, config.to_string()).expect("write");
         let log = std::fs::File::create(self.file("pebble.log")).expect("log file");
+        self.reserved.clear();
         let child = Command::new(binary)
             .arg("-config")
             .arg(&config_path)
@@ -78,6 +86,13 @@ impl Pebble {
             .expect("start pebble");
         self.child = Some(child);
         for _ in 0..100 {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("pebble exited ({status}):\n{}", self.log());
+            }
             if tokio::net::TcpStream::connect(self.listen).await.is_ok()
                 && tokio::net::TcpStream::connect(self.management)
                     .await
@@ -136,7 +151,6 @@ impl Drop for Pebble {
     }
 }
 
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address")
+fn reserve_port() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")
 }
