@@ -6,15 +6,15 @@
 use std::{
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use rustls_acme::{AccountCache, CertCache};
 use sha2::{Digest, Sha256};
 
 use super::{TlsError, display, expiry::Expiry};
-use rustls::pki_types::{CertificateDer, pem::PemObject};
-use std::sync::Arc;
 
 const CACHE_KEY: &str = "server.tls.acme.cache_dir";
 
