@@ -13,7 +13,10 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{TestApp, build_app, run_app, spawn_app_with, test_figment};
+use crate::{
+    helpers::{TestApp, build_app, run_app, spawn_app_with, test_figment},
+    slow_clients::pings_until_closed,
+};
 
 mod pebble;
 
@@ -562,35 +565,11 @@ async fn h2_over_tls(
 async fn an_http2_connection_that_never_sends_a_request_is_closed_though_it_pings() {
     let https = spawn_https_app(with("server.header_read_timeout_secs", 1)).await;
     let mut h2 = h2_over_tls(&https.ca.pem(), https.addr()).await;
-    // The client preface and an empty SETTINGS frame: a valid HTTP/2 connection.
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        .await
-        .unwrap();
-    h2.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.unwrap();
-    // Then a PING every 300 ms (traffic for any idle timer), and never a request.
-    let ping = [0, 0, 8, 0x6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
-    let started = tokio::time::Instant::now();
-    let pinging = async {
-        loop {
-            if h2.write_all(&ping).await.is_err() {
-                return;
-            }
-            let mut buf = [0u8; 256];
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-            while let Ok(read) = tokio::time::timeout_at(deadline, h2.read(&mut buf)).await {
-                if matches!(read, Ok(0) | Err(_)) {
-                    return;
-                }
-            }
-        }
-    };
     // The header-read timeout (1 s) to the GOAWAY, as long again for a client that does not
     // answer its PING, and a margin.
-    let closed = tokio::time::timeout(Duration::from_secs(4), pinging).await;
     assert!(
-        closed.is_ok(),
-        "the connection is still open after {:?}",
-        started.elapsed()
+        pings_until_closed(&mut h2, Duration::from_secs(4)).await,
+        "the connection is still open"
     );
     // A client that asks something is served.
     assert_eq!(https.healthz().await, Some(StatusCode::OK));
