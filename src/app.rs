@@ -17,8 +17,8 @@ use crate::{
     authz::TenantAuthz,
     config::Settings,
     http::{
-        BodyLimit, ClientAddress, HeadLimits, ProblemDetails, SecurityHeaders, ServeOptions,
-        Timeout, TrustedProxies, serve,
+        BodyLimit, ClientAddress, HeadLimits, ProblemDetails, RedirectToHttps, SecurityHeaders,
+        ServeOptions, Timeout, TrustedProxies, serve, tls::Tls,
     },
     ratelimit::{PrincipalLimit, RateLimit},
     state::default_public_url,
@@ -90,6 +90,10 @@ pub struct Application {
     state: AppState,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// HTTPS on `listener`, when `server.tls` is on.
+    tls: Option<Tls>,
+    /// `server.tls.redirect_http`: plain HTTP, redirecting to https.
+    redirect: Option<(tokio::net::TcpListener, SocketAddr)>,
     metrics: Option<MetricsListener>,
 }
 
@@ -101,6 +105,15 @@ struct MetricsListener {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The recorder before the certificates, so that their expiry is recorded.
+        let metrics_handle = settings
+            .metrics
+            .listen
+            .map(|_| telemetry::metrics::install());
+        // Certificates first: a bad file refuses to start before any port is taken.
+        let tls = Tls::from_settings(&settings.server.tls)
+            .await
+            .context("invalid configuration")?;
         let bind = (settings.server.host.clone(), settings.server.port);
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
@@ -113,20 +126,31 @@ impl Application {
         let addr = listener
             .local_addr()
             .context("could not read the listening address")?;
-        let metrics = match settings.metrics.listen {
+        let redirect = match settings.server.tls.redirect_http {
             Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| {
+                        format!("could not listen on {listen} (server.tls.redirect_http)")
+                    })?;
+                let addr = listener.local_addr().context("redirect listener address")?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
+        let metrics = match (settings.metrics.listen, metrics_handle) {
+            (Some(listen), Some(handle)) => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("could not listen on {listen} (metrics.listen)"))?;
                 let addr = listener.local_addr().context("metrics listener address")?;
-                let handle = telemetry::metrics::install();
                 Some(MetricsListener {
                     listener,
                     addr,
                     handle,
                 })
             }
-            None => None,
+            _ => None,
         };
         let public_url = default_public_url(&settings, Some(addr))?;
         let state = AppState::connect_at(settings, public_url).await?;
@@ -134,8 +158,15 @@ impl Application {
             state,
             listener,
             addr,
+            tls,
+            redirect,
             metrics,
         })
+    }
+
+    /// Where the plain-HTTP redirect to https listens, when `server.tls.redirect_http` is set.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Where `/metrics` is served, when `metrics.listen` is set.
@@ -181,14 +212,40 @@ impl Application {
             );
             serve(
                 m.listener,
+                None,
                 ep,
                 options.clone(),
                 until_stopped(stopped.clone()),
             )
             .await
         };
+        let http01 = self.tls.as_ref().and_then(Tls::http01_answers);
+        let (acceptor, certificates) = match self.tls {
+            Some(tls) => (Some(tls.acceptor), Some(tls.source)),
+            None => (None, None),
+        };
+        let redirect = async {
+            let Some((listener, _)) = self.redirect else {
+                return Ok(());
+            };
+            let ep = RedirectToHttps::new(&self.state.public_url, http01);
+            serve(
+                listener,
+                None,
+                ep,
+                options.clone(),
+                until_stopped(stopped.clone()),
+            )
+            .await
+        };
+        let renewal = async {
+            if let Some(source) = certificates {
+                source.maintain(until_stopped(stopped.clone())).await;
+            }
+        };
         let api = serve(
             self.listener,
+            acceptor,
             endpoint(self.state.clone()),
             options.clone(),
             until_stopped(stopped.clone()),
@@ -197,8 +254,10 @@ impl Application {
             shutdown.await;
             let _ = stop.send(true);
         };
-        let ((), api, metrics) = tokio::join!(signal, api, metrics);
+        let ((), api, metrics, redirect, ()) =
+            tokio::join!(signal, api, metrics, redirect, renewal);
         api.context("server error")?;
+        redirect.context("redirect server error")?;
         metrics.context("metrics server error")
     }
 }

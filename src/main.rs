@@ -34,6 +34,9 @@ unsafe impl Sync for MallocConf {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One TLS crypto provider for every client and server in the process (ring: the only one
+    // built in). Our own TLS code names it anyway; this settles it for the libraries.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,8 +90,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 env = %env,
                 addr = %app.addr(),
                 store = app.state().store.backend(),
-                "listening; docs at http://{}/docs",
-                app.addr()
+                "listening; docs at {}docs",
+                app.state().public_url
             );
             app.run_until(app::shutdown_signal()).await
         }

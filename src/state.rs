@@ -36,7 +36,7 @@ pub struct AppState {
     pub tenant_slugs: SlugCache,
 }
 
-/// `server.public_url`, else `http://host:port` as configured.
+/// `server.public_url`, else `http(s)://host:port` as configured.
 pub(crate) fn default_public_url(
     settings: &Settings,
     addr: Option<SocketAddr>,
@@ -48,7 +48,12 @@ pub(crate) fn default_public_url(
         Some(addr) => addr.to_string(),
         None => format!("{}:{}", settings.server.host, settings.server.port),
     };
-    url::Url::parse(&format!("http://{authority}"))
+    let scheme = if settings.server.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    url::Url::parse(&format!("{scheme}://{authority}"))
         .context("invalid configuration: server.host/server.port")
 }
 

@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 mod auth;
 pub mod files;
 mod rate_limit;
+mod tls;
 
 pub use auth::{
     AuthSettings, GithubProviderSettings, Linking, OidcProviderSettings, ProviderSettings,
@@ -24,6 +25,7 @@ pub use auth::{
 pub use files::ConfigDir;
 pub use rate_limit::{MAX_LOGIN_FLOWS_TOTAL, Quota, RateLimitSettings};
 use serde::{Deserialize, Serialize};
+pub use tls::{AcmeChallenge, AcmeSettings, TlsSettings};
 
 /// Which deployment this process is: picks the config file and the secure-default checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,8 +142,8 @@ pub struct ServerSettings {
     pub idle_timeout_secs: u64,
     /// Open connections one client address may hold (trusted proxies are exempt).
     pub max_connections_per_ip: u32,
-    /// Serve HTTP/2 over plain TCP too (clients with prior knowledge). Off: the slow-header
-    /// deadline covers HTTP/1 only.
+    /// Serve HTTP/2 over plain TCP too (clients with prior knowledge, e.g. a proxy in front).
+    /// Off: browsers speak HTTP/2 over TLS only.
     pub http2_cleartext: bool,
     /// Send `Strict-Transport-Security`. Forced on when `public_url` is https.
     pub hsts: bool,
@@ -154,6 +156,9 @@ pub struct ServerSettings {
     /// from the client untouched, so believing it would let the client name its address.
     #[serde(default)]
     pub forwarded_header: ForwardedHeader,
+    /// HTTPS served by this process (off: plain HTTP, for development or behind a proxy).
+    #[serde(default)]
+    pub tls: TlsSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -375,6 +380,13 @@ impl Settings {
             .public_url
             .as_ref()
             .is_some_and(|u| u.scheme() == "https");
+        self.server.tls.validate()?;
+        if self.server.tls.enabled() && self.server.public_url.is_some() && !https_public_url {
+            return Err(ConfigError::new(
+                "server.public_url: with server.tls on, clients reach the service by https",
+            ));
+        }
+        self.validate_tls_public_url()?;
         if production && !https_public_url {
             return Err(ConfigError::new(
                 "server.public_url: production needs the https URL clients reach (cookies are Secure, redirect URIs derive from it)",
@@ -447,14 +459,47 @@ impl Settings {
         Ok(())
     }
 
-    /// Whether responses should carry HSTS: configured, or the public URL is https.
+    /// What `server.public_url` must be for the TLS settings.
+    fn validate_tls_public_url(&self) -> Result<(), ConfigError> {
+        let tls = &self.server.tls;
+        let public_host = self.server.public_url.as_ref().and_then(|u| u.host_str());
+        // Without a public URL the redirect goes to the listening address. A specific one
+        // (loopback in development and tests) is an origin; the unspecified address is none:
+        // `https://0.0.0.0` would send every browser nowhere.
+        let unspecified_host = self
+            .server
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if tls.redirect_http.is_some() && public_host.is_none() && unspecified_host {
+            return Err(ConfigError::new(
+                "server.public_url: server.tls.redirect_http redirects to it; set it when server.host is 0.0.0.0 or ::",
+            ));
+        }
+        // The certificate is for the ACME domains only: another public host fails every
+        // handshake.
+        if let (Some(acme), Some(host)) = (&tls.acme, public_host)
+            && !acme.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+        {
+            return Err(ConfigError::new(format!(
+                "server.public_url: its host {host:?} is not among server.tls.acme.domains, so the certificate would not be valid for it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether responses should carry HSTS: configured, the public URL is https (as it must be
+    /// in production), or production served over TLS by this process. Outside production, TLS
+    /// alone does not turn it on: a browser would then refuse plain HTTP to `localhost` (or the
+    /// test host) for two years.
     pub fn hsts_enabled(&self) -> bool {
-        self.server.hsts
-            || self
-                .server
-                .public_url
-                .as_ref()
-                .is_some_and(|u| u.scheme() == "https")
+        let https_public_url = self
+            .server
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
+        let production = self.env == AppEnv::Production;
+        self.server.hsts || https_public_url || (production && self.server.tls.enabled())
     }
 }
 

@@ -3,7 +3,13 @@
 //! cut off after `server.header_read_timeout_secs`; a connection without any traffic after
 //! `server.idle_timeout_secs`; and one client address may hold at most
 //! `server.max_connections_per_ip` connections (trusted proxies excepted: they carry many
-//! clients). The body keeps the request deadline of the `Timeout` middleware.
+//! clients). The body keeps the request deadline of the `Timeout` middleware. HTTP/2, whose
+//! frames hyper's request-head deadline does not cover, is closed when no request has been in
+//! flight for the header-read timeout (so PINGs alone do not hold it), and carries at most
+//! [`H2_MAX_CONCURRENT_STREAMS`] requests at once.
+//!
+//! With TLS, the handshake runs in the connection's own task under the same defences: it must
+//! finish within the header-read timeout, and the connection counts against the cap meanwhile.
 use std::{
     collections::HashMap,
     convert::Infallible,
@@ -19,7 +25,7 @@ use std::{
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
 };
 use poem::{
     Endpoint, EndpointExt, Response,
@@ -29,10 +35,14 @@ use poem::{
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
+    sync::watch,
     time::{Instant, Sleep},
 };
 
-use super::TrustedProxies;
+use super::{
+    TrustedProxies,
+    tls::{self, TlsAcceptor},
+};
 
 /// Connection limits, from `server.*`.
 #[derive(Debug, Clone)]
@@ -45,17 +55,18 @@ pub struct ServeOptions {
     pub max_connections_per_ip: u32,
     /// Peers exempt from the per-address cap.
     pub proxies: TrustedProxies,
-    /// Also serve HTTP/2 over plain TCP (prior knowledge). Off by default: hyper's request-head
-    /// deadline covers HTTP/1 only, so an h2c client dripping a HEADERS frame is bounded by the
-    /// idle timeout alone.
+    /// Also serve HTTP/2 over plain TCP (prior knowledge). Off by default: browsers speak h2
+    /// over TLS only, and h2c is for a proxy in front that does.
     pub http2_cleartext: bool,
     /// How long in-flight requests may finish after the shutdown signal.
     pub grace: Duration,
 }
 
 /// Serves `ep` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// With `tls`, every connection is HTTPS.
 pub async fn serve<E>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     ep: E,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
@@ -66,16 +77,10 @@ where
     let ep = Arc::new(ep.map_to_response());
     let local = listener.local_addr()?;
     let connections = Connections::new(options.max_connections_per_ip);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    if !options.http2_cleartext {
-        builder = builder.http1_only();
-    }
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let builders = Arc::new(Builders::new(&options));
+    // Tells every connection to finish (graceful), then waits until all have dropped their
+    // receiver.
+    let (graceful, _) = watch::channel(());
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -93,48 +98,237 @@ where
             },
             () = &mut shutdown => break,
         };
+        // The cap is per listener: the HTTPS, redirect and metrics listeners count apart.
         let permit = if options.proxies.is_trusted(peer.ip()) {
             None
         } else {
             match connections.acquire(peer.ip()) {
                 Some(permit) => Some(permit),
+                // A plain 429 means nothing to a TLS client: it is simply closed.
+                None if tls.is_some() => {
+                    tracing::warn!(%peer, "too many connections from one address: closed");
+                    continue;
+                }
                 None => {
                     tokio::spawn(refuse(stream, peer));
                     continue;
                 }
             }
         };
-        let io = TokioIo::new(Guarded::new(stream, permit, &options));
-        let ep = ep.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let ep = ep.clone();
-            async move {
-                let req = poem::Request::from((
-                    req,
-                    LocalAddr(local.into()),
-                    RemoteAddr(peer.into()),
-                    Scheme::HTTP,
-                ));
-                let resp: Response = ep.get_response(req).await;
-                Ok::<_, Infallible>(hyper::Response::from(resp))
+        let io = Guarded::new(stream, permit, &options);
+        let conn = Conn {
+            addrs: (local, peer),
+            shutdown: graceful.subscribe(),
+            idle_limit: options.header_read_timeout,
+        };
+        let (ep, builders) = (ep.clone(), builders.clone());
+        match &tls {
+            None => tasks.spawn(async move {
+                let (builder, may_be_h2) = (&builders.plain, builders.plain_may_be_h2);
+                serve_connection(builder, may_be_h2, io, ep, conn, Scheme::HTTP).await;
+            }),
+            Some(tls) => {
+                let tls = tls.clone();
+                tasks
+                    .spawn(async move { serve_tls_connection(&tls, &builders, io, ep, conn).await })
             }
-        });
-        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
-        tasks.spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(error = %err, %peer, "connection closed with an error");
-            }
-        });
+        };
     }
     drop(listener);
+    let _ = graceful.send(());
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = graceful.closed() => {}
         () = tokio::time::sleep(options.grace) => {
             tracing::warn!("shutdown grace period over: closing the remaining connections");
         }
     }
     tasks.abort_all();
     Ok(())
+}
+
+/// At most this many requests in flight at once on one HTTP/2 connection. hyper's default
+/// (200), times the per-address connection cap, would let one address hold thousands of
+/// requests; a browser rarely needs more than a few dozen at once.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 32;
+
+/// How often an HTTP/2 connection with requests in flight is PINGed, and how long the answer
+/// may take: a peer that vanished without closing is noticed, not waited for.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// hyper's connection settings: as configured for plain TCP, and one per protocol that ALPN
+/// picked for TLS (the client has told which, so nothing is sniffed).
+struct Builders {
+    plain: auto::Builder<TokioExecutor>,
+    /// Whether `plain` serves HTTP/2 (`server.http2_cleartext`).
+    plain_may_be_h2: bool,
+    http1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(options: &ServeOptions) -> Self {
+        let mut base = auto::Builder::new(TokioExecutor::new());
+        base.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        base.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+        let plain = if options.http2_cleartext {
+            base.clone()
+        } else {
+            base.clone().http1_only()
+        };
+        Self {
+            plain,
+            plain_may_be_h2: options.http2_cleartext,
+            http1: base.clone().http1_only(),
+            h2: base.http2_only(),
+        }
+    }
+}
+
+/// What a connection's task knows besides its stream.
+struct Conn {
+    /// (local, peer)
+    addrs: (SocketAddr, SocketAddr),
+    /// Changes when the server shuts down; dropped when the connection is done.
+    shutdown: watch::Receiver<()>,
+    /// An HTTP/2 connection without a request in flight this long is closed.
+    idle_limit: Duration,
+}
+
+/// Completes the TLS handshake within the header-read timeout, then serves the protocol ALPN
+/// picked.
+async fn serve_tls_connection<E>(
+    tls: &TlsAcceptor,
+    builders: &Builders,
+    io: Guarded,
+    ep: Arc<E>,
+    conn: Conn,
+) where
+    E: Endpoint<Output = Response> + 'static,
+{
+    let peer = conn.addrs.1;
+    let stream = match tokio::time::timeout(conn.idle_limit, tls.accept(io)).await {
+        Ok(Ok(Some(stream))) => stream,
+        // An ACME validation: the handshake was all it needed.
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, %peer, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake too slow: closed");
+            return;
+        }
+    };
+    if tls::negotiated_h2(stream.get_ref().1) {
+        serve_connection(&builders.h2, true, stream, ep, conn, Scheme::HTTPS).await;
+    } else {
+        serve_connection(&builders.http1, false, stream, ep, conn, Scheme::HTTPS).await;
+    }
+}
+
+/// Serves one connection (plain, or after its TLS handshake) until it closes: each request
+/// handed to `ep` as a poem request that knows its addresses and scheme.
+///
+/// A connection that `may_be_h2` is watched: hyper's request-head deadline covers HTTP/1 only,
+/// and any HTTP/2 frame (a PING) counts as traffic for the idle timeout. So when no request
+/// has been in flight for the header-read timeout, the connection is asked to close (GOAWAY),
+/// and dropped if it is still idle that long afterwards (a client that never answers the
+/// GOAWAY's PING). Requests in flight are never cut: a response body still streaming after its
+/// handler returned does finish, as GOAWAY lets open streams complete.
+async fn serve_connection<I, E>(
+    builder: &auto::Builder<TokioExecutor>,
+    may_be_h2: bool,
+    io: I,
+    ep: Arc<E>,
+    mut conn: Conn,
+    scheme: Scheme,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    E: Endpoint<Output = Response> + 'static,
+{
+    let (local, peer) = conn.addrs;
+    let (in_flight, _) = watch::channel(0usize);
+    let in_flight = Arc::new(in_flight);
+    let counter = in_flight.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let (ep, scheme) = (ep.clone(), scheme.clone());
+        let request = InFlight::start(&counter);
+        async move {
+            let req = poem::Request::from((
+                req,
+                LocalAddr(local.into()),
+                RemoteAddr(peer.into()),
+                scheme,
+            ));
+            let resp: Response = ep.get_response(req).await;
+            drop(request);
+            Ok::<_, Infallible>(hyper::Response::from(resp))
+        }
+    });
+    let served = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(served);
+    let mut closing = false;
+    let result = loop {
+        tokio::select! {
+            result = served.as_mut() => break result,
+            Ok(()) = conn.shutdown.changed(), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            () = idle_for(in_flight.subscribe(), conn.idle_limit), if may_be_h2 => {
+                if closing {
+                    tracing::debug!(%peer, "idle HTTP/2 connection did not close: dropped");
+                    return;
+                }
+                tracing::debug!(%peer, "no request on an HTTP/2 connection: closing it");
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, %peer, "connection closed with an error");
+    }
+}
+
+/// One request in flight on a connection; counted until dropped.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn start(counter: &Arc<watch::Sender<usize>>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Resolves once no request has been in flight for `limit` (since the last one finished, or
+/// since now when none is in flight).
+async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
+    loop {
+        if in_flight.wait_for(|n| *n == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        // A request starting (or finishing) within the limit starts the wait again.
+        if tokio::time::timeout(limit, in_flight.changed())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Over its connection cap, a client gets a short 429 and the connection is closed.

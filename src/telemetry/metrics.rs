@@ -108,6 +108,15 @@ pub fn database_error(kind: &'static str) {
     metrics::counter!("database_errors_total", "kind" => kind).increment(1);
 }
 
+/// The certificate now served over TLS expires at `not_after` (Unix seconds); `source` is
+/// `files` or `acme`.
+pub fn tls_certificate_expiry(source: &'static str, not_after: i64) {
+    // Seconds since 1970 fit an f64 exactly (below 2^53).
+    #[allow(clippy::cast_precision_loss)]
+    let not_after = not_after as f64;
+    metrics::gauge!("tls_certificate_expiry_timestamp_seconds", "source" => source).set(not_after);
+}
+
 /// Methods outside the standard set are one label, so a client cannot mint label values.
 fn bounded_method(method: &str) -> &'static str {
     match method {

@@ -51,6 +51,8 @@ pub struct TestApp {
     pub address: String,
     /// `http://…` of the metrics listener, when `metrics.listen` is set.
     pub metrics_address: Option<String>,
+    /// `http://…` of the plain listener that redirects to https, when configured.
+    pub redirect_address: Option<String>,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub state: AppState,
@@ -140,12 +142,27 @@ pub fn shared_backends() -> bool {
 }
 
 async fn spawn_app_from(settings: Settings) -> TestApp {
+    run_app(build_app(settings).await)
+}
+
+/// The application bound to its ports but not yet serving (a test may need a port first).
+pub async fn build_app(settings: Settings) -> Application {
     LazyLock::force(&TRACING);
-    let app = Application::build(settings)
+    Application::build(settings)
         .await
-        .expect("application builds");
-    let address = format!("http://{}", app.addr());
+        .expect("application builds")
+}
+
+/// Serves `app` until the returned `TestApp` is dropped or shut down.
+pub fn run_app(app: Application) -> TestApp {
+    let scheme = if app.state().settings.server.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = format!("{scheme}://{}", app.addr());
     let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
+    let redirect_address = app.redirect_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -154,6 +171,7 @@ async fn spawn_app_from(settings: Settings) -> TestApp {
     TestApp {
         address,
         metrics_address,
+        redirect_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

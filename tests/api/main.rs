@@ -32,3 +32,4 @@ mod slow_clients;
 mod store;
 mod team;
 mod tenants;
+mod tls;

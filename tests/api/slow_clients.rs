@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use figment::providers::Serialized;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 
@@ -58,6 +58,50 @@ async fn healthz_over(stream: &mut TcpStream) -> String {
         .expect("an answer")
         .unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Opens HTTP/2 on `stream` (the client preface and an empty SETTINGS frame), then sends a
+/// PING every 300 ms (traffic for any idle timer) and never a request. Whether the server
+/// closes the connection within `within`.
+pub async fn pings_until_closed<S>(stream: &mut S, within: Duration) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const SETTINGS: [u8; 9] = [0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    const PING: [u8; 17] = [0, 0, 8, 0x6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(&SETTINGS).await.unwrap();
+    let pinging = async {
+        loop {
+            if stream.write_all(&PING).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 256];
+            let next_ping = tokio::time::Instant::now() + Duration::from_millis(300);
+            while let Ok(read) = tokio::time::timeout_at(next_ping, stream.read(&mut buf)).await {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, pinging).await.is_ok()
+}
+
+#[tokio::test]
+async fn an_h2c_connection_that_never_sends_a_request_is_closed_though_it_pings() {
+    let app = spawn_app_with(|f| {
+        f.merge(Serialized::default("server.header_read_timeout_secs", 1))
+            .merge(Serialized::default("server.http2_cleartext", true))
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    // The header-read timeout to the GOAWAY, as long again to the drop, and a margin.
+    assert!(
+        pings_until_closed(&mut stream, Duration::from_secs(4)).await,
+        "the connection is still open"
+    );
 }
 
 #[tokio::test]
