@@ -29,8 +29,8 @@ use crate::{
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: the client address (trusted proxies only); request id and
-/// span; security headers; rate limits per client address (before any other work); problem
-/// rendering; URI and header size limits; cookies; panic catching; the request deadline;
+/// span; security headers; error pages for people in the login flow; rate limits per client
+/// address (before any other work); problem rendering; URI and header size limits; cookies; panic catching; the request deadline;
 /// authentication, the limit per principal, then tenant authorization (all before any body is
 /// buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
@@ -49,6 +49,8 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
             make_sync(move |_| spec.clone().with_content_type("application/json")),
         )
         .nest("/docs", docs)
+        .at("/favicon.ico", api::favicon())
+        .at("/favicon.svg", api::favicon())
         .with(BodyLimit::new(settings.server.body_limit_bytes))
         .with(authz)
         .with(PrincipalLimit::new(limiter.clone()))
@@ -61,6 +63,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
         .with(HeadLimits)
         .with(ProblemDetails)
         .with(RateLimit::new(limiter, audit))
+        .with(api::BrowserErrorPages)
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan::new(routes))
         .with(ClientAddress::new(trusted_proxies(&settings)))

@@ -32,15 +32,19 @@ pub fn annotate(spec: &str, routes: &RouteTable, authz: &Authorizer) -> String {
             continue;
         };
         let roles = authz.roles_granting(route.permission);
-        let note = format!(
-            "Requires `{}`: {}.",
-            route.permission,
-            if roles.is_empty() {
-                "no role".to_owned()
-            } else {
-                roles.join(", ")
-            }
-        );
+        let holders = if roles.is_empty() {
+            "no role".to_owned()
+        } else {
+            roles.join(", ")
+        };
+        let note = format!("Requires `{}`: {holders}.", route.permission);
+        // The summary is what the docs UI shows on the collapsed line.
+        let requires = format!("requires `{}` ({holders})", route.permission);
+        let summary = match op.get("summary").and_then(Value::as_str) {
+            Some(existing) => format!("{} · {requires}", existing.trim_end_matches('.')),
+            None => requires,
+        };
+        op["summary"] = Value::String(summary);
         let description = match op.get("description").and_then(Value::as_str) {
             Some(existing) => format!("{existing}\n\n{note}"),
             None => note,

@@ -1,13 +1,26 @@
-//! Our sessions: refresh, logout, logout everywhere.
-use poem::{Request, web::cookie::CookieJar};
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
+//! Our sessions: refresh, logout, logout everywhere; for browsers also the logout page and the
+//! way on to the provider's own logout.
+use poem::{
+    Request,
+    web::{Form, cookie::CookieJar},
+};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path},
+    payload::{Html, Json},
+};
 use secrecy::ExposeSecret;
+use serde::Deserialize;
 
-use super::{ApiTags, Audit, Auth, Resource};
+use super::{
+    ApiTags, Audit, Auth, Resource,
+    pages::{self, HtmlPage, SessionForms, escape},
+};
 use crate::{
     auth::{
         cookies::{self, csrf_failed},
         login,
+        providers::ProviderEntry,
         sessions::{self, RefreshOutcome},
     },
     domain::audit,
@@ -44,6 +57,62 @@ enum LoggedOut {
     /// The session is over; its tokens are refused everywhere from now on.
     #[oai(status = 204)]
     Done,
+    /// The same, for a form on a page (a browser): back to the start page.
+    #[oai(status = 303)]
+    SeeOther(#[oai(header = "Location")] String),
+    /// The same, for a form that asked to end the provider's session too: a page leading
+    /// there.
+    #[oai(status = 200)]
+    Page(
+        Html<String>,
+        #[oai(header = "Content-Security-Policy")] String,
+    ),
+}
+
+impl LoggedOut {
+    /// The answer for how the logout was asked: an API call, or a page's form.
+    fn answer(form: Option<&LogoutForm>, end_at: Option<&ProviderEntry>) -> Self {
+        match (form, end_at) {
+            (None, _) => LoggedOut::Done,
+            (Some(form), Some(provider)) if form.end_session.is_some() => {
+                let HtmlPage::Ok(html, csp) = signed_out_page(provider);
+                LoggedOut::Page(html, csp)
+            }
+            (Some(_), _) => LoggedOut::SeeOther("/".into()),
+        }
+    }
+}
+
+/// What the logout forms on the pages send (`application/x-www-form-urlencoded`).
+#[derive(Deserialize)]
+struct LogoutForm {
+    /// The CSRF cookie's value, as the page rendered it ([`pages::session_forms`]).
+    csrf: Option<String>,
+    /// Present: end the session at the provider too, where it allows that.
+    end_session: Option<String>,
+}
+
+/// Signed out here; the provider's own session is one click away.
+fn signed_out_page(provider: &ProviderEntry) -> HtmlPage {
+    let name = escape(&provider.display_name);
+    HtmlPage::new(
+        "Signed out",
+        &format!(
+            "<h1>Signed out</h1><section class=\"card\"><p>You are signed out of {service}.</p>\
+             <p>{name} may still remember you: sign out there too, or the next login may not ask.</p>\
+             <div class=\"actions\"><a class=\"button\" href=\"/auth/end-session/{path}\">Sign out at {name}</a>\
+             <a class=\"button secondary\" href=\"/\">Back to the start page</a></div></section>",
+            service = super::SERVICE_NAME,
+            path = escape(&provider.name),
+        ),
+    )
+}
+
+#[derive(ApiResponse)]
+enum ToProvider {
+    /// To the provider's logout (RP-Initiated Logout), which sends the browser back to `/`.
+    #[oai(status = 303)]
+    SeeOther(#[oai(header = "Location")] String),
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -112,9 +181,22 @@ impl SessionsApi {
     /// Ends this session: its refresh tokens are spent and its access tokens refused by every
     /// instance until they expire. Works with the access token, or with only the refresh
     /// cookie once the access token has expired.
+    ///
+    /// Pages post a form instead (`csrf`: the CSRF cookie's value; `end_session`: offer the
+    /// provider's logout next) and are answered with a redirect to `/` or a page.
     #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(&self, req: &Request, jar: &CookieJar) -> ApiResult<LoggedOut> {
+    async fn logout(
+        &self,
+        req: &Request,
+        jar: &CookieJar,
+        form: Option<Form<LogoutForm>>,
+    ) -> ApiResult<LoggedOut> {
         let state = &self.state;
+        let form = form.map(|Form(form)| form);
+        let csrf_ok = || {
+            let token = form.as_ref().and_then(|f| f.csrf.as_deref());
+            state.auth.csrf_ok_with_form(req, token)
+        };
         // Resolved here rather than by the middleware: a browser whose access token has
         // expired must still be able to end its session with the refresh cookie.
         let (session_id, token_id, user_id) = match state.auth.resolve(req).await {
@@ -124,14 +206,14 @@ impl SessionsApi {
                         "logout ends a session; API keys are revoked instead".into(),
                     )
                 })?;
-                if grant.via_cookie && !state.auth.csrf_ok(req) {
+                if grant.via_cookie && !csrf_ok() {
                     return Err(csrf_failed());
                 }
                 (grant.session_id, Some(grant.token_id), principal.user_id)
             }
             Err(ApiError::Unauthorized) => {
                 let refresh = jar.get(cookies::REFRESH).ok_or(ApiError::Unauthorized)?;
-                if !state.auth.csrf_ok(req) {
+                if !csrf_ok() {
                     return Err(csrf_failed());
                 }
                 let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
@@ -151,12 +233,52 @@ impl SessionsApi {
         let ctx = audit_context(req).as_user(user_id);
         sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
         cookies::clear_session(jar);
-        Ok(LoggedOut::Done)
+        let wants_provider = form.as_ref().is_some_and(|f| f.end_session.is_some());
+        let provider = match wants_provider {
+            true => sessions::provider_of(&state.db, session_id)
+                .await?
+                .and_then(|name| state.providers.get(&name))
+                .filter(|p| p.end_session),
+            false => None,
+        };
+        Ok(LoggedOut::answer(form.as_ref(), provider.as_deref()))
     }
 
-    /// Ends every session of the user, on every device.
+    /// A page for a browser that opened the logout address: logging out changes state, so it
+    /// is a POST, and this page offers the button that sends it.
+    #[oai(path = "/auth/logout", method = "get")]
+    async fn logout_page(&self, req: &Request) -> HtmlPage {
+        let body = match pages::visitor(&self.state, req).await {
+            Some(visitor) if visitor.in_browser_session => format!(
+                "<h1>Log out?</h1><section class=\"card\"><p class=\"who\">Signed in as <strong>{}</strong></p>{}</section>",
+                escape(&visitor.name()),
+                pages::session_forms(&SessionForms::from(&visitor))
+            ),
+            _ => "<h1>Not signed in</h1><section class=\"card\"><p>This browser has no session to end.</p>\
+                  <div class=\"actions\"><a class=\"button\" href=\"/\">Back to the start page</a></div></section>"
+                .to_owned(),
+        };
+        HtmlPage::new("Log out", &body)
+    }
+
+    /// Sends the browser on to end its session at the provider (OpenID RP-Initiated Logout),
+    /// for providers configured with `end_session`; it comes back to `/`. Changes nothing here.
+    #[oai(path = "/auth/end-session/:provider", method = "get")]
+    async fn end_session(&self, provider: Path<String>) -> ApiResult<ToProvider> {
+        let url = login::end_session_url(&self.state, &provider.0).await?;
+        Ok(ToProvider::SeeOther(url))
+    }
+
+    /// Ends every session of the user, on every device. A page's form is answered with a
+    /// redirect to `/`.
     #[oai(path = "/auth/logout-all", method = "post")]
-    async fn logout_all(&self, auth: Auth, jar: &CookieJar, audit: Audit) -> ApiResult<LoggedOut> {
+    async fn logout_all(
+        &self,
+        auth: Auth,
+        jar: &CookieJar,
+        audit: Audit,
+        form: Option<Form<LogoutForm>>,
+    ) -> ApiResult<LoggedOut> {
         let principal = auth.principal();
         if principal.session().is_none() {
             return Err(ApiError::BadRequest(
@@ -168,6 +290,6 @@ impl SessionsApi {
             sessions::end(&self.state, session.id, None, &audit.0, action).await?;
         }
         cookies::clear_session(jar);
-        Ok(LoggedOut::Done)
+        Ok(LoggedOut::answer(form.map(|Form(f)| f).as_ref(), None))
     }
 }

@@ -269,6 +269,17 @@ pub async fn revoke_session(
     Ok(session)
 }
 
+/// The provider a session logged in through.
+pub async fn provider_of(
+    db: &DatabaseConnection,
+    session: Uuid,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    Ok(session::Entity::find_by_id(session)
+        .one(db)
+        .await?
+        .map(|s| s.provider))
+}
+
 /// Every live session of the user.
 pub async fn live_sessions(
     db: &DatabaseConnection,

@@ -17,7 +17,7 @@ use poem::{
 
 use super::{Decision, Policy, RateLimiter, client_key};
 use crate::{
-    auth::{Principal, cookies},
+    auth::{Principal, X_API_KEY, cookies},
     domain::audit::{self, AuditLog},
     error::ApiError,
     http::{ClientIp, audit_context, ipv6_network},
@@ -91,6 +91,7 @@ pub fn site_of(req: &Request) -> Option<String> {
 /// (the API, refresh, logout, the landing page) is then closed to a cooling address.
 pub fn credentialed(req: &Request) -> bool {
     req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key(X_API_KEY)
         || req.headers().contains_key("x-refresh-token")
         || has_cookie(req, cookies::ACCESS)
         || has_cookie(req, cookies::REFRESH)

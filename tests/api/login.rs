@@ -788,3 +788,52 @@ async fn a_provider_answer_over_one_mebibyte_is_refused() {
     let app = app_with(None, Some(&gh)).await;
     assert_problem(Browser::default().login(&app, "gh").await, 503).await;
 }
+
+/// The user's `display_name`, as `/api/v1/me` shows it to this browser.
+async fn display_name(app: &TestApp, browser: &mut Browser) -> Value {
+    let me: Value = browser
+        .get(app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    me["display_name"].clone()
+}
+
+#[tokio::test]
+async fn display_name_comes_from_the_oidc_name_claim_and_follows_later_logins() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    // The operator created the user first, by address: the login links to it, and the
+    // provider's name still arrives.
+    app.bootstrap("acme", "user@example.com").await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "Test Person");
+    idp.behave(|b| b.name = Some("Test Person-Renamed".into()));
+    let mut later = Browser::default();
+    assert_eq!(later.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut later).await, "Test Person-Renamed");
+    // A login without a name keeps the one known.
+    idp.behave(|b| b.name = None);
+    let mut nameless = Browser::default();
+    assert_eq!(nameless.login(&app, "fake").await.status(), 200);
+    assert_eq!(
+        display_name(&app, &mut nameless).await,
+        "Test Person-Renamed"
+    );
+}
+
+#[tokio::test]
+async fn display_name_comes_from_the_github_profile_falling_back_to_the_login() {
+    let gh = FakeGithub::start().await;
+    gh.behave(|b| b.name = None);
+    let app = app_with(None, Some(&gh)).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "gh").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "octocat");
+    gh.behave(|b| b.name = Some("Mona Lisa Octocat".into()));
+    let mut later = Browser::default();
+    assert_eq!(later.login(&app, "gh").await.status(), 200);
+    assert_eq!(display_name(&app, &mut later).await, "Mona Lisa Octocat");
+}

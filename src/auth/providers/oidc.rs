@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse,
-    core::{
-        CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-        CoreProviderMetadata,
-    },
+    EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
+    TokenResponse,
+    core::{CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
@@ -56,7 +54,7 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 7] = [
 ];
 
 struct Discovered {
-    metadata: CoreProviderMetadata,
+    metadata: ProviderMetadataWithLogout,
     client: Client,
     /// From here on, discovery and keys are fetched again before they are used.
     expires: Instant,
@@ -108,7 +106,7 @@ impl OidcProvider {
         }
     }
 
-    fn client(&self, metadata: CoreProviderMetadata) -> Client {
+    fn client(&self, metadata: ProviderMetadataWithLogout) -> Client {
         CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -157,7 +155,7 @@ impl OidcProvider {
         let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(invalid)?;
         let issuer_is_local = is_loopback_host(issuer.url());
         let observed = Observed::new(&self.http, self.bounds);
-        let metadata = CoreProviderMetadata::discover_async(issuer, &observed)
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &observed)
             .await
             .map_err(|e| unavailable(error_chain(&e)))?;
         // The endpoints the issuer names: https, and on loopback only if the issuer itself
@@ -171,6 +169,9 @@ impl OidcProvider {
         ];
         if let Some(token) = metadata.token_endpoint() {
             endpoints.push(("token_endpoint", token.url()));
+        }
+        if let Some(end_session) = &metadata.additional_metadata().end_session_endpoint {
+            endpoints.push(("end_session_endpoint", end_session.url()));
         }
         for (what, url) in endpoints {
             check_outbound_url(what, url).map_err(invalid)?;
@@ -211,6 +212,30 @@ impl OidcProvider {
             pkce_verifier: verifier.secret().clone(),
             nonce: Some(nonce.secret().clone()),
         })
+    }
+
+    /// RP-Initiated Logout: the provider's `end_session_endpoint` with our `client_id` and
+    /// where to come back. No `id_token_hint`: we do not keep ID tokens, so the provider asks
+    /// the user to confirm, which is what someone logging out of both wants anyway.
+    pub async fn end_session_url(
+        &self,
+        post_logout: &url::Url,
+    ) -> Result<Option<url::Url>, ProviderError> {
+        let discovered = self.discovered().await?;
+        let Some(endpoint) = discovered
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            LogoutRequest::from(endpoint)
+                .set_client_id(ClientId::new(self.config.client_id.clone()))
+                .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(post_logout.clone()))
+                .http_get_url(),
+        ))
     }
 
     pub async fn finish(

@@ -1,0 +1,116 @@
+//! Who is signed in with this browser, and the forms that end the session.
+//!
+//! The forms are plain same-origin POSTs, so they work without script. Browsers send `Origin`
+//! and `Sec-Fetch-Site` with them, which the CSRF check accepts; where something strips those,
+//! the form also carries the CSRF token: the page echoes the `__Host-iq_csrf` cookie into a
+//! hidden field, and the logout handler compares the two in constant time (a double submit,
+//! like the `X-CSRF-Token` header). Another site can neither read that cookie nor make the
+//! browser send it (`SameSite=Strict`), so it cannot fill in the field.
+use std::sync::Arc;
+
+use poem::Request;
+
+use super::escape;
+use crate::{
+    auth::{cookies, providers::ProviderEntry, sessions},
+    db::entities::user,
+    domain::users,
+    state::AppState,
+};
+
+/// The person behind a request, as the pages show them.
+pub struct Visitor {
+    pub user: user::Model,
+    /// Signed in with the session cookies (not a key or a bearer token): the forms apply.
+    pub in_browser_session: bool,
+    pub csrf: Option<String>,
+    /// The provider of this login, when it is configured to end its own session too.
+    pub provider_logout: Option<Arc<ProviderEntry>>,
+}
+
+impl Visitor {
+    /// The name to greet with: the provider's name for the user, else the address.
+    pub fn name(&self) -> String {
+        let user = &self.user;
+        user.display_name
+            .clone()
+            .or_else(|| user.email.clone())
+            .unwrap_or_else(|| user.id.to_string())
+    }
+}
+
+/// The signed-in visitor, if the request carries a valid credential.
+pub async fn visitor(state: &AppState, req: &Request) -> Option<Visitor> {
+    let principal = state.auth.resolve(req).await.ok()?;
+    let user = users::find(&state.db, principal.user_id).await.ok()??;
+    let grant = principal.session().filter(|s| s.via_cookie);
+    let provider_logout = match grant {
+        Some(grant) => sessions::provider_of(&state.db, grant.session_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|name| state.providers.get(&name))
+            .filter(|p| p.end_session),
+        None => None,
+    };
+    Some(Visitor {
+        user,
+        in_browser_session: grant.is_some(),
+        csrf: req
+            .cookie()
+            .get(cookies::CSRF)
+            .map(|c| c.value_str().to_owned()),
+        provider_logout,
+    })
+}
+
+/// What a signed-in page offers.
+pub struct SessionForms<'a> {
+    pub csrf: Option<&'a str>,
+    /// Also end the session at this provider.
+    pub provider: Option<&'a ProviderEntry>,
+}
+
+impl<'a> From<&'a Visitor> for SessionForms<'a> {
+    fn from(visitor: &'a Visitor) -> Self {
+        Self {
+            csrf: visitor.csrf.as_deref(),
+            provider: visitor.provider_logout.as_deref(),
+        }
+    }
+}
+
+/// Log out, log out everywhere, and (where configured) log out at the provider as well.
+pub fn session_forms(forms: &SessionForms<'_>) -> String {
+    let csrf = forms
+        .csrf
+        .map(|token| {
+            format!(
+                "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+                escape(token)
+            )
+        })
+        .unwrap_or_default();
+    let form = |action: &str, extra: &str, class: &str, label: &str| {
+        format!(
+            "<form method=\"post\" action=\"{action}\">{csrf}{extra}\
+             <button type=\"submit\"{class}>{label}</button></form>"
+        )
+    };
+    let mut html = form("/auth/logout", "", "", "Log out");
+    if let Some(provider) = forms.provider {
+        html.push_str(&form(
+            "/auth/logout",
+            "<input type=\"hidden\" name=\"end_session\" value=\"1\">",
+            " class=\"secondary\"",
+            &format!("Log out here and at {}", escape(&provider.display_name)),
+        ));
+    }
+    html.push_str(&form(
+        "/auth/logout-all",
+        "",
+        " class=\"secondary\"",
+        "Log out everywhere",
+    ));
+    format!("<div class=\"actions\">{html}</div>")
+}
