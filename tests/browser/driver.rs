@@ -1,6 +1,7 @@
 //! Headless Chromium through chromedriver (WebDriver), one browser per test, one test at a
 //! time (two cores do not run two Chromiums well).
 use std::{
+    io::Write,
     net::{Ipv4Addr, TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -52,10 +53,16 @@ impl Chromium {
         let (Some(chromium), Some(chromedriver)) =
             (installed("chromium"), installed("chromedriver"))
         else {
-            eprintln!(
-                "browser tests not run: chromium/chromedriver not installed \
-                 (Debian: apt-get install chromium chromium-driver)"
-            );
+            // Once, and past the test harness's capture (which hides a passing test's
+            // `eprintln!`), so the run says what it skipped.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "browser tests not run: chromium/chromedriver not installed \
+                     (Debian: apt-get install chromium chromium-driver)"
+                );
+            });
             return None;
         };
         let turn = TURN.lock().await;
