@@ -233,13 +233,13 @@ impl SessionsApi {
         let ctx = audit_context(req).as_user(user_id);
         sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
         cookies::clear_session(jar);
-        let wants_provider = form.as_ref().is_some_and(|f| f.end_session.is_some());
-        let provider = match wants_provider {
-            true => sessions::provider_of(&state.db, session_id)
+        let provider = if form.as_ref().is_some_and(|f| f.end_session.is_some()) {
+            sessions::provider_of(&state.db, session_id)
                 .await?
                 .and_then(|name| state.providers.get(&name))
-                .filter(|p| p.end_session),
-            false => None,
+                .filter(|p| p.end_session)
+        } else {
+            None
         };
         Ok(LoggedOut::answer(form.as_ref(), provider.as_deref()))
     }

@@ -93,10 +93,11 @@ async fn a_full_oidc_login_starts_a_session_in_secure_cookies() {
     assert_eq!(me["email"], "user@example.com");
     // Native clients send the same access token as a bearer token.
     assert_eq!(me_with_bearer(&app, &browser.access()).await.status(), 200);
-    // The landing page knows who is signed in.
+    // The landing page knows who is signed in: by the provider's name, with the address.
     let page = browser.get(&app, &app.url("/")).await.text().await.unwrap();
     assert!(
-        page.contains("Signed in as <strong>user@example.com</strong>"),
+        page.contains("Signed in as <strong>Test Person</strong>")
+            && page.contains("user@example.com"),
         "{page}"
     );
 }
