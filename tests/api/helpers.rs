@@ -190,6 +190,18 @@ impl TestApp {
             .header("authorization", format!("apikey {key}"))
     }
 
+    /// A request carrying the key as printed, in `X-API-Key`.
+    pub fn with_x_api_key(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("x-api-key", key)
+    }
+
     pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
         self.with_key(reqwest::Method::GET, path, key)
             .send()

@@ -6,19 +6,8 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
 
-fn with_x_api_key(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    key: &str,
-) -> reqwest::RequestBuilder {
-    app.client
-        .request(method, app.url(path))
-        .header("x-api-key", key)
-}
-
 async fn get_with_x_api_key(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
-    with_x_api_key(app, reqwest::Method::GET, path, key)
+    app.with_x_api_key(reqwest::Method::GET, path, key)
         .send()
         .await
         .unwrap()
@@ -32,16 +21,16 @@ async fn the_key_as_the_cli_prints_it_works_in_x_api_key() {
     assert_eq!(me.status(), 200);
     let posts = get_with_x_api_key(&app, "/api/v1/tenants/acme/posts", &owner.api_key).await;
     assert_eq!(posts.status(), 200);
-    let created = with_x_api_key(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/tenants/acme/posts",
-        &owner.api_key,
-    )
-    .json(&crate::helpers::draft("by-header"))
-    .send()
-    .await
-    .unwrap();
+    let created = app
+        .with_x_api_key(
+            reqwest::Method::POST,
+            "/api/v1/tenants/acme/posts",
+            &owner.api_key,
+        )
+        .json(&crate::helpers::draft("by-header"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(created.status(), 201);
 }
 
@@ -62,16 +51,12 @@ async fn a_read_only_key_in_x_api_key_still_cannot_write() {
             .status(),
         200
     );
-    let resp = with_x_api_key(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/tenants/acme/posts",
-        key,
-    )
-    .json(&crate::helpers::draft("nope"))
-    .send()
-    .await
-    .unwrap();
+    let resp = app
+        .with_x_api_key(reqwest::Method::POST, "/api/v1/tenants/acme/posts", key)
+        .json(&crate::helpers::draft("nope"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(resp, 403).await;
 }
 

@@ -136,6 +136,24 @@ impl Chromium {
             .unwrap_or_else(|e| panic!("{xpath}: {e}"))
     }
 
+    /// Clicks the element `css` once it is there.
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Clicks the element `xpath` once it is there.
+    pub async fn click_xpath(&self, xpath: &str) {
+        let element = self.find_xpath(xpath).await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {xpath}: {e}"));
+    }
+
     /// Waits until the page at `url` shows `text` in its body; returns the body's text.
     pub async fn wait_for_text(&self, url: &str, text: &str) -> String {
         let deadline = tokio::time::Instant::now() + PATIENCE;

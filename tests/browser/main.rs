@@ -36,14 +36,9 @@ async fn app_and_provider() -> (TestApp, FakeOidc) {
 /// From the start page through the provider's login form, signed in as `name`.
 async fn log_in(browser: &Chromium, app: &TestApp, name: &str) {
     browser.client.goto(&app.url("/")).await.unwrap();
-    browser
-        .find("a[href='/auth/login/fake']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("a[href='/auth/login/fake']").await;
     browser.find("#name").await.send_keys(name).await.unwrap();
-    browser.find("#sign-in").await.click().await.unwrap();
+    browser.click("#sign-in").await;
     browser
         .wait_for_text(&app.url("/"), &format!("Signed in as {name}"))
         .await;
@@ -85,11 +80,8 @@ async fn a_person_logs_in_at_the_provider_and_out_with_the_button() {
     );
 
     browser
-        .find_xpath("//button[normalize-space()='Log out']")
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click_xpath("//button[normalize-space()='Log out']")
+        .await;
     browser.wait_for_text(&app.url("/"), "Not signed in").await;
     browser.find("a[href='/auth/login/fake']").await;
     let cookies = browser.client.get_all_cookies().await.unwrap();
@@ -107,23 +99,15 @@ async fn cancelling_at_the_provider_shows_a_page_that_leads_back() {
     };
     let (app, _idp) = app_and_provider().await;
     browser.client.goto(&app.url("/")).await.unwrap();
-    browser
-        .find("a[href='/auth/login/fake']")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser.find("#cancel").await.click().await.unwrap();
+    browser.click("a[href='/auth/login/fake']").await;
+    browser.click("#cancel").await;
     let heading = browser.find("h1").await.text().await.unwrap();
     assert_eq!(heading, "Bad Request");
     let body = browser.body_text().await;
     assert!(body.contains("refused the login: access_denied"), "{body}");
     browser
-        .find_xpath("//a[normalize-space()='Back to the start page']")
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click_xpath("//a[normalize-space()='Back to the start page']")
+        .await;
     browser.wait_for_text(&app.url("/"), "Not signed in").await;
     browser.close().await;
 }
@@ -138,12 +122,7 @@ async fn the_docs_ui_authorizes_with_the_bootstrap_key_and_tries_an_operation() 
     let key = app.bootstrap("acme", "owner@example.com").await.api_key;
     browser.client.goto(&app.url("/docs")).await.unwrap();
     assert_eq!(browser.client.title().await.unwrap(), "ironquill API docs");
-    browser
-        .find("button.authorize")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.authorize").await;
     let scheme = "//div[contains(@class,'auth-container')][.//h4[contains(., 'XApiKeyAuth')]]";
     browser
         .find_xpath(&format!("{scheme}//input"))
@@ -152,42 +131,26 @@ async fn the_docs_ui_authorizes_with_the_bootstrap_key_and_tries_an_operation() 
         .await
         .unwrap();
     browser
-        .find_xpath(&format!("{scheme}//button[contains(@class,'authorize')]"))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click_xpath(&format!("{scheme}//button[contains(@class,'authorize')]"))
+        .await;
+    // Authorized: the scheme now offers to forget the key.
     browser
         .find_xpath(&format!("{scheme}//button[normalize-space()='Logout']"))
         .await;
-    browser
-        .find("button.close-modal")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.close-modal").await;
 
     let operation = "//div[contains(@class,'opblock-get')][.//*[@data-path='/api/v1/me']]";
     browser
-        .find_xpath(&format!("{operation}//*[@data-path='/api/v1/me']"))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click_xpath(&format!("{operation}//*[@data-path='/api/v1/me']"))
+        .await;
     browser
-        .find_xpath(&format!(
+        .click_xpath(&format!(
             "{operation}//button[contains(@class,'try-out__btn')]"
         ))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .await;
     browser
-        .find_xpath(&format!("{operation}//button[contains(@class,'execute')]"))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click_xpath(&format!("{operation}//button[contains(@class,'execute')]"))
+        .await;
     let status = browser
         .find_xpath(&format!(
             "{operation}//table[contains(@class,'live-responses-table')]//tbody//td[contains(@class,'response-col_status')]"
