@@ -826,6 +826,19 @@ async fn display_name_comes_from_the_oidc_name_claim_and_follows_later_logins() 
 }
 
 #[tokio::test]
+async fn where_the_id_token_has_no_name_it_comes_from_userinfo() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| {
+        b.name = None;
+        b.userinfo_name = Some("Grace Hopper".into());
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "Grace Hopper");
+}
+
+#[tokio::test]
 async fn display_name_comes_from_the_github_profile_falling_back_to_the_login() {
     let gh = FakeGithub::start().await;
     gh.behave(|b| b.name = None);

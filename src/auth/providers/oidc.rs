@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
-    TokenResponse,
-    core::{CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
+    EndpointSet, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    RequestTokenError, Scope, SubjectIdentifier, TokenResponse,
+    core::{
+        CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+        CoreUserInfoClaims,
+    },
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
@@ -170,6 +173,9 @@ impl OidcProvider {
         if let Some(token) = metadata.token_endpoint() {
             endpoints.push(("token_endpoint", token.url()));
         }
+        if let Some(userinfo) = metadata.userinfo_endpoint() {
+            endpoints.push(("userinfo_endpoint", userinfo.url()));
+        }
         if let Some(end_session) = &metadata.additional_metadata().end_session_endpoint {
             endpoints.push(("end_session_endpoint", end_session.url()));
         }
@@ -264,17 +270,47 @@ impl OidcProvider {
             .id_token()
             .ok_or_else(|| invalid("no ID token in the token response"))?;
         let nonce = Nonce::new(nonce.to_owned());
-        match verify(&client, id_token, &nonce) {
-            Ok(identity) => Ok(identity),
+        let mut identity = match verify(&client, id_token, &nonce) {
+            Ok(identity) => identity,
             // A key we have not seen: the issuer may have rotated. Refresh the JWKS once (at
             // most once a minute, so forged kids cannot make us hammer the issuer) and retry.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(
                 openidconnect::SignatureVerificationError::NoMatchingKey,
             )) => {
                 let client = self.keys_newer_than(keys_version).await?;
-                verify(&client, id_token, &nonce).map_err(invalid)
+                verify(&client, id_token, &nonce).map_err(invalid)?
             }
-            Err(e) => Err(invalid(e)),
+            Err(e) => return Err(invalid(e)),
+        };
+        if identity.name.is_none() {
+            identity.name = self
+                .userinfo_name(&client, response.access_token(), &identity.subject)
+                .await;
+        }
+        Ok(identity)
+    }
+
+    /// The `name` from the userinfo endpoint, for providers that leave it out of the ID token.
+    /// Only the name: who logged in comes from the validated ID token, and the answer must be
+    /// about that same subject. Best effort: if userinfo fails, the user logs in nameless.
+    async fn userinfo_name(
+        &self,
+        client: &Client,
+        token: &openidconnect::AccessToken,
+        subject: &str,
+    ) -> Option<String> {
+        let expected = SubjectIdentifier::new(subject.to_owned());
+        let request = client.user_info(token.clone(), Some(expected)).ok()?;
+        let claims: Result<CoreUserInfoClaims, _> = request.request_async(&self.http).await;
+        match claims {
+            Ok(claims) => claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "userinfo failed; no name taken");
+                None
+            }
         }
     }
 

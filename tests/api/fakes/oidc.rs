@@ -106,6 +106,8 @@ pub struct Behaviour {
     pub deny: Option<String>,
     /// The `name` claim.
     pub name: Option<String>,
+    /// The `name` the userinfo endpoint answers (for the subject of the last ID token).
+    pub userinfo_name: Option<String>,
     /// Show a login page (a form a person fills in) instead of answering at once: what a
     /// real browser goes through. Its "Cancel" answers `access_denied`.
     pub login_page: bool,
@@ -128,6 +130,7 @@ impl Default for Behaviour {
             email_verified: true,
             deny: None,
             name: Some("Test Person".into()),
+            userinfo_name: None,
             login_page: false,
             end_session: false,
         }
@@ -187,6 +190,7 @@ impl FakeOidc {
             .at("/.well-known/openid-configuration", get(discovery))
             .at("/authorize", get(authorize).post(decide))
             .at("/logout", get(end_session))
+            .at("/userinfo", get(userinfo))
             .at("/token", post(token))
             .at("/jwks", get(jwks))
             .data(state.clone());
@@ -277,6 +281,7 @@ fn discovery(state: Data<&Shared>) -> Response {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/jwks"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
@@ -405,6 +410,20 @@ fn answer(state: &Shared, q: AuthorizeQuery, name: Option<String>) -> Response {
         },
     );
     found(target.as_str())
+}
+
+/// The user the token endpoint's access token stands for.
+#[handler]
+fn userinfo(state: Data<&Shared>, req: &poem::Request) -> Response {
+    if req.header("authorization") != Some("Bearer provider-access-token") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let b = state.lock().unwrap().behaviour.clone();
+    let mut body = json!({"sub": b.subject});
+    if let Some(name) = b.userinfo_name {
+        body["name"] = json!(name);
+    }
+    Json(body).into_response()
 }
 
 /// RP-Initiated Logout: records the request, then returns to `post_logout_redirect_uri`.
