@@ -4,7 +4,7 @@ use poem_openapi::OpenApi;
 
 use super::{
     ApiTags, Resource,
-    pages::{self, HtmlPage, SessionForms, escape},
+    pages::{self, HtmlPage, escape},
 };
 use crate::state::AppState;
 
@@ -37,7 +37,7 @@ impl LandingApi {
                     _ => String::new(),
                 };
                 let forms = if visitor.in_browser_session {
-                    pages::session_forms(&SessionForms::from(&visitor))
+                    pages::session_forms(&visitor)
                 } else {
                     String::new()
                 };

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{
     ApiTags, Audit, Auth, Resource,
-    pages::{self, HtmlPage, SessionForms, escape},
+    pages::{self, HtmlPage, escape},
 };
 use crate::{
     auth::{
@@ -70,15 +70,16 @@ enum LoggedOut {
 }
 
 impl LoggedOut {
-    /// The answer for how the logout was asked: an API call, or a page's form.
+    /// The answer for how the logout was asked: an API call, or a page's form (which may have
+    /// asked to go on to `end_at`'s logout).
     fn answer(form: Option<&LogoutForm>, end_at: Option<&ProviderEntry>) -> Self {
         match (form, end_at) {
             (None, _) => LoggedOut::Done,
-            (Some(form), Some(provider)) if form.end_session.is_some() => {
+            (Some(_), Some(provider)) => {
                 let HtmlPage::Ok(html, csp) = signed_out_page(provider);
                 LoggedOut::Page(html, csp)
             }
-            (Some(_), _) => LoggedOut::SeeOther("/".into()),
+            (Some(_), None) => LoggedOut::SeeOther("/".into()),
         }
     }
 }
@@ -234,10 +235,7 @@ impl SessionsApi {
         sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
         cookies::clear_session(jar);
         let provider = if form.as_ref().is_some_and(|f| f.end_session.is_some()) {
-            sessions::provider_of(&state.db, session_id)
-                .await?
-                .and_then(|name| state.providers.get(&name))
-                .filter(|p| p.end_session)
+            login::provider_to_end(state, session_id).await?
         } else {
             None
         };
@@ -252,7 +250,7 @@ impl SessionsApi {
             Some(visitor) if visitor.in_browser_session => format!(
                 "<h1>Log out?</h1><section class=\"card\"><p class=\"who\">Signed in as <strong>{}</strong></p>{}</section>",
                 escape(&visitor.name()),
-                pages::session_forms(&SessionForms::from(&visitor))
+                pages::session_forms(&visitor)
             ),
             _ => "<h1>Not signed in</h1><section class=\"card\"><p>This browser has no session to end.</p>\
                   <div class=\"actions\"><a class=\"button\" href=\"/\">Back to the start page</a></div></section>"

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    providers::{ExternalIdentity, ProviderError},
+    providers::{ExternalIdentity, ProviderEntry, ProviderError},
     secrets::{self, random_token, sha256_hex as hash},
     sessions,
 };
@@ -232,6 +232,17 @@ pub async fn end_session_url(state: &AppState, provider: &str) -> ApiResult<Stri
         .map_err(provider_failure)?
         .ok_or(ApiError::NotFound)?;
     Ok(url.to_string())
+}
+
+/// The provider `session` logged in through, if logout may end its session there too.
+pub async fn provider_to_end(
+    state: &AppState,
+    session: uuid::Uuid,
+) -> Result<Option<std::sync::Arc<ProviderEntry>>, sea_orm::DbErr> {
+    Ok(sessions::provider_of(&state.db, session)
+        .await?
+        .and_then(|name| state.providers.get(&name))
+        .filter(|p| p.end_session))
 }
 
 /// A login on its way to the provider.

@@ -17,7 +17,7 @@ mod session;
 
 pub use errors::BrowserErrorPages;
 pub use favicon::favicon;
-pub use session::{SessionForms, session_forms, visitor};
+pub use session::{session_forms, visitor};
 
 use super::SERVICE_NAME;
 

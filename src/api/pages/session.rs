@@ -12,7 +12,7 @@ use poem::Request;
 
 use super::escape;
 use crate::{
-    auth::{cookies, providers::ProviderEntry, sessions},
+    auth::{cookies, login, providers::ProviderEntry},
     db::entities::user,
     domain::users,
     state::AppState,
@@ -45,12 +45,10 @@ pub async fn visitor(state: &AppState, req: &Request) -> Option<Visitor> {
     let user = users::find(&state.db, principal.user_id).await.ok()??;
     let grant = principal.session().filter(|s| s.via_cookie);
     let provider_logout = match grant {
-        Some(grant) => sessions::provider_of(&state.db, grant.session_id)
+        Some(grant) => login::provider_to_end(state, grant.session_id)
             .await
             .ok()
-            .flatten()
-            .and_then(|name| state.providers.get(&name))
-            .filter(|p| p.end_session),
+            .flatten(),
         None => None,
     };
     Some(Visitor {
@@ -64,26 +62,11 @@ pub async fn visitor(state: &AppState, req: &Request) -> Option<Visitor> {
     })
 }
 
-/// What a signed-in page offers.
-pub struct SessionForms<'a> {
-    pub csrf: Option<&'a str>,
-    /// Also end the session at this provider.
-    pub provider: Option<&'a ProviderEntry>,
-}
-
-impl<'a> From<&'a Visitor> for SessionForms<'a> {
-    fn from(visitor: &'a Visitor) -> Self {
-        Self {
-            csrf: visitor.csrf.as_deref(),
-            provider: visitor.provider_logout.as_deref(),
-        }
-    }
-}
-
 /// Log out, log out everywhere, and (where configured) log out at the provider as well.
-pub fn session_forms(forms: &SessionForms<'_>) -> String {
-    let csrf = forms
+pub fn session_forms(visitor: &Visitor) -> String {
+    let csrf = visitor
         .csrf
+        .as_deref()
         .map(|token| {
             format!(
                 "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
@@ -98,7 +81,7 @@ pub fn session_forms(forms: &SessionForms<'_>) -> String {
         )
     };
     let mut html = form("/auth/logout", "", "", "Log out");
-    if let Some(provider) = forms.provider {
+    if let Some(provider) = &visitor.provider_logout {
         html.push_str(&form(
             "/auth/logout",
             "<input type=\"hidden\" name=\"end_session\" value=\"1\">",
