@@ -11,9 +11,10 @@ use poem_openapi::{
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::{
-    ApiTags, Audit, Auth, Resource,
+    ApiTags, Resource,
     pages::{self, HtmlPage, escape},
 };
 use crate::{
@@ -194,48 +195,13 @@ impl SessionsApi {
     ) -> ApiResult<LoggedOut> {
         let state = &self.state;
         let form = form.map(|Form(form)| form);
-        let csrf_ok = || {
-            let token = form.as_ref().and_then(|f| f.csrf.as_deref());
-            state.auth.csrf_ok_with_form(req, token)
-        };
-        // Resolved here rather than by the middleware: a browser whose access token has
-        // expired must still be able to end its session with the refresh cookie.
-        let (session_id, token_id, user_id) = match state.auth.resolve(req).await {
-            Ok(principal) => {
-                let grant = principal.session().ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "logout ends a session; API keys are revoked instead".into(),
-                    )
-                })?;
-                if grant.via_cookie && !csrf_ok() {
-                    return Err(csrf_failed());
-                }
-                (grant.session_id, Some(grant.token_id), principal.user_id)
-            }
-            Err(ApiError::Unauthorized) => {
-                let refresh = jar.get(cookies::REFRESH).ok_or(ApiError::Unauthorized)?;
-                if !csrf_ok() {
-                    return Err(csrf_failed());
-                }
-                let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
-                cookies::clear_session(jar);
-                let Some(session) = session else {
-                    state.auth.failed(req, "refresh_token", "unknown").await;
-                    return Err(ApiError::Unauthorized);
-                };
-                if session.revoked_at.is_some() {
-                    state.auth.failed(req, "refresh_token", "revoked").await;
-                    return Err(ApiError::Unauthorized);
-                }
-                (session.id, None, session.user_id)
-            }
-            Err(other) => return Err(other),
-        };
-        let ctx = audit_context(req).as_user(user_id);
-        sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
+        let ending = self.session_to_end(req, jar, form.as_ref()).await?;
+        let ctx = audit_context(req).as_user(ending.user);
+        let action = audit::action::LOGOUT;
+        sessions::end(state, ending.session, ending.token, &ctx, action).await?;
         cookies::clear_session(jar);
         let provider = if form.as_ref().is_some_and(|f| f.end_session.is_some()) {
-            login::provider_to_end(state, session_id).await?
+            login::provider_to_end(state, ending.session).await?
         } else {
             None
         };
@@ -267,27 +233,87 @@ impl SessionsApi {
         Ok(ToProvider::SeeOther(url))
     }
 
-    /// Ends every session of the user, on every device. A page's form is answered with a
-    /// redirect to `/`.
+    /// Ends every session of the user, on every device. Authenticated like `/auth/logout`; a
+    /// page's form is answered with a redirect to `/`.
     #[oai(path = "/auth/logout-all", method = "post")]
     async fn logout_all(
         &self,
-        auth: Auth,
+        req: &Request,
         jar: &CookieJar,
-        audit: Audit,
         form: Option<Form<LogoutForm>>,
     ) -> ApiResult<LoggedOut> {
-        let principal = auth.principal();
-        if principal.session().is_none() {
-            return Err(ApiError::BadRequest(
-                "logout ends sessions; API keys are revoked instead".into(),
-            ));
-        }
-        for session in sessions::live_sessions(&self.state.db, principal.user_id).await? {
+        let form = form.map(|Form(form)| form);
+        let ending = self.session_to_end(req, jar, form.as_ref()).await?;
+        let ctx = audit_context(req).as_user(ending.user);
+        for session in sessions::live_sessions(&self.state.db, ending.user).await? {
             let action = audit::action::LOGOUT_ALL;
-            sessions::end(&self.state, session.id, None, &audit.0, action).await?;
+            sessions::end(&self.state, session.id, None, &ctx, action).await?;
         }
         cookies::clear_session(jar);
-        Ok(LoggedOut::answer(form.map(|Form(f)| f).as_ref(), None))
+        Ok(LoggedOut::answer(form.as_ref(), None))
+    }
+}
+
+/// What a logout ends: the caller's session, the access token it came with, its user.
+struct Ending {
+    session: Uuid,
+    token: Option<Uuid>,
+    user: Uuid,
+}
+
+impl SessionsApi {
+    /// The session a logout ends. Resolved here rather than by the middleware: a browser
+    /// whose access token has expired must still be able to end its session with the refresh
+    /// cookie, and a page's form carries its CSRF token in a field only the handler reads.
+    async fn session_to_end(
+        &self,
+        req: &Request,
+        jar: &CookieJar,
+        form: Option<&LogoutForm>,
+    ) -> ApiResult<Ending> {
+        let state = &self.state;
+        let csrf_ok = || {
+            let token = form.and_then(|f| f.csrf.as_deref());
+            state.auth.csrf_ok_with_form(req, token)
+        };
+        match state.auth.resolve(req).await {
+            Ok(principal) => {
+                let grant = principal.session().ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "logout ends sessions; API keys are revoked instead".into(),
+                    )
+                })?;
+                if grant.via_cookie && !csrf_ok() {
+                    return Err(csrf_failed());
+                }
+                Ok(Ending {
+                    session: grant.session_id,
+                    token: Some(grant.token_id),
+                    user: principal.user_id,
+                })
+            }
+            Err(ApiError::Unauthorized) => {
+                let refresh = jar.get(cookies::REFRESH).ok_or(ApiError::Unauthorized)?;
+                if !csrf_ok() {
+                    return Err(csrf_failed());
+                }
+                let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
+                cookies::clear_session(jar);
+                let Some(session) = session else {
+                    state.auth.failed(req, "refresh_token", "unknown").await;
+                    return Err(ApiError::Unauthorized);
+                };
+                if session.revoked_at.is_some() {
+                    state.auth.failed(req, "refresh_token", "revoked").await;
+                    return Err(ApiError::Unauthorized);
+                }
+                Ok(Ending {
+                    session: session.id,
+                    token: None,
+                    user: session.user_id,
+                })
+            }
+            Err(other) => Err(other),
+        }
     }
 }

@@ -35,10 +35,10 @@ use crate::{
     telemetry::metrics,
 };
 
-/// Paths under this prefix require a principal; so do [`PROTECTED_PATHS`].
+/// Paths under this prefix require a principal. (`/auth/logout` and `/auth/logout-all`
+/// resolve their caller themselves: an expired access token can still log out, and a page's
+/// form sends its CSRF token in a field, which only the handler reads.)
 pub const PROTECTED_PREFIX: &str = "/api/";
-/// (`/auth/logout` resolves its caller itself, so an expired access token can still log out.)
-pub const PROTECTED_PATHS: &[&str] = &["/auth/logout-all"];
 
 /// Everything needed to turn a request into a principal.
 pub struct Authenticator {
@@ -284,15 +284,11 @@ pub struct AuthenticateEndpoint<E> {
     auth: Arc<Authenticator>,
 }
 
-fn protected(path: &str) -> bool {
-    path.starts_with(PROTECTED_PREFIX) || PROTECTED_PATHS.contains(&path)
-}
-
 impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        if !protected(req.uri().path()) {
+        if !req.uri().path().starts_with(PROTECTED_PREFIX) {
             return self.inner.call(req).await;
         }
         let principal = self.auth.resolve(&req).await?;

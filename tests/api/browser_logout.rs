@@ -51,10 +51,12 @@ async fn a_logout_form_without_proof_of_origin_is_refused_and_changes_nothing() 
     let idp = FakeOidc::start().await;
     let app = app_with_idp(&idp).await;
     let mut browser = signed_in(&app).await;
-    for fields in [vec![], vec![("csrf", "forged")], vec![("csrf", "")]] {
-        let resp = browser.submit(&app, "/auth/logout", &fields, false).await;
-        let html = assert_page(resp, 403).await;
-        assert!(html.contains("CSRF check failed"), "{fields:?}");
+    for path in ["/auth/logout", "/auth/logout-all"] {
+        for fields in [vec![], vec![("csrf", "forged")], vec![("csrf", "")]] {
+            let resp = browser.submit(&app, path, &fields, false).await;
+            let html = assert_page(resp, 403).await;
+            assert!(html.contains("CSRF check failed"), "{path} {fields:?}");
+        }
     }
     assert_eq!(me_status(&app, &mut browser).await, 200, "still signed in");
     // An API client gets the same refusal as a problem document.
@@ -77,8 +79,9 @@ async fn logging_out_everywhere_from_the_form_ends_every_session_of_the_user() {
     let mut laptop = signed_in(&app).await;
     let mut phone = signed_in(&app).await;
     let csrf = laptop.csrf();
+    // The form's token is proof enough here too, with no Origin or Sec-Fetch-Site.
     let resp = laptop
-        .submit(&app, "/auth/logout-all", &[("csrf", &csrf)], true)
+        .submit(&app, "/auth/logout-all", &[("csrf", &csrf)], false)
         .await;
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp), "/");
