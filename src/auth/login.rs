@@ -25,7 +25,7 @@ use crate::{
         BeginWrite,
         entities::{identity, user},
     },
-    domain::{self, audit, users},
+    domain::{self, audit, fields, users},
     error::{ApiError, ApiResult},
     state::AppState,
     store::{EphemeralStore, Store, StoreError},
@@ -160,18 +160,11 @@ pub async fn sign_in(
     Ok(user)
 }
 
-/// The name the provider gives the user, made fit to show: no control characters, trimmed,
-/// at most 200 characters.
+/// The name the provider gives the user, made fit to show ([`fields::printable`]): at most
+/// 200 characters.
 fn display_name(identity: &ExternalIdentity) -> Option<String> {
-    let name: String = identity
-        .name
-        .as_deref()?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_owned())
+    let name = fields::printable(identity.name.as_deref()?, 200);
+    (!name.is_empty()).then_some(name)
 }
 
 /// The user as the provider names them on this login: people change their names, and the
@@ -351,12 +344,7 @@ async fn attempt(state: &AppState, callback: Callback<'_>) -> Result<SignedIn, F
         )));
     }
     if let Some(error) = callback.error {
-        let clean = |s: String| {
-            s.chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect::<String>()
-        };
+        let clean = |s: String| fields::printable(&s, 200);
         let description = callback.error_description.map(clean).unwrap_or_default();
         return Err(failed("provider_refused")(ApiError::BadRequest(
             format!(

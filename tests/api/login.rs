@@ -839,6 +839,56 @@ async fn where_the_id_token_has_no_name_it_comes_from_userinfo() {
 }
 
 #[tokio::test]
+async fn userinfo_about_another_subject_is_ignored() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| {
+        b.name = None;
+        b.userinfo_name = Some("Mallory".into());
+        b.userinfo_subject = Some("someone-else".into());
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn a_failing_userinfo_endpoint_still_lets_the_login_succeed_without_a_name() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| {
+        b.name = None;
+        b.userinfo_name = Some("Grace Hopper".into());
+        b.userinfo_fails = true;
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn display_names_lose_control_and_invisible_characters_and_stop_at_200() {
+    let idp = FakeOidc::start().await;
+    // A right-to-left override, a bell, zero-width and isolate characters, a byte order mark.
+    idp.behave(|b| {
+        b.name = Some(" \u{202E}Ada\u{7}\u{200B} Love\u{2066}lace\u{2069}\u{FEFF}\n".into())
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "Ada Lovelace");
+    // Nothing printable at all: no name rather than an empty one.
+    idp.behave(|b| b.name = Some("\u{200B}\u{202E}\u{0}".into()));
+    let mut invisible = Browser::default();
+    assert_eq!(invisible.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut invisible).await, "Ada Lovelace");
+    idp.behave(|b| b.name = Some("é".repeat(300)));
+    let mut long = Browser::default();
+    assert_eq!(long.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut long).await, "é".repeat(200));
+}
+
+#[tokio::test]
 async fn display_name_comes_from_the_github_profile_falling_back_to_the_login() {
     let gh = FakeGithub::start().await;
     gh.behave(|b| b.name = None);

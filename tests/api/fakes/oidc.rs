@@ -108,6 +108,10 @@ pub struct Behaviour {
     pub name: Option<String>,
     /// The `name` the userinfo endpoint answers (for the subject of the last ID token).
     pub userinfo_name: Option<String>,
+    /// The `sub` the userinfo endpoint answers, where not the ID token's.
+    pub userinfo_subject: Option<String>,
+    /// The userinfo endpoint answers 500.
+    pub userinfo_fails: bool,
     /// Show a login page (a form a person fills in) instead of answering at once: what a
     /// real browser goes through. Its "Cancel" answers `access_denied`.
     pub login_page: bool,
@@ -131,6 +135,8 @@ impl Default for Behaviour {
             deny: None,
             name: Some("Test Person".into()),
             userinfo_name: None,
+            userinfo_subject: None,
+            userinfo_fails: false,
             login_page: false,
             end_session: false,
         }
@@ -419,7 +425,10 @@ fn userinfo(state: Data<&Shared>, req: &poem::Request) -> Response {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let b = state.lock().unwrap().behaviour.clone();
-    let mut body = json!({"sub": b.subject});
+    if b.userinfo_fails {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut body = json!({"sub": b.userinfo_subject.unwrap_or(b.subject)});
     if let Some(name) = b.userinfo_name {
         body["name"] = json!(name);
     }
