@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 
 use super::{
     ApiTags, Audit, Resource,
-    pages::{HtmlPage, escape},
+    pages::{self, HtmlPage},
 };
 use crate::{
     auth::{
@@ -137,17 +137,6 @@ impl LoginApi {
             .display_name
             .or(user.email)
             .unwrap_or_else(|| "you".into());
-        // A page rather than a redirect: the provider's redirect here was a cross-site
-        // navigation, and a redirect onwards would still be one, so the browser would not send
-        // the new `SameSite=Strict` cookies to `/`. The refresh is a navigation of our own.
-        Ok(HtmlPage::with_head(
-            "Signed in",
-            "<meta http-equiv=\"refresh\" content=\"0;url=/\">",
-            &format!(
-                "<h1>Signed in</h1><section class=\"card\"><p class=\"who\">Signed in as <strong>{}</strong>.</p>\
-                 <div class=\"actions\"><a class=\"button\" href=\"/\">Continue</a></div></section>",
-                escape(&who)
-            ),
-        ))
+        Ok(pages::signed_in_page(&who))
     }
 }

@@ -7,7 +7,7 @@ use poem::{
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path},
-    payload::{Html, Json},
+    payload::Json,
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags, Resource,
-    pages::{self, HtmlPage, escape},
+    pages::{self, HtmlPage},
 };
 use crate::{
     auth::{
@@ -64,10 +64,7 @@ enum LoggedOut {
     /// The same, for a form that asked to end the provider's session too: a page leading
     /// there.
     #[oai(status = 200)]
-    Page(
-        Html<String>,
-        #[oai(header = "Content-Security-Policy")] String,
-    ),
+    Page(HtmlPage),
 }
 
 impl LoggedOut {
@@ -76,10 +73,7 @@ impl LoggedOut {
     fn answer(form: Option<&LogoutForm>, end_at: Option<&ProviderEntry>) -> Self {
         match (form, end_at) {
             (None, _) => LoggedOut::Done,
-            (Some(_), Some(provider)) => {
-                let HtmlPage::Ok(html, csp) = signed_out_page(provider);
-                LoggedOut::Page(html, csp)
-            }
+            (Some(_), Some(provider)) => LoggedOut::Page(pages::signed_out_page(provider)),
             (Some(_), None) => LoggedOut::SeeOther("/".into()),
         }
     }
@@ -92,22 +86,6 @@ struct LogoutForm {
     csrf: Option<String>,
     /// Present: end the session at the provider too, where it allows that.
     end_session: Option<String>,
-}
-
-/// Signed out here; the provider's own session is one click away.
-fn signed_out_page(provider: &ProviderEntry) -> HtmlPage {
-    let name = escape(&provider.display_name);
-    HtmlPage::new(
-        "Signed out",
-        &format!(
-            "<h1>Signed out</h1><section class=\"card\"><p>You are signed out of {service}.</p>\
-             <p>{name} may still remember you: sign out there too, or the next login may not ask.</p>\
-             <div class=\"actions\"><a class=\"button\" href=\"/auth/end-session/{path}\">Sign out at {name}</a>\
-             <a class=\"button secondary\" href=\"/\">Back to the start page</a></div></section>",
-            service = super::SERVICE_NAME,
-            path = escape(&provider.name),
-        ),
-    )
 }
 
 #[derive(ApiResponse)]
@@ -212,17 +190,8 @@ impl SessionsApi {
     /// is a POST, and this page offers the button that sends it.
     #[oai(path = "/auth/logout", method = "get")]
     async fn logout_page(&self, req: &Request) -> HtmlPage {
-        let body = match pages::visitor(&self.state, req).await {
-            Some(visitor) if visitor.in_browser_session => format!(
-                "<h1>Log out?</h1><section class=\"card\"><p class=\"who\">Signed in as <strong>{}</strong></p>{}</section>",
-                escape(&visitor.name()),
-                pages::session_forms(&visitor)
-            ),
-            _ => "<h1>Not signed in</h1><section class=\"card\"><p>This browser has no session to end.</p>\
-                  <div class=\"actions\"><a class=\"button\" href=\"/\">Back to the start page</a></div></section>"
-                .to_owned(),
-        };
-        HtmlPage::new("Log out", &body)
+        let visitor = pages::visitor(&self.state, req).await;
+        pages::logout_page(visitor.as_ref())
     }
 
     /// Sends the browser on to end its session at the provider (OpenID RP-Initiated Logout),

@@ -4,7 +4,7 @@
 //! `application/problem+json`.
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{HeaderMap, HeaderValue, header},
+    http::{HeaderMap, header},
 };
 use serde_json::Value;
 
@@ -78,18 +78,16 @@ impl<E: Endpoint> Endpoint for BrowserErrorPagesEndpoint<E> {
         if !wants_page || resp.content_type() != Some(PROBLEM_CONTENT_TYPE) {
             return Ok(resp);
         }
-        let (mut parts, body) = resp.into_parts();
+        let (parts, body) = resp.into_parts();
         let problem: Value = serde_json::from_slice(&body.into_vec().await?).unwrap_or_default();
-        let HtmlPage::Ok(html, csp) = error_page(&problem);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        if let Ok(csp) = HeaderValue::from_str(&csp) {
-            parts.headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-        }
-        let mut page = html.into_response();
+        // The page's own headers (type, policy) win; the rest (request id, Retry-After, …)
+        // carry over, every value of each (a logout's refusal clears three cookies).
+        let mut page = error_page(&problem).into_response();
         page.set_status(parts.status);
+        let own: Vec<_> = page.headers().keys().cloned().collect();
         for (name, value) in parts.headers.iter() {
-            if name != header::CONTENT_TYPE {
-                page.headers_mut().insert(name.clone(), value.clone());
+            if !own.contains(name) && name != header::CONTENT_LENGTH {
+                page.headers_mut().append(name.clone(), value.clone());
             }
         }
         Ok(page)
@@ -136,6 +134,8 @@ fn error_page(problem: &Value) -> HtmlPage {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::HeaderValue;
+
     use super::*;
 
     fn accepts(value: &str) -> bool {

@@ -8,16 +8,24 @@
 use std::sync::LazyLock;
 
 use base64::Engine;
-use poem_openapi::{ApiResponse, payload::Html};
+use poem::{IntoResponse, Response, http::header};
+use poem_openapi::{
+    ApiResponse,
+    payload::Payload,
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    types::Type,
+};
 use sha2::{Digest, Sha256};
 
 mod errors;
 mod favicon;
 mod session;
+mod start;
 
 pub use errors::BrowserErrorPages;
 pub use favicon::favicon;
-pub use session::{session_forms, visitor};
+pub use session::{Visitor, logout_page, session_forms, signed_in_page, signed_out_page, visitor};
+pub use start::start_page;
 
 use super::SERVICE_NAME;
 
@@ -92,16 +100,9 @@ pub fn render(title: &str, head: &str, body: &str) -> String {
     )
 }
 
-/// An HTML page for a person, with its policy.
-#[derive(ApiResponse)]
-pub enum HtmlPage {
-    /// An HTML page.
-    #[oai(status = 200)]
-    Ok(
-        Html<String>,
-        #[oai(header = "Content-Security-Policy")] String,
-    ),
-}
+/// An HTML page for a person, answered with its policy. A payload, so an operation that
+/// answers a page beside other outcomes (logout) embeds this rather than restating it.
+pub struct HtmlPage(String);
 
 impl HtmlPage {
     pub fn new(title: &str, body: &str) -> Self {
@@ -109,8 +110,49 @@ impl HtmlPage {
     }
 
     pub fn with_head(title: &str, head: &str, body: &str) -> Self {
-        HtmlPage::Ok(Html(render(title, head, body)), csp())
+        HtmlPage(render(title, head, body))
     }
+}
+
+impl Payload for HtmlPage {
+    const CONTENT_TYPE: &'static str = "text/html; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        String::schema_ref()
+    }
+}
+
+impl IntoResponse for HtmlPage {
+    fn into_response(self) -> Response {
+        poem::web::Html(self.0)
+            .with_header(header::CONTENT_SECURITY_POLICY, csp())
+            .into_response()
+    }
+}
+
+impl ApiResponse for HtmlPage {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "An HTML page.",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: Self::CONTENT_TYPE,
+                    schema: Self::schema_ref(),
+                }],
+                headers: vec![MetaHeader {
+                    name: "Content-Security-Policy".into(),
+                    description: Some("The page's own policy: its stylesheet by hash.".into()),
+                    required: true,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                }],
+            }],
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
 }
 
 #[cfg(test)]

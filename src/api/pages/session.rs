@@ -1,4 +1,5 @@
-//! Who is signed in with this browser, and the forms that end the session.
+//! Who is signed in with this browser, the forms that end the session, and the pages around
+//! one: logging out, signed out, signed in.
 //!
 //! The forms are plain same-origin POSTs, so they work without script. Browsers send `Origin`
 //! and `Sec-Fetch-Site` with them, which the CSRF check accepts; where something strips those,
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use poem::Request;
 
-use super::escape;
+use super::{HtmlPage, SERVICE_NAME, escape};
 use crate::{
     auth::{cookies, login, providers::ProviderEntry},
     db::entities::user,
@@ -96,4 +97,51 @@ pub fn session_forms(visitor: &Visitor) -> String {
         "Log out everywhere",
     ));
     format!("<div class=\"actions\">{html}</div>")
+}
+
+/// `GET /auth/logout`: the button that ends the session (logging out changes state, so it is
+/// a POST), or word that there is nothing to end.
+pub fn logout_page(visitor: Option<&Visitor>) -> HtmlPage {
+    let body = match visitor {
+        Some(visitor) if visitor.in_browser_session => format!(
+            "<h1>Log out?</h1><section class=\"card\"><p class=\"who\">Signed in as <strong>{}</strong></p>{}</section>",
+            escape(&visitor.name()),
+            session_forms(visitor)
+        ),
+        _ => "<h1>Not signed in</h1><section class=\"card\"><p>This browser has no session to end.</p>\
+              <div class=\"actions\"><a class=\"button\" href=\"/\">Back to the start page</a></div></section>"
+            .to_owned(),
+    };
+    HtmlPage::new("Log out", &body)
+}
+
+/// Signed out here; the provider's own session is one click away.
+pub fn signed_out_page(provider: &ProviderEntry) -> HtmlPage {
+    let name = escape(&provider.display_name);
+    HtmlPage::new(
+        "Signed out",
+        &format!(
+            "<h1>Signed out</h1><section class=\"card\"><p>You are signed out of {SERVICE_NAME}.</p>\
+             <p>{name} may still remember you: sign out there too, or the next login may not ask.</p>\
+             <div class=\"actions\"><a class=\"button\" href=\"/auth/end-session/{path}\">Sign out at {name}</a>\
+             <a class=\"button secondary\" href=\"/\">Back to the start page</a></div></section>",
+            path = escape(&provider.name),
+        ),
+    )
+}
+
+/// The end of the login callback: a page rather than a redirect. The provider's redirect to
+/// the callback was a cross-site navigation, and a redirect onwards would still be one, so the
+/// browser would not send the new `SameSite=Strict` cookies to `/`. The refresh is a
+/// navigation of our own.
+pub fn signed_in_page(who: &str) -> HtmlPage {
+    HtmlPage::with_head(
+        "Signed in",
+        "<meta http-equiv=\"refresh\" content=\"0;url=/\">",
+        &format!(
+            "<h1>Signed in</h1><section class=\"card\"><p class=\"who\">Signed in as <strong>{}</strong>.</p>\
+             <div class=\"actions\"><a class=\"button\" href=\"/\">Continue</a></div></section>",
+            escape(who)
+        ),
+    )
 }
