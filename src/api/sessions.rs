@@ -22,7 +22,7 @@ use crate::{
         cookies::{self, csrf_failed},
         login,
         providers::ProviderEntry,
-        sessions::{self, RefreshOutcome},
+        sessions::{self, RefreshOutcome, Refused},
     },
     domain::audit,
     error::{ApiError, ApiResult},
@@ -61,8 +61,8 @@ enum LoggedOut {
     /// The same, for a form on a page (a browser): back to the start page.
     #[oai(status = 303)]
     SeeOther(#[oai(header = "Location")] String),
-    /// The same, for a form that asked to end the provider's session too: a page leading
-    /// there.
+    /// The same, for a page's form that asked to end the provider's session too: a page
+    /// leading there.
     #[oai(status = 200)]
     Page(HtmlPage),
 }
@@ -135,26 +135,7 @@ impl SessionsApi {
                     refresh_token: (!via_cookie).then(|| refresh.expose_secret().to_owned()),
                 }))
             }
-            // Leave the cookies alone: the request that won has just set the new ones.
-            RefreshOutcome::JustSpent => Err(ApiError::Conflict(
-                "this refresh token was just used by a concurrent request; retry with the current one"
-                    .into(),
-            )),
-            RefreshOutcome::Reused { session } => {
-                let ttl = state.settings.auth.revocation_ttl();
-                sessions::announce_revoked(&state.store, session.id, None, ttl)
-                    .await
-                    .map_err(login::unavailable)?;
-                metrics::refresh_token_reuse();
-                state.auth.failed(req, "refresh_token", "reused").await;
-                cookies::clear_session(jar);
-                Err(ApiError::Unauthorized)
-            }
-            RefreshOutcome::Invalid => {
-                state.auth.failed(req, "refresh_token", "unknown").await;
-                cookies::clear_session(jar);
-                Err(ApiError::Unauthorized)
-            }
+            RefreshOutcome::Refused(refused) => Err(self.refused(req, jar, refused).await),
         }
     }
 
@@ -202,8 +183,9 @@ impl SessionsApi {
         Ok(ToProvider::SeeOther(url))
     }
 
-    /// Ends every session of the user, on every device. Authenticated like `/auth/logout`; a
-    /// page's form is answered with a redirect to `/`.
+    /// Ends every session of the user, on every device. Authenticated like `/auth/logout` (a
+    /// spent or expired refresh token ends nothing here); a page's form is answered with a
+    /// redirect to `/`.
     #[oai(path = "/auth/logout-all", method = "post")]
     async fn logout_all(
         &self,
@@ -266,23 +248,47 @@ impl SessionsApi {
                 if !csrf_ok() {
                     return Err(csrf_failed());
                 }
-                let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
-                cookies::clear_session(jar);
-                let Some(session) = session else {
-                    state.auth.failed(req, "refresh_token", "unknown").await;
-                    return Err(ApiError::Unauthorized);
-                };
-                if session.revoked_at.is_some() {
-                    state.auth.failed(req, "refresh_token", "revoked").await;
-                    return Err(ApiError::Unauthorized);
+                let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
+                let presented = refresh.value_str();
+                let ctx = audit_context(req);
+                match sessions::to_end_by_refresh(&state.db, presented, lifetimes, &ctx).await? {
+                    Ok(session) => Ok(Ending {
+                        session: session.id,
+                        token: None,
+                        user: session.user_id,
+                    }),
+                    Err(refused) => Err(self.refused(req, jar, refused).await),
                 }
-                Ok(Ending {
-                    session: session.id,
-                    token: None,
-                    user: session.user_id,
-                })
             }
             Err(other) => Err(other),
+        }
+    }
+
+    /// The answer to a refresh token that was refused, on refresh and logout alike.
+    async fn refused(&self, req: &Request, jar: &CookieJar, refused: Refused) -> ApiError {
+        let state = &self.state;
+        match refused {
+            // Leave the cookies alone: the request that won has just set the new ones.
+            Refused::JustSpent => ApiError::Conflict(
+                "this refresh token was just used by a concurrent request; retry with the current one"
+                    .into(),
+            ),
+            Refused::Reused { session } => {
+                let ttl = state.settings.auth.revocation_ttl();
+                let announced = sessions::announce_revoked(&state.store, session.id, None, ttl);
+                if let Err(err) = announced.await {
+                    return login::unavailable(err);
+                }
+                metrics::refresh_token_reuse();
+                state.auth.failed(req, "refresh_token", "reused").await;
+                cookies::clear_session(jar);
+                ApiError::Unauthorized
+            }
+            Refused::Invalid => {
+                state.auth.failed(req, "refresh_token", "unknown").await;
+                cookies::clear_session(jar);
+                ApiError::Unauthorized
+            }
         }
     }
 }

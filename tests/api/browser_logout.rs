@@ -73,6 +73,23 @@ async fn a_logout_form_without_proof_of_origin_is_refused_and_changes_nothing() 
 }
 
 #[tokio::test]
+async fn a_logout_form_with_a_dead_session_gets_a_page_and_its_cookies_cleared() {
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+    let mut browser = signed_in(&app).await;
+    let mut other = browser.clone();
+    assert_eq!(other.post(&app, "/auth/logout", true).await.status(), 204);
+    browser.cookies.remove("__Host-iq_access");
+    let csrf = browser.csrf();
+    let resp = browser
+        .submit(&app, "/auth/logout", &[("csrf", &csrf)], false)
+        .await;
+    assert_page(resp, 401).await;
+    // Every cookie's clearing survives the page that replaced the problem document.
+    assert!(browser.cookies.is_empty(), "{:?}", browser.cookies);
+}
+
+#[tokio::test]
 async fn logging_out_everywhere_from_the_form_ends_every_session_of_the_user() {
     let idp = FakeOidc::start().await;
     let app = app_with_idp(&idp).await;

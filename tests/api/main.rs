@@ -20,6 +20,7 @@ mod health;
 mod helpers;
 mod invitations;
 mod login;
+mod logout;
 mod me;
 mod members;
 mod metrics;

@@ -2,7 +2,10 @@
 //! browser login flow (API clients keep problem documents), the icon, and the policy every
 //! page carries.
 use base64::Engine;
+use chrono::{Duration, Utc};
 use figment::providers::Serialized;
+use ironquill::db::entities::refresh_token;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -101,6 +104,91 @@ async fn signed_in_the_start_page_names_the_user_and_offers_logout_with_the_csrf
     assert!(html.contains(">Log out</button>") && html.contains(">Log out everywhere</button>"));
     // Not configured to end the provider's session: not offered.
     assert!(!html.contains("end_session"));
+}
+
+#[tokio::test]
+async fn with_its_access_cookie_gone_a_browser_whose_session_lives_still_gets_the_logout_forms() {
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+    let mut browser = signed_in(&app).await;
+    // The access cookie lives 15 minutes, the refresh cookie 7 days.
+    browser.cookies.remove("__Host-iq_access");
+    for path in ["/", "/auth/logout"] {
+        let html = assert_page(browser.navigate(&app, path).await, 200).await;
+        assert!(
+            html.contains("Signed in as <strong>Test Person</strong>"),
+            "{path}: {html}"
+        );
+        for action in ["/auth/logout", "/auth/logout-all"] {
+            let form = format!("<form method=\"post\" action=\"{action}\">");
+            assert!(html.contains(&form), "{path} {action}: {html}");
+        }
+        assert!(!html.contains("/auth/login/"), "{path}");
+    }
+    // Reading the pages spent nothing: the one refresh token is still unspent.
+    let tokens = refresh_token::Entity::find().all(&app.db).await.unwrap();
+    assert!(
+        tokens.iter().all(|t| t.spent_at.is_none()),
+        "no rotation on GET"
+    );
+    assert_eq!(tokens.len(), 1);
+    let resp = browser
+        .submit(&app, "/auth/logout", &[("csrf", &browser.csrf())], false)
+        .await;
+    assert_eq!(resp.status(), 303, "and the form works");
+}
+
+/// Whether the start page offers to log in rather than out.
+async fn shows_signed_out(app: &TestApp, browser: &mut Browser) -> bool {
+    let html = assert_page(browser.navigate(app, "/").await, 200).await;
+    html.contains("Log in with Fake OIDC") && !html.contains("/auth/logout")
+}
+
+#[tokio::test]
+async fn a_refresh_cookie_that_could_not_refresh_shows_the_signed_out_page() {
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+
+    // Spent: another copy refreshed. Reading the page is no reuse: that session lives on.
+    let mut spent = signed_in(&app).await;
+    spent.cookies.remove("__Host-iq_access");
+    let mut current = spent.clone();
+    assert_eq!(
+        current.post(&app, "/auth/refresh", true).await.status(),
+        200
+    );
+    assert!(shows_signed_out(&app, &mut spent).await, "spent");
+    assert_eq!(
+        current.post(&app, "/auth/refresh", true).await.status(),
+        200
+    );
+
+    // Expired.
+    let mut expired = signed_in(&app).await;
+    expired.cookies.remove("__Host-iq_access");
+    let hash = ironquill::auth::secrets::sha256_hex(&expired.cookies["__Host-iq_refresh"]);
+    let token = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    refresh_token::ActiveModel {
+        id: Set(token.id),
+        expires_at: Set(Utc::now() - Duration::seconds(1)),
+        ..Default::default()
+    }
+    .update(&app.db)
+    .await
+    .unwrap();
+    assert!(shows_signed_out(&app, &mut expired).await, "expired");
+
+    // Revoked: logged out from another copy of the cookies.
+    let mut revoked = signed_in(&app).await;
+    let mut other = revoked.clone();
+    assert_eq!(other.post(&app, "/auth/logout", true).await.status(), 204);
+    revoked.cookies.remove("__Host-iq_access");
+    assert!(shows_signed_out(&app, &mut revoked).await, "revoked");
 }
 
 #[tokio::test]

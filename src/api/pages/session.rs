@@ -13,7 +13,7 @@ use poem::Request;
 
 use super::{HtmlPage, SERVICE_NAME, escape};
 use crate::{
-    auth::{cookies, login, providers::ProviderEntry},
+    auth::{cookies, login, providers::ProviderEntry, sessions},
     db::entities::user,
     domain::users,
     state::AppState,
@@ -40,21 +40,37 @@ impl Visitor {
     }
 }
 
-/// The signed-in visitor, if the request carries a valid credential.
+/// The signed-in visitor, if the request carries a valid credential. A browser whose access
+/// token cookie is gone (it lives 15 minutes) but whose refresh cookie could still renew the
+/// session is signed in too, with the forms to end it: the session is alive, so the page must
+/// not pretend otherwise on a shared computer. That is a read, never a refresh: a GET spends
+/// nothing.
 pub async fn visitor(state: &AppState, req: &Request) -> Option<Visitor> {
-    let principal = state.auth.resolve(req).await.ok()?;
-    let user = users::find(&state.db, principal.user_id).await.ok()??;
-    let grant = principal.session().filter(|s| s.via_cookie);
-    let provider_logout = match grant {
-        Some(grant) => login::provider_to_end(state, grant.session_id)
-            .await
-            .ok()
-            .flatten(),
+    let (user_id, browser_session) = match state.auth.resolve(req).await {
+        Ok(principal) => (
+            principal.user_id,
+            principal
+                .session()
+                .filter(|s| s.via_cookie)
+                .map(|s| s.session_id),
+        ),
+        Err(_) => {
+            let refresh = req.cookie().get(cookies::REFRESH)?;
+            let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
+            let session = sessions::live_by_refresh(&state.db, refresh.value_str(), lifetimes)
+                .await
+                .ok()??;
+            (session.user_id, Some(session.id))
+        }
+    };
+    let user = users::find(&state.db, user_id).await.ok()??;
+    let provider_logout = match browser_session {
+        Some(session) => login::provider_to_end(state, session).await.ok().flatten(),
         None => None,
     };
     Some(Visitor {
         user,
-        in_browser_session: grant.is_some(),
+        in_browser_session: browser_session.is_some(),
         csrf: req
             .cookie()
             .get(cookies::CSRF)

@@ -1,0 +1,118 @@
+//! Logging out with only the refresh cookie: only a token that could still refresh may end a
+//! session, so an old copy can never log the user out everywhere (a spent one is reuse, handled
+//! as on refresh; an expired one ends nothing).
+use chrono::{Duration, Utc};
+use ironquill::db::entities::{audit_event, refresh_token, session};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use crate::{
+    fakes::{Browser, oidc::FakeOidc},
+    helpers::{TestApp, assert_problem},
+    pages::{app_with_idp, signed_in},
+};
+
+const REFRESH: &str = "__Host-iq_refresh";
+
+async fn me_status(app: &TestApp, browser: &mut Browser) -> u16 {
+    let resp = browser.get(app, &app.url("/api/v1/me")).await;
+    resp.status().as_u16()
+}
+
+/// Someone holding a copy of `refresh` and nothing else, with a CSRF cookie and header pair of
+/// their own choosing.
+async fn with_copied_refresh(app: &TestApp, path: &str, refresh: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header(
+            "cookie",
+            format!("{REFRESH}={refresh}; __Host-iq_csrf=chosen"),
+        )
+        .header("x-csrf-token", "chosen")
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn events(app: &TestApp, action: &str) -> usize {
+    audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq(action))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn live_sessions(app: &TestApp) -> usize {
+    session::Entity::find()
+        .filter(session::Column::RevokedAt.is_null())
+        .all(&app.db)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_cannot_log_out_everywhere_it_is_reuse_of_its_own_session() {
+    for path in ["/auth/logout-all", "/auth/logout"] {
+        let idp = FakeOidc::start().await;
+        let app = app_with_idp(&idp).await;
+        let mut laptop = signed_in(&app).await;
+        let mut phone = signed_in(&app).await;
+        let copied = laptop.cookies[REFRESH].clone();
+        // The laptop refreshes: the copy is spent from now on.
+        assert_eq!(laptop.post(&app, "/auth/refresh", true).await.status(), 200);
+
+        assert_problem(with_copied_refresh(&app, path, &copied).await, 401).await;
+        assert_eq!(
+            me_status(&app, &mut phone).await,
+            200,
+            "{path}: the phone survives"
+        );
+        // As on refresh: the copy's own session ends as reuse, and is recorded so.
+        assert_eq!(me_status(&app, &mut laptop).await, 401, "{path}");
+        assert_eq!(events(&app, "refresh_token_reuse").await, 1, "{path}");
+        assert_eq!(events(&app, "logout_all").await, 0, "{path}");
+        assert_eq!(events(&app, "logout").await, 0, "{path}");
+        assert_eq!(live_sessions(&app).await, 1, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_refresh_token_ends_nothing() {
+    for path in ["/auth/logout-all", "/auth/logout"] {
+        let idp = FakeOidc::start().await;
+        let app = app_with_idp(&idp).await;
+        let mut laptop = signed_in(&app).await;
+        let mut phone = signed_in(&app).await;
+        let copied = laptop.cookies[REFRESH].clone();
+        for token in refresh_token::Entity::find().all(&app.db).await.unwrap() {
+            refresh_token::ActiveModel {
+                id: Set(token.id),
+                expires_at: Set(Utc::now() - Duration::seconds(1)),
+                ..Default::default()
+            }
+            .update(&app.db)
+            .await
+            .unwrap();
+        }
+        assert_problem(with_copied_refresh(&app, path, &copied).await, 401).await;
+        assert_eq!(me_status(&app, &mut laptop).await, 200, "{path}");
+        assert_eq!(me_status(&app, &mut phone).await, 200, "{path}");
+        assert_eq!(live_sessions(&app).await, 2, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_live_refresh_cookie_alone_still_logs_out_everywhere() {
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+    let mut laptop = signed_in(&app).await;
+    let mut phone = signed_in(&app).await;
+    laptop.cookies.remove("__Host-iq_access");
+    assert_eq!(
+        laptop.post(&app, "/auth/logout-all", true).await.status(),
+        204
+    );
+    assert_eq!(me_status(&app, &mut phone).await, 401);
+    assert_eq!(live_sessions(&app).await, 0);
+}
