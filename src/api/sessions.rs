@@ -58,7 +58,7 @@ enum LoggedOut {
     /// The session is over; its tokens are refused everywhere from now on.
     #[oai(status = 204)]
     Done,
-    /// The same, for a form on a page (a browser): back to the start page.
+    /// The same, for a page's form (it carries `csrf`): back to the start page.
     #[oai(status = 303)]
     SeeOther(#[oai(header = "Location")] String),
     /// The same, for a page's form that asked to end the provider's session too: a page
@@ -71,7 +71,7 @@ impl LoggedOut {
     /// The answer for how the logout was asked: an API call, or a page's form (which may have
     /// asked to go on to `end_at`'s logout).
     fn answer(form: Option<&LogoutForm>, end_at: Option<&ProviderEntry>) -> Self {
-        match (form, end_at) {
+        match (form.filter(|f| f.from_page()), end_at) {
             (None, _) => LoggedOut::Done,
             (Some(_), Some(provider)) => LoggedOut::Page(pages::signed_out_page(provider)),
             (Some(_), None) => LoggedOut::SeeOther("/".into()),
@@ -86,6 +86,15 @@ struct LogoutForm {
     csrf: Option<String>,
     /// Present: end the session at the provider too, where it allows that.
     end_session: Option<String>,
+}
+
+impl LogoutForm {
+    /// Sent by one of our pages, which always render the `csrf` field: answered for a
+    /// browser (a redirect or a page). Any other form body (`curl -d ''`) is an API call,
+    /// answered 204 as ever.
+    fn from_page(&self) -> bool {
+        self.csrf.is_some()
+    }
 }
 
 #[derive(ApiResponse)]

@@ -1,6 +1,7 @@
 //! Logging out with only the refresh cookie: only a token that could still refresh may end a
 //! session, so an old copy can never log the user out everywhere (a spent one is reuse, handled
-//! as on refresh; an expired one ends nothing).
+//! as on refresh; an expired one ends nothing). API clients keep their 204 whatever body they
+//! send.
 use chrono::{Duration, Utc};
 use ironquill::db::entities::{audit_event, refresh_token, session};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -115,4 +116,28 @@ async fn a_live_refresh_cookie_alone_still_logs_out_everywhere() {
     );
     assert_eq!(me_status(&app, &mut phone).await, 401);
     assert_eq!(live_sessions(&app).await, 0);
+}
+
+#[tokio::test]
+async fn an_api_client_posting_any_other_form_body_still_gets_204() {
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+    for (path, body) in [
+        ("/auth/logout", ""),
+        ("/auth/logout", "end_session=1"),
+        ("/auth/logout-all", ""),
+    ] {
+        let browser = signed_in(&app).await;
+        // What `curl -d '' -H 'Authorization: Bearer …'` sends.
+        let resp = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(browser.access())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{path} {body:?}");
+    }
 }
