@@ -27,6 +27,7 @@ use crate::{
     domain::audit,
     error::{ApiError, ApiResult},
     http::audit_context,
+    ratelimit::{self, Policy},
     state::AppState,
     telemetry::metrics,
 };
@@ -193,8 +194,8 @@ impl SessionsApi {
     }
 
     /// Ends every session of the user, on every device. Authenticated like `/auth/logout` (a
-    /// spent or expired refresh token ends nothing here); a page's form is answered with a
-    /// redirect to `/`.
+    /// spent or expired refresh token ends nothing here), and counted against the user's
+    /// per-principal rate limit; a page's form is answered with a redirect to `/`.
     #[oai(path = "/auth/logout-all", method = "post")]
     async fn logout_all(
         &self,
@@ -204,6 +205,9 @@ impl SessionsApi {
     ) -> ApiResult<LoggedOut> {
         let form = form.map(|Form(form)| form);
         let ending = self.session_to_end(req, jar, form.as_ref()).await?;
+        let limiter = &self.state.limiter;
+        let key = ratelimit::user_key(ending.user);
+        ratelimit::spend(limiter, req, Policy::PerPrincipal, &key).await?;
         let ctx = audit_context(req).as_user(ending.user);
         for session in sessions::live_sessions(&self.state.db, ending.user).await? {
             let action = audit::action::LOGOUT_ALL;

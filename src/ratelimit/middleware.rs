@@ -285,8 +285,14 @@ pub struct PrincipalLimitEndpoint<E> {
 fn principal_key(principal: &Principal) -> String {
     match principal.api_key() {
         Some(key) => format!("key:{}", key.key_id),
-        None => format!("user:{}", principal.user_id),
+        None => user_key(principal.user_id),
     }
+}
+
+/// The per-principal bucket of a user's sessions, for handlers that resolve their caller
+/// themselves (logging out everywhere).
+pub fn user_key(user: uuid::Uuid) -> String {
+    format!("user:{user}")
 }
 
 impl<E: Endpoint> Endpoint for PrincipalLimitEndpoint<E> {

@@ -73,6 +73,35 @@ async fn a_logout_form_without_proof_of_origin_is_refused_and_changes_nothing() 
 }
 
 #[tokio::test]
+async fn a_form_from_a_sibling_site_is_refused_by_both_logouts() {
+    // `SameSite=Strict` cookies do go along with a same-site request: a page on another port
+    // or subdomain of the same site gets them sent, so the check must not count it as ours.
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+    let mut browser = signed_in(&app).await;
+    let sibling = url::Url::parse(&app.address).unwrap();
+    let sibling = format!("http://{}:1", sibling.host_str().unwrap());
+    for path in ["/auth/logout", "/auth/logout-all"] {
+        for fields in [vec![], vec![("csrf", "guessed")]] {
+            let resp = app
+                .client
+                .post(app.url(path))
+                .header("cookie", browser.cookie_header())
+                .header("accept", crate::fakes::NAVIGATION)
+                .header("origin", &sibling)
+                .header("sec-fetch-site", "same-site")
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            let html = assert_page(resp, 403).await;
+            assert!(html.contains("CSRF check failed"), "{path} {fields:?}");
+        }
+    }
+    assert_eq!(me_status(&app, &mut browser).await, 200, "still signed in");
+}
+
+#[tokio::test]
 async fn a_logout_form_with_a_dead_session_gets_a_page_and_its_cookies_cleared() {
     let idp = FakeOidc::start().await;
     let app = app_with_idp(&idp).await;

@@ -95,6 +95,18 @@ async fn each_accepted_credential_form_is_a_documented_security_scheme() {
             "{path}: {security}"
         );
     }
+    // The logouts resolve their caller themselves, and still say what they take: a session.
+    for path in ["/auth/logout", "/auth/logout-all"] {
+        let security = &spec["paths"][path]["post"]["security"];
+        assert_eq!(
+            security,
+            &serde_json::json!([{"BearerAuth": []}, {"SessionCookieAuth": []}]),
+            "{path}"
+        );
+        for scheme in ["BearerAuth", "SessionCookieAuth"] {
+            assert!(schemes[scheme].is_object(), "{scheme} is a declared scheme");
+        }
+    }
     // Public operations require nothing.
     assert!(spec["paths"]["/public/{tenant}/posts"]["get"]["security"].is_null());
 }

@@ -1,14 +1,17 @@
 //! Logging out with only the refresh cookie: only a token that could still refresh may end a
 //! session, so an old copy can never log the user out everywhere (a spent one is reuse, handled
 //! as on refresh; an expired one ends nothing). API clients keep their 204 whatever body they
-//! send.
+//! send; logging out everywhere is charged to the user's rate limit and documented as needing
+//! a session.
 use chrono::{Duration, Utc};
+use figment::providers::Serialized;
 use ironquill::db::entities::{audit_event, refresh_token, session};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::json;
 
 use crate::{
     fakes::{Browser, oidc::FakeOidc},
-    helpers::{TestApp, assert_problem},
+    helpers::{TestApp, assert_problem, spawn_app_with},
     pages::{app_with_idp, signed_in},
 };
 
@@ -140,4 +143,32 @@ async fn an_api_client_posting_any_other_form_body_still_gets_204() {
             .unwrap();
         assert_eq!(resp.status(), 204, "{path} {body:?}");
     }
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_is_charged_to_the_users_rate_limit() {
+    let idp = FakeOidc::start().await;
+    let settings = idp.settings();
+    let app = spawn_app_with(move |f| {
+        f.merge(Serialized::default("auth.providers.fake", settings))
+            .merge(Serialized::default(
+                "rate_limit.per_principal",
+                json!({"requests": 2, "window_secs": 60}),
+            ))
+    })
+    .await;
+    let mut browser = signed_in(&app).await;
+    assert_eq!(me_status(&app, &mut browser).await, 200);
+    assert_eq!(me_status(&app, &mut browser).await, 200);
+    let resp = browser.post(&app, "/auth/logout-all", true).await;
+    assert!(
+        resp.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .contains("\"principal\";r=0"),
+        "{:?}",
+        resp.headers()
+    );
+    assert_problem(resp, 429).await;
+    assert_eq!(live_sessions(&app).await, 1, "nothing ended");
 }
