@@ -1,10 +1,15 @@
 //! Headless Chromium through chromedriver (WebDriver), one browser per test, one test at a
 //! time (two cores do not run two Chromiums well).
+//!
+//! chromedriver picks its own free port (`--port=0`) and says which on its standard output, so
+//! no port is chosen here and then taken by someone else. It runs in a process group of its
+//! own, with the Chromium it starts: a test that fails mid-way still ends both (the group is
+//! killed on drop), and a test that passes also closes its WebDriver session first.
 use std::{
-    io::Write,
-    net::{Ipv4Addr, TcpListener, TcpStream},
+    io::{BufRead, BufReader, Read},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex as StdMutex, mpsc},
     time::Duration,
 };
 
@@ -17,6 +22,8 @@ static TURN: Mutex<()> = Mutex::const_new(());
 
 /// How long a page may take to show what a test waits for.
 const PATIENCE: Duration = Duration::from_secs(15);
+/// How long chromedriver may take to say it listens.
+const DRIVER_START: Duration = Duration::from_secs(10);
 
 /// The viewport a test browses with.
 #[derive(Clone, Copy)]
@@ -28,7 +35,7 @@ pub enum Window {
 
 pub struct Chromium {
     pub client: Client,
-    driver: Child,
+    driver: Driver,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -39,46 +46,113 @@ fn installed(name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `name` on the `PATH`, or a panic saying how to install it: these tests are asked for by
+/// name (`--ignored`), so a missing browser is a failure, never a silent pass.
+fn required(name: &str) -> PathBuf {
+    installed(name).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed, so the browser tests cannot run \
+             (Debian: apt-get install chromium chromium-driver)"
+        )
+    })
+}
+
+/// A running chromedriver, its port, and everything it has printed.
+struct Driver {
+    child: Child,
+    port: u16,
+    log: Arc<StdMutex<String>>,
+}
+
+/// What chromedriver prints once it listens.
+const STARTED: &str = "ChromeDriver was started successfully on port ";
+
+impl Driver {
+    fn start(chromedriver: PathBuf) -> Self {
+        let mut command = Command::new(chromedriver);
+        command
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().expect("chromedriver starts");
+        let log = Arc::new(StdMutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        // Read both streams to their end, so chromedriver never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .strip_prefix(STARTED)
+                    .and_then(|rest| rest.trim_end_matches('.').parse::<u16>().ok())
+                {
+                    let _ = port_tx.send(port);
+                }
+                push_line(&stdout_log, &line);
+            }
+        });
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let stderr_log = log.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            push_line(&stderr_log, &text);
+        });
+        let mut driver = Self {
+            child,
+            port: 0,
+            log,
+        };
+        match port_rx.recv_timeout(DRIVER_START) {
+            Ok(port) => driver.port = port,
+            Err(_) => {
+                let exited = driver.child.try_wait().ok().flatten();
+                panic!(
+                    "chromedriver did not say it listens within {DRIVER_START:?} (exit: {exited:?}); \
+                     its output:\n{}",
+                    driver.log()
+                );
+            }
+        }
+        driver
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Ends chromedriver and every process it started (the browser and its helpers).
+    fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: a plain signal to the process group this test created for chromedriver.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn push_line(log: &StdMutex<String>, line: &str) {
+    if let Ok(mut log) = log.lock() {
+        log.push_str(line);
+        log.push('\n');
+    }
 }
 
 impl Chromium {
-    /// A fresh headless Chromium, or `None` (said on stderr) where Chromium or chromedriver is
-    /// not installed, so the suite stays green on a machine without them.
-    pub async fn start(window: Window) -> Option<Self> {
-        let (Some(chromium), Some(chromedriver)) =
-            (installed("chromium"), installed("chromedriver"))
-        else {
-            // Once, and past the test harness's capture (which hides a passing test's
-            // `eprintln!`), so the run says what it skipped.
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "browser tests not run: chromium/chromedriver not installed \
-                     (Debian: apt-get install chromium chromium-driver)"
-                );
-            });
-            return None;
-        };
+    /// A fresh headless Chromium. Panics, with what to install or what chromedriver said,
+    /// where it cannot start.
+    pub async fn start(window: Window) -> Self {
+        let chromium = required("chromium");
+        let chromedriver = required("chromedriver");
         let turn = TURN.lock().await;
-        let port = free_port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        for _ in 0..100 {
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let driver = Driver::start(chromedriver);
         let mut options = json!({
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -91,11 +165,17 @@ impl Chromium {
             Value::Object(map) => map,
             _ => unreachable!("a JSON object"),
         };
-        let client = ClientBuilder::new(HttpConnector::new())
+        let client = match ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
             .await
-            .expect("a Chromium session");
+        {
+            Ok(client) => client,
+            Err(e) => panic!(
+                "no Chromium session: {e}; chromedriver said:\n{}",
+                driver.log()
+            ),
+        };
         let browser = Self {
             client,
             driver,
@@ -113,7 +193,7 @@ impl Chromium {
                 .await
                 .expect("window resized");
         }
-        Some(browser)
+        browser
     }
 
     /// Waits for the element `css` to be there.
@@ -191,18 +271,16 @@ impl Chromium {
             .unwrap_or_else(|e| panic!("{script}: {e}"))
     }
 
-    /// Ends the browser session and the driver.
+    /// Ends the WebDriver session (Chromium quits), then the driver.
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.driver.kill();
     }
 }
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        // After a failed assertion: the driver takes its browser with it.
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // After a failed assertion, when `close` never ran: the whole group goes, Chromium too.
+        self.driver.kill();
     }
 }
