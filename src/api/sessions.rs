@@ -72,7 +72,7 @@ impl LoggedOut {
     /// The answer for how the logout was asked: an API call, or a page's form (which may have
     /// asked to go on to `end_at`'s logout).
     fn answer(form: Option<&LogoutForm>, end_at: Option<&ProviderEntry>) -> Self {
-        match (form.filter(|f| f.from_page()), end_at) {
+        match (form.filter(|f| f.sent_by_a_page()), end_at) {
             (None, _) => LoggedOut::Done,
             (Some(_), Some(provider)) => LoggedOut::Page(pages::signed_out_page(provider)),
             (Some(_), None) => LoggedOut::SeeOther("/".into()),
@@ -93,7 +93,7 @@ impl LogoutForm {
     /// Sent by one of our pages, which always render the `csrf` field: answered for a
     /// browser (a redirect or a page). Any other form body (`curl -d ''`) is an API call,
     /// answered 204 as ever.
-    fn from_page(&self) -> bool {
+    fn sent_by_a_page(&self) -> bool {
         self.csrf.is_some()
     }
 }
