@@ -3,10 +3,9 @@
 //! as on refresh; an expired one ends nothing). API clients keep their 204 whatever body they
 //! send; logging out everywhere is charged to the user's rate limit and documented as needing
 //! a session.
-use chrono::{Duration, Utc};
 use figment::providers::Serialized;
-use ironquill::db::entities::{audit_event, refresh_token, session};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use ironquill::db::entities::{audit_event, session};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::{
@@ -55,13 +54,19 @@ async fn live_sessions(app: &TestApp) -> usize {
         .len()
 }
 
+/// One user signed in on two devices (and the provider, which must outlive them).
+async fn laptop_and_phone() -> (FakeOidc, TestApp, Browser, Browser) {
+    let idp = FakeOidc::start().await;
+    let app = app_with_idp(&idp).await;
+    let laptop = signed_in(&app).await;
+    let phone = signed_in(&app).await;
+    (idp, app, laptop, phone)
+}
+
 #[tokio::test]
 async fn a_spent_refresh_token_cannot_log_out_everywhere_it_is_reuse_of_its_own_session() {
     for path in ["/auth/logout-all", "/auth/logout"] {
-        let idp = FakeOidc::start().await;
-        let app = app_with_idp(&idp).await;
-        let mut laptop = signed_in(&app).await;
-        let mut phone = signed_in(&app).await;
+        let (_idp, app, mut laptop, mut phone) = laptop_and_phone().await;
         let copied = laptop.cookies[REFRESH].clone();
         // The laptop refreshes: the copy is spent from now on.
         assert_eq!(laptop.post(&app, "/auth/refresh", true).await.status(), 200);
@@ -84,21 +89,9 @@ async fn a_spent_refresh_token_cannot_log_out_everywhere_it_is_reuse_of_its_own_
 #[tokio::test]
 async fn an_expired_refresh_token_ends_nothing() {
     for path in ["/auth/logout-all", "/auth/logout"] {
-        let idp = FakeOidc::start().await;
-        let app = app_with_idp(&idp).await;
-        let mut laptop = signed_in(&app).await;
-        let mut phone = signed_in(&app).await;
+        let (_idp, app, mut laptop, mut phone) = laptop_and_phone().await;
         let copied = laptop.cookies[REFRESH].clone();
-        for token in refresh_token::Entity::find().all(&app.db).await.unwrap() {
-            refresh_token::ActiveModel {
-                id: Set(token.id),
-                expires_at: Set(Utc::now() - Duration::seconds(1)),
-                ..Default::default()
-            }
-            .update(&app.db)
-            .await
-            .unwrap();
-        }
+        app.expire_refresh_tokens().await;
         assert_problem(with_copied_refresh(&app, path, &copied).await, 401).await;
         assert_eq!(me_status(&app, &mut laptop).await, 200, "{path}");
         assert_eq!(me_status(&app, &mut phone).await, 200, "{path}");
@@ -108,10 +101,7 @@ async fn an_expired_refresh_token_ends_nothing() {
 
 #[tokio::test]
 async fn a_live_refresh_cookie_alone_still_logs_out_everywhere() {
-    let idp = FakeOidc::start().await;
-    let app = app_with_idp(&idp).await;
-    let mut laptop = signed_in(&app).await;
-    let mut phone = signed_in(&app).await;
+    let (_idp, app, mut laptop, mut phone) = laptop_and_phone().await;
     laptop.cookies.remove("__Host-iq_access");
     assert_eq!(
         laptop.post(&app, "/auth/logout-all", true).await.status(),

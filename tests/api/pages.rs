@@ -2,10 +2,9 @@
 //! browser login flow (API clients keep problem documents), the icon, and the policy every
 //! page carries.
 use base64::Engine;
-use chrono::{Duration, Utc};
 use figment::providers::Serialized;
 use ironquill::db::entities::refresh_token;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::EntityTrait;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -166,21 +165,7 @@ async fn a_refresh_cookie_that_could_not_refresh_shows_the_signed_out_page() {
     // Expired.
     let mut expired = signed_in(&app).await;
     expired.cookies.remove("__Host-iq_access");
-    let hash = ironquill::auth::secrets::sha256_hex(&expired.cookies["__Host-iq_refresh"]);
-    let token = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash))
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
-    refresh_token::ActiveModel {
-        id: Set(token.id),
-        expires_at: Set(Utc::now() - Duration::seconds(1)),
-        ..Default::default()
-    }
-    .update(&app.db)
-    .await
-    .unwrap();
+    app.expire_refresh_tokens().await;
     assert!(shows_signed_out(&app, &mut expired).await, "expired");
 
     // Revoked: logged out from another copy of the cookies.
