@@ -20,6 +20,15 @@ test:
 test-pg:
     DATABASE_URL={{pg_url}} REDIS_URL={{redis_url}} cargo test
 
+# The pages in headless Chromium (Debian `chromium` and `chromium-driver`); `cargo test`
+# lists these as ignored.
+test-browser:
+    cargo test --test browser -- --ignored
+
+# Save the start page's screenshots (desktop and phone width) for the README.
+screenshots:
+    SCREENSHOTS=tests/browser/screenshots cargo test --test browser start_page -- --ignored
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check

@@ -29,10 +29,11 @@ use crate::{
 /// The whole HTTP application.
 ///
 /// Middleware, outermost first: the client address (trusted proxies only); request id and
-/// span; security headers; rate limits per client address (before any other work); problem
-/// rendering; URI and header size limits; cookies; panic catching; the request deadline;
-/// authentication, the limit per principal, then tenant authorization (all before any body is
-/// buffered); the body limit; then the routes.
+/// span; security headers; error pages for people in the login flow; rate limits per client
+/// address (before any other work); cookies (outside problem rendering, so a refusal keeps
+/// its cookie changes); problem rendering; URI and header size limits; panic catching; the
+/// request deadline; authentication, the limit per principal, then tenant authorization (all
+/// before any body is buffered); the body limit; then the routes.
 pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
     let settings = state.settings.clone();
     let auth = state.auth.clone();
@@ -49,6 +50,8 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
             make_sync(move |_| spec.clone().with_content_type("application/json")),
         )
         .nest("/docs", docs)
+        .at("/favicon.ico", api::favicon())
+        .at("/favicon.svg", api::favicon())
         .with(BodyLimit::new(settings.server.body_limit_bytes))
         .with(authz)
         .with(PrincipalLimit::new(limiter.clone()))
@@ -57,10 +60,14 @@ pub fn endpoint(state: AppState) -> impl Endpoint + 'static {
             settings.server.request_timeout_secs,
         )))
         .with(CatchPanic::new())
-        .with(CookieJarManager::new())
         .with(HeadLimits)
         .with(ProblemDetails)
+        // Outside problem rendering: the jar writes its changes only onto a response, never
+        // onto an error, and a refusal that clears a dead session's cookies must clear them.
+        // (Parsing cookies before the head limits costs little: hyper bounds the head.)
+        .with(CookieJarManager::new())
         .with(RateLimit::new(limiter, audit))
+        .with(api::BrowserErrorPages)
         .with(SecurityHeaders::new(settings.hsts_enabled()))
         .with(RequestSpan::new(routes))
         .with(ClientAddress::new(trusted_proxies(&settings)))

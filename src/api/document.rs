@@ -32,15 +32,19 @@ pub fn annotate(spec: &str, routes: &RouteTable, authz: &Authorizer) -> String {
             continue;
         };
         let roles = authz.roles_granting(route.permission);
-        let note = format!(
-            "Requires `{}`: {}.",
-            route.permission,
-            if roles.is_empty() {
-                "no role".to_owned()
-            } else {
-                roles.join(", ")
-            }
-        );
+        let holders = if roles.is_empty() {
+            "no role".to_owned()
+        } else {
+            roles.join(", ")
+        };
+        let note = format!("Requires `{}`: {holders}.", route.permission);
+        // The summary is what the docs UI shows on the collapsed line.
+        let requires = format!("requires `{}` ({holders})", route.permission);
+        let summary = match op.get("summary").and_then(Value::as_str) {
+            Some(existing) => format!("{} · {requires}", existing.trim_end_matches('.')),
+            None => requires,
+        };
+        op["summary"] = Value::String(summary);
         let description = match op.get("description").and_then(Value::as_str) {
             Some(existing) => format!("{existing}\n\n{note}"),
             None => note,
@@ -50,8 +54,28 @@ pub fn annotate(spec: &str, routes: &RouteTable, authz: &Authorizer) -> String {
         op["x-roles"] = Value::from(roles);
         describe_tenant_parameter(op);
     }
+    for (path, method) in SELF_AUTHENTICATED {
+        let pointer = format!("/paths/{}/{method}", escape(path));
+        if let Some(op) = doc.pointer_mut(&pointer) {
+            op["security"] = SESSION_SCHEMES
+                .iter()
+                .map(|scheme| {
+                    Value::Object(Map::from_iter([(scheme.to_string(), Value::Array(vec![]))]))
+                })
+                .collect();
+        }
+    }
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
 }
+
+/// Operations that resolve their caller themselves (the logouts: an expired access token or
+/// the refresh cookie alone may still end a session, and a page's form sends its CSRF token
+/// in a field), so no security extractor declares what they accept.
+const SELF_AUTHENTICATED: [(&str, &str); 2] =
+    [("/auth/logout", "post"), ("/auth/logout-all", "post")];
+
+/// What they accept: a session, by bearer token or by cookie (see `super::security`).
+const SESSION_SCHEMES: [&str; 2] = ["BearerAuth", "SessionCookieAuth"];
 
 fn describe_tenant_parameter(op: &mut Value) {
     let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {

@@ -4,11 +4,14 @@ use poem::{Request, web::cookie::CookieJar};
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
-    payload::{Html, Json},
+    payload::Json,
 };
 use secrecy::ExposeSecret;
 
-use super::{ApiTags, Audit, Resource, landing::escape};
+use super::{
+    ApiTags, Audit, Resource,
+    pages::{self, HtmlPage},
+};
 use crate::{
     auth::{
         cookies,
@@ -47,13 +50,6 @@ enum Redirect {
     /// To the provider's login page.
     #[oai(status = 302)]
     Found(#[oai(header = "Location")] String),
-}
-
-#[derive(ApiResponse)]
-enum SignedIn {
-    /// Signed in: the session cookies are set; the page continues to `/`.
-    #[oai(status = 200)]
-    Page(Html<String>),
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -115,7 +111,7 @@ impl LoginApi {
         error_description: Query<Option<String>>,
         jar: &CookieJar,
         audit: Audit,
-    ) -> ApiResult<SignedIn> {
+    ) -> ApiResult<HtmlPage> {
         let binding = jar.get(cookies::LOGIN).map(|c| c.value_str().to_owned());
         cookies::clear(jar, cookies::LOGIN);
         let callback = Callback {
@@ -138,13 +134,9 @@ impl LoginApi {
         );
         let user = signed_in.user;
         let who = user
-            .email
-            .or(user.display_name)
+            .display_name
+            .or(user.email)
             .unwrap_or_else(|| "you".into());
-        Ok(SignedIn::Page(Html(format!(
-            "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=\"0;url=/\"><title>Signed in</title>\
-             <p>Signed in as {}. <a href=\"/\">Continue</a></p>",
-            escape(&who)
-        ))))
+        Ok(pages::signed_in_page(&who))
     }
 }

@@ -19,6 +19,7 @@ mod extract;
 mod json;
 mod json_reply;
 mod page;
+mod pages;
 mod respond;
 mod security;
 
@@ -26,6 +27,7 @@ pub use extract::{Audit, IfMatch, etag};
 pub use json::{JsonBody, OptionalJsonBody};
 pub use json_reply::JsonReply;
 pub use page::Page;
+pub use pages::{BrowserErrorPages, favicon};
 pub use respond::{Deleted, Tagged};
 pub use security::Auth;
 
@@ -116,6 +118,9 @@ resources! {
     audit::AuditApi,
 }
 
+/// The service's name: the document's title, the docs tab's and every page's.
+pub const SERVICE_NAME: &str = "ironquill";
+
 const DESCRIPTION: &str = "\
 A secure multi-tenant REST service starter. Every error is an RFC 9457 problem document \
 (`application/problem+json`) carrying the `request_id` that is also sent in `X-Request-Id`. \
@@ -125,7 +130,7 @@ and the roles that hold it (`x-roles`), read from the same policy the server enf
 /// The OpenAPI service, and its document annotated with each route's permission.
 pub fn service_and_document(state: AppState) -> (OpenApiService<Api, ()>, String) {
     let authz = state.authz.clone();
-    let service = OpenApiService::new(apis(state), "ironquill", env!("CARGO_PKG_VERSION"))
+    let service = OpenApiService::new(apis(state), SERVICE_NAME, env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION);
     let document = document::annotate(&service.spec(), &tenant_routes(), &authz);
     (service, document)
@@ -133,8 +138,16 @@ pub fn service_and_document(state: AppState) -> (OpenApiService<Api, ()>, String
 
 /// The interactive docs, showing the annotated document.
 pub fn docs_ui(service: &OpenApiService<Api, ()>, document: &str) -> impl Endpoint + 'static {
-    // poem-openapi inlines the document into its page; swap in the annotated one.
-    let html = service.swagger_ui_html().replace(&service.spec(), document);
+    // poem-openapi inlines the document into its page; swap in the annotated one, and name the
+    // tab after the service rather than "Swagger UI".
+    let html = service
+        .swagger_ui_html()
+        .replace(&service.spec(), document)
+        .replacen(
+            "<title>Swagger UI</title>",
+            &format!("<title>{SERVICE_NAME} API docs</title>"),
+            1,
+        );
     poem::Route::new().at(
         "/",
         poem::endpoint::make_sync(move |_| poem::web::Html(html.clone())),

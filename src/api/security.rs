@@ -11,8 +11,20 @@ use poem_openapi::{
 
 use crate::auth::Principal;
 
-/// An API key: `Authorization: apikey <key>`. In the docs UI, enter `apikey iq_...` as the
-/// value (the scheme word included).
+/// An API key, exactly as `admin bootstrap` or key creation prints it (`iq_...`), in the
+/// `X-API-Key` header. The same key as `Authorization: apikey`, with the same rules; send one
+/// or the other, not both.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "X-API-Key",
+    key_in = "header",
+    checker = "resolved_by_key"
+)]
+pub struct XApiKeyAuth(Principal);
+
+/// An API key as `Authorization: apikey <key>`. Here, type `apikey iq_...` (the scheme word
+/// included); or paste the bare key into `XApiKeyAuth` instead.
 #[derive(SecurityScheme)]
 #[oai(
     ty = "api_key",
@@ -32,8 +44,10 @@ pub struct ApiKeyBasicAuth(Principal);
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "resolved_by_bearer")]
 pub struct BearerAuth(Principal);
 
-/// A browser session: the access token cookie set at login. Unsafe methods also need CSRF
-/// proof (`X-CSRF-Token` echoing the `__Host-iq_csrf` cookie, or a same-origin request).
+/// A browser session: the `HttpOnly` access token cookie that logging in at `/` sets.
+/// Nothing can be typed here: scripts cannot read or set it, so log in at `/` in this browser
+/// and the docs' requests carry it by themselves. Unsafe methods also need CSRF proof (`X-CSRF-Token`
+/// echoing the `__Host-iq_csrf` cookie, or a same-origin request).
 #[derive(SecurityScheme)]
 #[oai(
     ty = "api_key",
@@ -46,6 +60,7 @@ pub struct SessionCookieAuth(Principal);
 /// Any accepted credential.
 #[derive(SecurityScheme)]
 pub enum Auth {
+    XApiKey(XApiKeyAuth),
     ApiKey(ApiKeyAuth),
     Basic(ApiKeyBasicAuth),
     Bearer(BearerAuth),
@@ -55,7 +70,8 @@ pub enum Auth {
 impl Auth {
     pub fn principal(&self) -> &Principal {
         match self {
-            Auth::ApiKey(ApiKeyAuth(p))
+            Auth::XApiKey(XApiKeyAuth(p))
+            | Auth::ApiKey(ApiKeyAuth(p))
             | Auth::Basic(ApiKeyBasicAuth(p))
             | Auth::Bearer(BearerAuth(p))
             | Auth::Cookie(SessionCookieAuth(p)) => p,

@@ -1,18 +1,33 @@
-//! Our sessions: refresh, logout, logout everywhere.
-use poem::{Request, web::cookie::CookieJar};
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
+//! Our sessions: refresh, logout, logout everywhere; for browsers also the logout page and the
+//! way on to the provider's own logout.
+use poem::{
+    Request,
+    web::{Form, cookie::CookieJar},
+};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path},
+    payload::Json,
+};
 use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uuid::Uuid;
 
-use super::{ApiTags, Audit, Auth, Resource};
+use super::{
+    ApiTags, Resource,
+    pages::{self, HtmlPage},
+};
 use crate::{
     auth::{
         cookies::{self, csrf_failed},
         login,
-        sessions::{self, RefreshOutcome},
+        providers::ProviderEntry,
+        sessions::{self, RefreshOutcome, Refused},
     },
     domain::audit,
     error::{ApiError, ApiResult},
     http::audit_context,
+    ratelimit::{self, Policy},
     state::AppState,
     telemetry::metrics,
 };
@@ -44,6 +59,50 @@ enum LoggedOut {
     /// The session is over; its tokens are refused everywhere from now on.
     #[oai(status = 204)]
     Done,
+    /// The same, for a page's form (it carries `csrf`): back to the start page.
+    #[oai(status = 303)]
+    SeeOther(#[oai(header = "Location")] String),
+    /// The same, for a page's form that asked to end the provider's session too: a page
+    /// leading there.
+    #[oai(status = 200)]
+    Page(HtmlPage),
+}
+
+impl LoggedOut {
+    /// The answer for how the logout was asked: an API call, or a page's form (which may have
+    /// asked to go on to `end_at`'s logout).
+    fn answer(form: Option<&LogoutForm>, end_at: Option<&ProviderEntry>) -> Self {
+        match (form.filter(|f| f.sent_by_a_page()), end_at) {
+            (None, _) => LoggedOut::Done,
+            (Some(_), Some(provider)) => LoggedOut::Page(pages::signed_out_page(provider)),
+            (Some(_), None) => LoggedOut::SeeOther("/".into()),
+        }
+    }
+}
+
+/// What the logout forms on the pages send (`application/x-www-form-urlencoded`).
+#[derive(Deserialize)]
+struct LogoutForm {
+    /// The CSRF cookie's value, as the page rendered it ([`pages::session_forms`]).
+    csrf: Option<String>,
+    /// Present: end the session at the provider too, where it allows that.
+    end_session: Option<String>,
+}
+
+impl LogoutForm {
+    /// Sent by one of our pages, which always render the `csrf` field: answered for a
+    /// browser (a redirect or a page). Any other form body (`curl -d ''`) is an API call,
+    /// answered 204 as ever.
+    fn sent_by_a_page(&self) -> bool {
+        self.csrf.is_some()
+    }
+}
+
+#[derive(ApiResponse)]
+enum ToProvider {
+    /// To the provider's logout (RP-Initiated Logout), which sends the browser back to `/`.
+    #[oai(status = 303)]
+    SeeOther(#[oai(header = "Location")] String),
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -86,88 +145,163 @@ impl SessionsApi {
                     refresh_token: (!via_cookie).then(|| refresh.expose_secret().to_owned()),
                 }))
             }
-            // Leave the cookies alone: the request that won has just set the new ones.
-            RefreshOutcome::JustSpent => Err(ApiError::Conflict(
-                "this refresh token was just used by a concurrent request; retry with the current one"
-                    .into(),
-            )),
-            RefreshOutcome::Reused { session } => {
-                let ttl = state.settings.auth.revocation_ttl();
-                sessions::announce_revoked(&state.store, session.id, None, ttl)
-                    .await
-                    .map_err(login::unavailable)?;
-                metrics::refresh_token_reuse();
-                state.auth.failed(req, "refresh_token", "reused").await;
-                cookies::clear_session(jar);
-                Err(ApiError::Unauthorized)
-            }
-            RefreshOutcome::Invalid => {
-                state.auth.failed(req, "refresh_token", "unknown").await;
-                cookies::clear_session(jar);
-                Err(ApiError::Unauthorized)
-            }
+            RefreshOutcome::Refused(refused) => Err(self.refused(req, jar, refused).await),
         }
     }
 
     /// Ends this session: its refresh tokens are spent and its access tokens refused by every
     /// instance until they expire. Works with the access token, or with only the refresh
     /// cookie once the access token has expired.
+    ///
+    /// Pages post a form instead (`csrf`: the CSRF cookie's value; `end_session`: offer the
+    /// provider's logout next) and are answered with a redirect to `/` or a page.
     #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(&self, req: &Request, jar: &CookieJar) -> ApiResult<LoggedOut> {
+    async fn logout(
+        &self,
+        req: &Request,
+        jar: &CookieJar,
+        form: Option<Form<LogoutForm>>,
+    ) -> ApiResult<LoggedOut> {
         let state = &self.state;
-        // Resolved here rather than by the middleware: a browser whose access token has
-        // expired must still be able to end its session with the refresh cookie.
-        let (session_id, token_id, user_id) = match state.auth.resolve(req).await {
+        let form = form.map(|Form(form)| form);
+        let ending = self.session_to_end(req, jar, form.as_ref()).await?;
+        let ctx = audit_context(req).as_user(ending.user);
+        let action = audit::action::LOGOUT;
+        sessions::end(state, ending.session, ending.token, &ctx, action).await?;
+        cookies::clear_session(jar);
+        let provider = if form.as_ref().is_some_and(|f| f.end_session.is_some()) {
+            login::provider_to_end(state, ending.session).await?
+        } else {
+            None
+        };
+        Ok(LoggedOut::answer(form.as_ref(), provider.as_deref()))
+    }
+
+    /// A page for a browser that opened the logout address: logging out changes state, so it
+    /// is a POST, and this page offers the button that sends it.
+    #[oai(path = "/auth/logout", method = "get")]
+    async fn logout_page(&self, req: &Request) -> HtmlPage {
+        let visitor = pages::visitor(&self.state, req).await;
+        pages::logout_page(visitor.as_ref())
+    }
+
+    /// Sends the browser on to end its session at the provider (OpenID RP-Initiated Logout),
+    /// for providers configured with `end_session`; it comes back to `/`. Changes nothing here.
+    #[oai(path = "/auth/end-session/:provider", method = "get")]
+    async fn end_session(&self, provider: Path<String>) -> ApiResult<ToProvider> {
+        let url = login::end_session_url(&self.state, &provider.0).await?;
+        Ok(ToProvider::SeeOther(url))
+    }
+
+    /// Ends every session of the user, on every device. Authenticated like `/auth/logout` (a
+    /// spent or expired refresh token ends nothing here), and counted against the user's
+    /// per-principal rate limit; a page's form is answered with a redirect to `/`.
+    #[oai(path = "/auth/logout-all", method = "post")]
+    async fn logout_all(
+        &self,
+        req: &Request,
+        jar: &CookieJar,
+        form: Option<Form<LogoutForm>>,
+    ) -> ApiResult<LoggedOut> {
+        let form = form.map(|Form(form)| form);
+        let ending = self.session_to_end(req, jar, form.as_ref()).await?;
+        let limiter = &self.state.limiter;
+        let key = ratelimit::user_key(ending.user);
+        ratelimit::spend(limiter, req, Policy::PerPrincipal, &key).await?;
+        let ctx = audit_context(req).as_user(ending.user);
+        for session in sessions::live_sessions(&self.state.db, ending.user).await? {
+            let action = audit::action::LOGOUT_ALL;
+            sessions::end(&self.state, session.id, None, &ctx, action).await?;
+        }
+        cookies::clear_session(jar);
+        Ok(LoggedOut::answer(form.as_ref(), None))
+    }
+}
+
+/// What a logout ends: the caller's session, the access token it came with, its user.
+struct Ending {
+    session: Uuid,
+    token: Option<Uuid>,
+    user: Uuid,
+}
+
+impl SessionsApi {
+    /// The session a logout ends. Resolved here rather than by the middleware: a browser
+    /// whose access token has expired must still be able to end its session with the refresh
+    /// cookie, and a page's form carries its CSRF token in a field only the handler reads.
+    async fn session_to_end(
+        &self,
+        req: &Request,
+        jar: &CookieJar,
+        form: Option<&LogoutForm>,
+    ) -> ApiResult<Ending> {
+        let state = &self.state;
+        let csrf_ok = || {
+            let token = form.and_then(|f| f.csrf.as_deref());
+            state.auth.csrf_ok_with_form(req, token)
+        };
+        match state.auth.resolve(req).await {
             Ok(principal) => {
                 let grant = principal.session().ok_or_else(|| {
                     ApiError::BadRequest(
-                        "logout ends a session; API keys are revoked instead".into(),
+                        "logout ends sessions; API keys are revoked instead".into(),
                     )
                 })?;
-                if grant.via_cookie && !state.auth.csrf_ok(req) {
+                if grant.via_cookie && !csrf_ok() {
                     return Err(csrf_failed());
                 }
-                (grant.session_id, Some(grant.token_id), principal.user_id)
+                Ok(Ending {
+                    session: grant.session_id,
+                    token: Some(grant.token_id),
+                    user: principal.user_id,
+                })
             }
             Err(ApiError::Unauthorized) => {
                 let refresh = jar.get(cookies::REFRESH).ok_or(ApiError::Unauthorized)?;
-                if !state.auth.csrf_ok(req) {
+                if !csrf_ok() {
                     return Err(csrf_failed());
                 }
-                let session = sessions::find_by_refresh(&state.db, refresh.value_str()).await?;
-                cookies::clear_session(jar);
-                let Some(session) = session else {
-                    state.auth.failed(req, "refresh_token", "unknown").await;
-                    return Err(ApiError::Unauthorized);
-                };
-                if session.revoked_at.is_some() {
-                    state.auth.failed(req, "refresh_token", "revoked").await;
-                    return Err(ApiError::Unauthorized);
+                let lifetimes = sessions::Lifetimes::from_settings(&state.settings.auth);
+                let presented = refresh.value_str();
+                let ctx = audit_context(req);
+                match sessions::to_end_by_refresh(&state.db, presented, lifetimes, &ctx).await? {
+                    Ok(session) => Ok(Ending {
+                        session: session.id,
+                        token: None,
+                        user: session.user_id,
+                    }),
+                    Err(refused) => Err(self.refused(req, jar, refused).await),
                 }
-                (session.id, None, session.user_id)
             }
-            Err(other) => return Err(other),
-        };
-        let ctx = audit_context(req).as_user(user_id);
-        sessions::end(state, session_id, token_id, &ctx, audit::action::LOGOUT).await?;
-        cookies::clear_session(jar);
-        Ok(LoggedOut::Done)
+            Err(other) => Err(other),
+        }
     }
 
-    /// Ends every session of the user, on every device.
-    #[oai(path = "/auth/logout-all", method = "post")]
-    async fn logout_all(&self, auth: Auth, jar: &CookieJar, audit: Audit) -> ApiResult<LoggedOut> {
-        let principal = auth.principal();
-        if principal.session().is_none() {
-            return Err(ApiError::BadRequest(
-                "logout ends sessions; API keys are revoked instead".into(),
-            ));
+    /// The answer to a refresh token that was refused, on refresh and logout alike.
+    async fn refused(&self, req: &Request, jar: &CookieJar, refused: Refused) -> ApiError {
+        let state = &self.state;
+        match refused {
+            // Leave the cookies alone: the request that won has just set the new ones.
+            Refused::JustSpent => ApiError::Conflict(
+                "this refresh token was just used by a concurrent request; retry with the current one"
+                    .into(),
+            ),
+            Refused::Reused { session } => {
+                let ttl = state.settings.auth.revocation_ttl();
+                let announced = sessions::announce_revoked(&state.store, session.id, None, ttl);
+                if let Err(err) = announced.await {
+                    return login::unavailable(err);
+                }
+                metrics::refresh_token_reuse();
+                state.auth.failed(req, "refresh_token", "reused").await;
+                cookies::clear_session(jar);
+                ApiError::Unauthorized
+            }
+            Refused::Invalid => {
+                state.auth.failed(req, "refresh_token", "unknown").await;
+                cookies::clear_session(jar);
+                ApiError::Unauthorized
+            }
         }
-        for session in sessions::live_sessions(&self.state.db, principal.user_id).await? {
-            let action = audit::action::LOGOUT_ALL;
-            sessions::end(&self.state, session.id, None, &audit.0, action).await?;
-        }
-        cookies::clear_session(jar);
-        Ok(LoggedOut::Done)
     }
 }

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    providers::{ExternalIdentity, ProviderError},
+    providers::{ExternalIdentity, ProviderEntry, ProviderError},
     secrets::{self, random_token, sha256_hex as hash},
     sessions,
 };
@@ -25,7 +25,7 @@ use crate::{
         BeginWrite,
         entities::{identity, user},
     },
-    domain::{self, audit, users},
+    domain::{self, audit, fields, users},
     error::{ApiError, ApiResult},
     state::AppState,
     store::{EphemeralStore, Store, StoreError},
@@ -134,7 +134,7 @@ pub async fn sign_in(
                 None => {
                     user::ActiveModel {
                         email: Set(verified_email.map(str::to_owned)),
-                        display_name: Set(identity.name.clone()),
+                        display_name: Set(display_name(identity)),
                         ..Default::default()
                     }
                     .insert(&txn)
@@ -155,8 +155,37 @@ pub async fn sign_in(
             user
         }
     };
+    let user = take_name(&txn, user, display_name(identity)).await?;
     txn.commit().await?;
     Ok(user)
+}
+
+/// The name the provider gives the user, made fit to show ([`fields::printable`]): at most
+/// 200 characters.
+fn display_name(identity: &ExternalIdentity) -> Option<String> {
+    let name = fields::printable(identity.name.as_deref()?, 200);
+    (!name.is_empty()).then_some(name)
+}
+
+/// The user as the provider names them on this login: people change their names, and the
+/// latest login's provider is the best source there is.
+async fn take_name(
+    txn: &impl sea_orm::ConnectionTrait,
+    user: user::Model,
+    name: Option<String>,
+) -> Result<user::Model, sea_orm::DbErr> {
+    match name {
+        Some(name) if user.display_name.as_ref() != Some(&name) => {
+            user::ActiveModel {
+                id: Set(user.id),
+                display_name: Set(Some(name)),
+                ..Default::default()
+            }
+            .update(txn)
+            .await
+        }
+        _ => Ok(user),
+    }
 }
 
 /// The flow state could not be kept or read: nobody can log in until the store is back.
@@ -175,6 +204,38 @@ fn provider_failure(err: ProviderError) -> ApiError {
             ApiError::BadRequest("the identity provider's answer failed validation".into())
         }
     }
+}
+
+/// Where to send a browser to end its session at `provider` too (RP-Initiated Logout), if
+/// that provider is configured for it and offers it; it comes back to the start page.
+pub async fn end_session_url(state: &AppState, provider: &str) -> ApiResult<String> {
+    let entry = state
+        .providers
+        .get(provider)
+        .filter(|p| p.end_session)
+        .ok_or(ApiError::NotFound)?;
+    let back = state
+        .public_url
+        .join("/")
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let url = entry
+        .provider
+        .end_session_url(&back)
+        .await
+        .map_err(provider_failure)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(url.to_string())
+}
+
+/// The provider `session` logged in through, if logout may end its session there too.
+pub async fn provider_to_end(
+    state: &AppState,
+    session: uuid::Uuid,
+) -> Result<Option<std::sync::Arc<ProviderEntry>>, sea_orm::DbErr> {
+    Ok(sessions::provider_of(&state.db, session)
+        .await?
+        .and_then(|name| state.providers.get(&name))
+        .filter(|p| p.end_session))
 }
 
 /// A login on its way to the provider.
@@ -283,12 +344,7 @@ async fn attempt(state: &AppState, callback: Callback<'_>) -> Result<SignedIn, F
         )));
     }
     if let Some(error) = callback.error {
-        let clean = |s: String| {
-            s.chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect::<String>()
-        };
+        let clean = |s: String| fields::printable(&s, 200);
         let description = callback.error_description.map(clean).unwrap_or_default();
         return Err(failed("provider_refused")(ApiError::BadRequest(
             format!(

@@ -1,8 +1,10 @@
 //! The one authentication path: resolves the [`Principal`] of every request to `/api/...` (and
 //! to logout), or refuses.
 //!
-//! Accepted: `Authorization: apikey <key>`; HTTP Basic with user `apikey` and the key as
-//! password; `Authorization: Bearer <access token>`; and the access token cookie. Every failure
+//! Accepted: `Authorization: apikey <key>`; `X-API-Key: <key>` (the key alone, as the CLI prints
+//! it: what the docs UI and many tools send); HTTP Basic with user `apikey` and the key as
+//! password; `Authorization: Bearer <access token>`; and the access token cookie. A request
+//! with both `Authorization` and `X-API-Key` is refused rather than guessed at. Every failure
 //! (a key used from outside its `allowed_ips` too) is the same 401, so a client cannot learn
 //! which part of its credential was wrong. A cookie is sent by the browser on its own, so
 //! unsafe methods authenticated by cookie also need CSRF proof: the `X-CSRF-Token` header
@@ -33,10 +35,10 @@ use crate::{
     telemetry::metrics,
 };
 
-/// Paths under this prefix require a principal; so do [`PROTECTED_PATHS`].
+/// Paths under this prefix require a principal. (`/auth/logout` and `/auth/logout-all`
+/// resolve their caller themselves: an expired access token can still log out, and a page's
+/// form sends its CSRF token in a field, which only the handler reads.)
 pub const PROTECTED_PREFIX: &str = "/api/";
-/// (`/auth/logout` resolves its caller itself, so an expired access token can still log out.)
-pub const PROTECTED_PATHS: &[&str] = &["/auth/logout-all"];
 
 /// Everything needed to turn a request into a principal.
 pub struct Authenticator {
@@ -68,13 +70,34 @@ impl Presented {
     }
 }
 
-fn presented(req: &Request) -> Option<Presented> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return req
+/// The API key header beside `Authorization: apikey`.
+pub const X_API_KEY: &str = "x-api-key";
+
+/// The credential a request presents (`Ok(None)`: none usable), or the 400 for one that
+/// presents two ways at once.
+fn presented(req: &Request) -> Result<Option<Presented>, ApiError> {
+    let headers = req.headers();
+    let mut api_keys = headers.get_all(X_API_KEY).iter();
+    match (headers.get(header::AUTHORIZATION), api_keys.next()) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "send one credential: Authorization or X-API-Key, not both".into(),
+        )),
+        (None, Some(_)) if api_keys.next().is_some() => Err(ApiError::BadRequest(
+            "send one credential: X-API-Key more than once".into(),
+        )),
+        (None, Some(key)) => Ok(key
+            .to_str()
+            .ok()
+            .map(|key| Presented::ApiKey(key.trim().to_owned()))),
+        (Some(authorization), None) => Ok(from_authorization(authorization)),
+        (None, None) => Ok(req
             .cookie()
             .get(cookies::ACCESS)
-            .map(|c| Presented::Cookie(c.value_str().to_owned()));
-    };
+            .map(|c| Presented::Cookie(c.value_str().to_owned()))),
+    }
+}
+
+fn from_authorization(value: &header::HeaderValue) -> Option<Presented> {
     let (scheme, rest) = value.to_str().ok()?.split_once(' ')?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("apikey") {
@@ -119,7 +142,7 @@ impl Authenticator {
     /// The principal of a request, or the error to answer with. A wrong credential counts
     /// against the client address ([`RateLimiter::failed`]).
     pub async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
-        let presented = presented(req).ok_or(ApiError::Unauthorized)?;
+        let presented = presented(req)?.ok_or(ApiError::Unauthorized)?;
         let credential = presented.kind();
         match self.principal(presented, client_ip(req)).await {
             Ok(principal) => Ok(principal),
@@ -206,12 +229,20 @@ impl Authenticator {
         if header_str("origin").is_some_and(|o| o == self.origin) {
             return true;
         }
-        match (header_str("x-csrf-token"), req.cookie().get(cookies::CSRF)) {
-            (Some(sent), Some(cookie)) => {
-                !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(cookie.value_str().as_bytes()))
-            }
-            _ => false,
-        }
+        header_str("x-csrf-token").is_some_and(|sent| Self::matches_csrf_cookie(req, sent))
+    }
+
+    /// [`Self::csrf_ok`], or the token a form sent in a field (a plain HTML form cannot set
+    /// the header; the page rendered the cookie's value into the form).
+    pub fn csrf_ok_with_form(&self, req: &Request, form_token: Option<&str>) -> bool {
+        self.csrf_ok(req) || form_token.is_some_and(|sent| Self::matches_csrf_cookie(req, sent))
+    }
+
+    /// The double submit: `sent` equals the CSRF cookie, compared in constant time.
+    fn matches_csrf_cookie(req: &Request, sent: &str) -> bool {
+        req.cookie().get(cookies::CSRF).is_some_and(|cookie| {
+            !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(cookie.value_str().as_bytes()))
+        })
     }
 
     /// Seconds until this session's access token expires (how long revocations must last).
@@ -250,15 +281,11 @@ pub struct AuthenticateEndpoint<E> {
     auth: Arc<Authenticator>,
 }
 
-fn protected(path: &str) -> bool {
-    path.starts_with(PROTECTED_PREFIX) || PROTECTED_PATHS.contains(&path)
-}
-
 impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        if !protected(req.uri().path()) {
+        if !req.uri().path().starts_with(PROTECTED_PREFIX) {
             return self.inner.call(req).await;
         }
         let principal = self.auth.resolve(&req).await?;

@@ -11,5 +11,5 @@ pub mod secrets;
 pub mod sessions;
 pub mod tokens;
 
-pub use middleware::{Authenticate, Authenticator, PROTECTED_PREFIX};
+pub use middleware::{Authenticate, Authenticator, PROTECTED_PREFIX, X_API_KEY};
 pub use principal::{ApiKeyGrant, Credential, Principal, SessionGrant};

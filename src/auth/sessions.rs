@@ -44,6 +44,11 @@ pub enum RefreshOutcome {
         session: session::Model,
         refresh: SecretString,
     },
+    Refused(Refused),
+}
+
+/// Why a presented refresh token was not accepted.
+pub enum Refused {
     /// Unknown, expired, or belonging to a revoked or too old session.
     Invalid,
     /// Spent moments ago (within the grace), its session alive: most likely a second tab that
@@ -60,7 +65,7 @@ pub struct Lifetimes {
     pub refresh: Duration,
     /// Of the session since login, however often refreshed.
     pub max_age: Duration,
-    /// How long a just-spent refresh token is answered with [`RefreshOutcome::JustSpent`].
+    /// How long a just-spent refresh token is answered with [`Refused::JustSpent`].
     pub reuse_grace: Duration,
 }
 
@@ -146,7 +151,7 @@ pub async fn rotate(
     ctx: &audit::Context,
 ) -> domain::Result<RefreshOutcome> {
     if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
-        return Ok(RefreshOutcome::Invalid);
+        return Ok(RefreshOutcome::Refused(Refused::Invalid));
     }
     let now = Utc::now();
     let token_hash = hash(presented);
@@ -157,7 +162,7 @@ pub async fn rotate(
         .await?
         .is_some();
     if !known {
-        return Ok(RefreshOutcome::Invalid);
+        return Ok(RefreshOutcome::Refused(Refused::Invalid));
     }
     let txn = db.begin_write().await?;
     // Spend it first, atomically: the write comes first so SQLite takes its write lock at once
@@ -174,39 +179,16 @@ pub async fn rotate(
         .one(&txn)
         .await?;
     let Some((token, Some(session))) = found else {
-        return Ok(RefreshOutcome::Invalid);
+        return Ok(RefreshOutcome::Refused(Refused::Invalid));
     };
     if spent.rows_affected == 0 {
         txn.rollback().await?;
-        if session.revoked_at.is_some() {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        // Measured now, not at the start: a concurrent request may have spent it meanwhile.
-        let grace_end = token
-            .spent_at
-            .map(|at| at + to_chrono(lifetimes.reuse_grace));
-        let in_grace =
-            !lifetimes.reuse_grace.is_zero() && grace_end.is_some_and(|end| Utc::now() < end);
-        if in_grace && session.expires_at > now {
-            return Ok(RefreshOutcome::JustSpent);
-        }
-        // Presented again after being spent: whoever holds it copied it.
-        let event = audit::Event::failure(audit::action::REFRESH_TOKEN_REUSE)
-            .detail(serde_json::json!({ "session_revoked": true }));
-        let ctx = ctx.as_user(session.user_id);
-        let session = revoke_session(db, session.id, &ctx, event)
-            .await?
-            .unwrap_or(session);
-        return Ok(RefreshOutcome::Reused { session });
+        let refused = presented_again(db, &token, session, lifetimes, ctx).await?;
+        return Ok(RefreshOutcome::Refused(refused));
     }
-    let too_old = session.created_at + to_chrono(lifetimes.max_age) <= now;
-    if session.revoked_at.is_some()
-        || token.expires_at <= now
-        || session.expires_at <= now
-        || too_old
-    {
+    if token.expires_at <= now || !alive(&session, lifetimes, now) {
         txn.rollback().await?;
-        return Ok(RefreshOutcome::Invalid);
+        return Ok(RefreshOutcome::Refused(Refused::Invalid));
     }
     let expires = lifetimes.expiry(session.created_at, now);
     let refresh = insert_refresh(&txn, session.id, expires).await?;
@@ -222,20 +204,102 @@ pub async fn rotate(
     Ok(RefreshOutcome::Rotated { session, refresh })
 }
 
-/// The session a refresh token (spent or not) belongs to.
-pub async fn find_by_refresh(
+/// A spent refresh token presented again (refresh, or logout without an access token). Spent
+/// moments ago on a live session: a concurrent tab ([`Refused::JustSpent`]). Otherwise,
+/// on a session not yet ended, whoever holds it copied it: that session (only that one) is
+/// revoked and the reuse recorded.
+async fn presented_again(
+    db: &DatabaseConnection,
+    token: &refresh_token::Model,
+    session: session::Model,
+    lifetimes: Lifetimes,
+    ctx: &audit::Context,
+) -> domain::Result<Refused> {
+    if session.revoked_at.is_some() {
+        return Ok(Refused::Invalid);
+    }
+    // Measured now, not when the request came in: a concurrent request may have spent it.
+    let now = Utc::now();
+    let grace_end = token
+        .spent_at
+        .map(|at| at + to_chrono(lifetimes.reuse_grace));
+    let in_grace = !lifetimes.reuse_grace.is_zero() && grace_end.is_some_and(|end| now < end);
+    if in_grace && session.expires_at > now {
+        return Ok(Refused::JustSpent);
+    }
+    let event = audit::Event::failure(audit::action::REFRESH_TOKEN_REUSE)
+        .detail(serde_json::json!({ "session_revoked": true }));
+    let ctx = ctx.as_user(session.user_id);
+    let session = revoke_session(db, session.id, &ctx, event)
+        .await?
+        .unwrap_or(session);
+    Ok(Refused::Reused { session })
+}
+
+/// Whether a session may still be used: not revoked, not expired, not past its absolute end.
+fn alive(session: &session::Model, lifetimes: Lifetimes, now: DateTime<Utc>) -> bool {
+    session.revoked_at.is_none()
+        && session.expires_at > now
+        && session.created_at + to_chrono(lifetimes.max_age) > now
+}
+
+/// The refresh token `presented` and its session, read only.
+async fn find_refresh(
     db: &DatabaseConnection,
     presented: &str,
-) -> Result<Option<session::Model>, sea_orm::DbErr> {
+) -> Result<Option<(refresh_token::Model, session::Model)>, sea_orm::DbErr> {
     if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
         return Ok(None);
     }
-    Ok(refresh_token::Entity::find()
+    let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash(presented)))
         .find_also_related(session::Entity)
         .one(db)
+        .await?;
+    Ok(found.and_then(|(token, session)| Some((token, session?))))
+}
+
+/// The live session `presented` could still refresh (an unspent, unexpired token of a session
+/// that is neither revoked nor expired), read only: spends nothing, records nothing. For pages
+/// that must know whether a browser whose access token is gone is still signed in.
+pub async fn live_by_refresh(
+    db: &DatabaseConnection,
+    presented: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<session::Model>, sea_orm::DbErr> {
+    let now = Utc::now();
+    Ok(find_refresh(db, presented)
         .await?
-        .and_then(|(_, session)| session))
+        .filter(|(token, session)| {
+            token.spent_at.is_none() && token.expires_at > now && alive(session, lifetimes, now)
+        })
+        .map(|(_, session)| session))
+}
+
+/// The session a refresh token may end (logout without an access token), judged as a refresh
+/// would judge it but without spending it: an unspent, unexpired token of a live session. A
+/// spent one is reuse, handled exactly as on refresh (its own session alone is revoked and the
+/// reuse recorded), so an old token can never stand in for the user.
+pub async fn to_end_by_refresh(
+    db: &DatabaseConnection,
+    presented: &str,
+    lifetimes: Lifetimes,
+    ctx: &audit::Context,
+) -> domain::Result<Result<session::Model, Refused>> {
+    let now = Utc::now();
+    let Some((token, session)) = find_refresh(db, presented).await? else {
+        return Ok(Err(Refused::Invalid));
+    };
+    if token.spent_at.is_some() {
+        return Ok(Err(
+            presented_again(db, &token, session, lifetimes, ctx).await?
+        ));
+    }
+    if token.expires_at > now && alive(&session, lifetimes, now) {
+        Ok(Ok(session))
+    } else {
+        Ok(Err(Refused::Invalid))
+    }
 }
 
 /// Marks the session revoked and spends its live refresh tokens, recording `event` (about
@@ -267,6 +331,17 @@ pub async fn revoke_session(
     }
     txn.commit().await?;
     Ok(session)
+}
+
+/// The provider a session logged in through.
+pub async fn provider_of(
+    db: &DatabaseConnection,
+    session: Uuid,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    Ok(session::Entity::find_by_id(session)
+        .one(db)
+        .await?
+        .map(|s| s.provider))
 }
 
 /// Every live session of the user.

@@ -80,6 +80,11 @@ pub struct OidcProviderSettings {
     pub link_verified_email: bool,
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
+    /// Offer to end the provider's own session too on logout (OpenID RP-Initiated Logout, at
+    /// the `end_session_endpoint` its discovery names), so the next login asks again. Register
+    /// `<public_url>/` as a post-logout redirect URI with the provider.
+    #[serde(default)]
+    pub end_session: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -370,6 +375,14 @@ impl ProviderSettings {
         Linking {
             link_verified_email: link,
             allowed_email_domains: domains.clone(),
+        }
+    }
+
+    /// Whether logout offers to end the provider's session too (OIDC only).
+    pub fn end_session(&self) -> bool {
+        match self {
+            ProviderSettings::Oidc(p) => p.end_session,
+            ProviderSettings::Github(_) => false,
         }
     }
 

@@ -14,6 +14,31 @@ pub fn title(raw: &str) -> Result<String> {
     Ok(title.to_owned())
 }
 
+/// Text from elsewhere (a provider's name for the user, its error message) made safe to show:
+/// trimmed, at most `max_chars` characters, without control characters (Cc, incl. newlines)
+/// and without the invisible formatting characters that can disguise text: bidirectional
+/// embeddings, overrides and isolates (which can reorder what follows them on a page),
+/// zero-width spaces and joiners, direction marks, the line and paragraph separators and the
+/// byte order mark.
+pub fn printable(raw: &str, max_chars: usize) -> String {
+    let visible: String = raw.chars().filter(|&c| !invisible(c)).collect();
+    let kept: String = visible.trim().chars().take(max_chars).collect();
+    kept.trim_end().to_owned()
+}
+
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
 /// A slug: 1–100 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
 pub fn slug(raw: &str) -> Result<String> {
     let ok = (1..=100).contains(&raw.len())
@@ -46,4 +71,30 @@ pub fn could_be_slug(raw: &str) -> bool {
         && raw
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_drops_control_and_invisible_formatting_characters() {
+        assert_eq!(
+            printable("  Ada\u{0}\n Lovelace\u{7f} ", 200),
+            "Ada Lovelace"
+        );
+        // Bidi overrides and isolates, zero-width characters, marks and the BOM.
+        let disguised =
+            "\u{202E}evil\u{202C}\u{2066}x\u{2069}\u{200B}\u{200D}\u{200E}\u{FEFF}\u{2028}\u{061C}";
+        assert_eq!(printable(disguised, 200), "evilx");
+        assert_eq!(printable("Zoë Ñúñez 李小龍", 200), "Zoë Ñúñez 李小龍");
+        assert_eq!(printable("\u{200B}\u{202E} \t", 200), "");
+    }
+
+    #[test]
+    fn printable_keeps_at_most_max_chars_characters() {
+        let long = "é".repeat(300);
+        assert_eq!(printable(&long, 200).chars().count(), 200);
+        assert_eq!(printable("ab  cd", 3), "ab");
+    }
 }

@@ -1,6 +1,7 @@
 //! Security headers on every response.
 //!
-//! The API answers JSON only, so its CSP forbids everything. The docs UI (`/docs`) is a page
+//! The API answers JSON only, so its CSP forbids everything. The few HTML pages for people
+//! (`crate::api::pages`) set their own: their stylesheet by hash, forms to this origin. The docs UI (`/docs`) is a page
 //! with inline script and style from poem-openapi's bundled Swagger UI, so it alone gets a CSP
 //! that allows inline code from this origin and nothing from any other.
 use poem::{
@@ -49,10 +50,10 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
         let mut resp = self.inner.call(req).await?.into_response();
         let headers = resp.headers_mut();
         let csp = if is_docs { DOCS_CSP } else { API_CSP };
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(csp),
-        );
+        // The HTML pages bring their own, as strict, naming their one inline stylesheet.
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(csp));
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -17,7 +17,7 @@ use poem::{
 
 use super::{Decision, Policy, RateLimiter, client_key};
 use crate::{
-    auth::{Principal, cookies},
+    auth::{Principal, X_API_KEY, cookies},
     domain::audit::{self, AuditLog},
     error::ApiError,
     http::{ClientIp, audit_context, ipv6_network},
@@ -91,6 +91,7 @@ pub fn site_of(req: &Request) -> Option<String> {
 /// (the API, refresh, logout, the landing page) is then closed to a cooling address.
 pub fn credentialed(req: &Request) -> bool {
     req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key(X_API_KEY)
         || req.headers().contains_key("x-refresh-token")
         || has_cookie(req, cookies::ACCESS)
         || has_cookie(req, cookies::REFRESH)
@@ -284,8 +285,14 @@ pub struct PrincipalLimitEndpoint<E> {
 fn principal_key(principal: &Principal) -> String {
     match principal.api_key() {
         Some(key) => format!("key:{}", key.key_id),
-        None => format!("user:{}", principal.user_id),
+        None => user_key(principal.user_id),
     }
+}
+
+/// The per-principal bucket of a user's sessions, for handlers that resolve their caller
+/// themselves (logging out everywhere).
+pub fn user_key(user: uuid::Uuid) -> String {
+    format!("user:{user}")
 }
 
 impl<E: Endpoint> Endpoint for PrincipalLimitEndpoint<E> {

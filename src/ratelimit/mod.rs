@@ -23,7 +23,7 @@ mod middleware;
 mod shared;
 
 pub use middleware::{
-    PrincipalLimit, RateLimit, client_of, credentialed, sampling_key, site_of, spend,
+    PrincipalLimit, RateLimit, client_of, credentialed, sampling_key, site_of, spend, user_key,
 };
 
 /// What is being limited. The name appears in the `RateLimit-Policy` / `RateLimit` fields.

@@ -67,6 +67,20 @@ async fn each_accepted_credential_form_is_a_documented_security_scheme() {
     assert_eq!(schemes["ApiKeyAuth"]["name"], "Authorization");
     assert_eq!(schemes["ApiKeyBasicAuth"]["type"], "http");
     assert_eq!(schemes["ApiKeyBasicAuth"]["scheme"], "basic");
+    // The key exactly as the CLI prints it, with no scheme word to type.
+    assert_eq!(schemes["XApiKeyAuth"]["type"], "apiKey");
+    assert_eq!(schemes["XApiKeyAuth"]["in"], "header");
+    assert_eq!(schemes["XApiKeyAuth"]["name"], "X-API-Key");
+    // The cookie is set by the browser login; the docs say so instead of inviting typing.
+    let cookie = &schemes["SessionCookieAuth"];
+    assert_eq!(cookie["in"], "cookie");
+    assert!(
+        cookie["description"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing can be typed here"),
+        "{cookie}"
+    );
     for (path, method) in [
         ("/api/v1/me", "get"),
         ("/api/v1/tenants", "post"),
@@ -75,9 +89,23 @@ async fn each_accepted_credential_form_is_a_documented_security_scheme() {
     ] {
         let security = spec["paths"][path][method]["security"].to_string();
         assert!(
-            security.contains("ApiKeyAuth") && security.contains("ApiKeyBasicAuth"),
+            security.contains("ApiKeyAuth")
+                && security.contains("ApiKeyBasicAuth")
+                && security.contains("XApiKeyAuth"),
             "{path}: {security}"
         );
+    }
+    // The logouts resolve their caller themselves, and still say what they take: a session.
+    for path in ["/auth/logout", "/auth/logout-all"] {
+        let security = &spec["paths"][path]["post"]["security"];
+        assert_eq!(
+            security,
+            &serde_json::json!([{"BearerAuth": []}, {"SessionCookieAuth": []}]),
+            "{path}"
+        );
+        for scheme in ["BearerAuth", "SessionCookieAuth"] {
+            assert!(schemes[scheme].is_object(), "{scheme} is a declared scheme");
+        }
     }
     // Public operations require nothing.
     assert!(spec["paths"]["/public/{tenant}/posts"]["get"]["security"].is_null());
@@ -113,6 +141,12 @@ async fn every_tenant_operation_states_its_permission_from_the_policy() {
     );
     let update = &spec["paths"]["/api/v1/tenants/{tenant}/posts/{id}"]["patch"];
     assert_eq!(update["x-permission"], "posts:update");
+    // The collapsed line in the docs UI says it too.
+    let summary = update["summary"].as_str().unwrap();
+    assert!(
+        summary.ends_with(" · requires `posts:update` (owner, admin, editor, author)"),
+        "{summary}"
+    );
     assert_eq!(
         update["x-roles"],
         serde_json::json!(["owner", "admin", "editor", "author"])
@@ -126,4 +160,15 @@ async fn the_docs_ui_shows_the_annotated_document() {
     let app = spawn_app().await;
     let html = app.get("/docs").await.text().await.unwrap();
     assert!(html.contains("x-permission"));
+}
+
+#[tokio::test]
+async fn the_docs_tab_is_named_after_the_service() {
+    let app = spawn_app().await;
+    let html = app.get("/docs").await.text().await.unwrap();
+    assert!(
+        html.contains("<title>ironquill API docs</title>"),
+        "{html:.300}"
+    );
+    assert!(!html.contains("<title>Swagger UI</title>"));
 }

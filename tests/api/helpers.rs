@@ -197,15 +197,29 @@ impl TestApp {
     }
 
     /// A request carrying `Authorization: apikey <key>`.
-    pub fn with_key(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: &str,
-    ) -> reqwest::RequestBuilder {
+    pub fn with_key(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        request.header("authorization", format!("apikey {key}"))
+    }
+
+    /// A request carrying the key as printed, in `X-API-Key`.
+    pub fn with_x_api_key(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(path))
-            .header("authorization", format!("apikey {key}"))
+            .header("x-api-key", key)
+    }
+
+    /// Every refresh token issued so far expires, as if a week had passed.
+    pub async fn expire_refresh_tokens(&self) {
+        use ironquill::db::entities::refresh_token;
+        refresh_token::Entity::update_many()
+            .col_expr(
+                refresh_token::Column::ExpiresAt,
+                sea_orm::sea_query::Expr::value(Utc::now() - chrono::Duration::seconds(1)),
+            )
+            .exec(&self.db)
+            .await
+            .unwrap();
     }
 
     pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {

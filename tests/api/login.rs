@@ -93,10 +93,11 @@ async fn a_full_oidc_login_starts_a_session_in_secure_cookies() {
     assert_eq!(me["email"], "user@example.com");
     // Native clients send the same access token as a bearer token.
     assert_eq!(me_with_bearer(&app, &browser.access()).await.status(), 200);
-    // The landing page knows who is signed in.
+    // The landing page knows who is signed in: by the provider's name, with the address.
     let page = browser.get(&app, &app.url("/")).await.text().await.unwrap();
     assert!(
-        page.contains("Signed in as <strong>user@example.com</strong>"),
+        page.contains("Signed in as <strong>Test Person</strong>")
+            && page.contains("user@example.com"),
         "{page}"
     );
 }
@@ -787,4 +788,116 @@ async fn a_provider_answer_over_one_mebibyte_is_refused() {
     });
     let app = app_with(None, Some(&gh)).await;
     assert_problem(Browser::default().login(&app, "gh").await, 503).await;
+}
+
+/// The user's `display_name`, as `/api/v1/me` shows it to this browser.
+async fn display_name(app: &TestApp, browser: &mut Browser) -> Value {
+    let me: Value = browser
+        .get(app, &app.url("/api/v1/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    me["display_name"].clone()
+}
+
+#[tokio::test]
+async fn display_name_comes_from_the_oidc_name_claim_and_follows_later_logins() {
+    let idp = FakeOidc::start().await;
+    let app = app_with(Some(&idp), None).await;
+    // The operator created the user first, by address: the login links to it, and the
+    // provider's name still arrives.
+    app.bootstrap("acme", "user@example.com").await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "Test Person");
+    idp.behave(|b| b.name = Some("Test Person-Renamed".into()));
+    let mut later = Browser::default();
+    assert_eq!(later.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut later).await, "Test Person-Renamed");
+    // A login without a name keeps the one known.
+    idp.behave(|b| b.name = None);
+    let mut nameless = Browser::default();
+    assert_eq!(nameless.login(&app, "fake").await.status(), 200);
+    assert_eq!(
+        display_name(&app, &mut nameless).await,
+        "Test Person-Renamed"
+    );
+}
+
+#[tokio::test]
+async fn where_the_id_token_has_no_name_it_comes_from_userinfo() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| {
+        b.name = None;
+        b.userinfo_name = Some("Grace Hopper".into());
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "Grace Hopper");
+}
+
+#[tokio::test]
+async fn userinfo_about_another_subject_is_ignored() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| {
+        b.name = None;
+        b.userinfo_name = Some("Mallory".into());
+        b.userinfo_subject = Some("someone-else".into());
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn a_failing_userinfo_endpoint_still_lets_the_login_succeed_without_a_name() {
+    let idp = FakeOidc::start().await;
+    idp.behave(|b| {
+        b.name = None;
+        b.userinfo_name = Some("Grace Hopper".into());
+        b.userinfo_fails = true;
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn display_names_lose_control_and_invisible_characters_and_stop_at_200() {
+    let idp = FakeOidc::start().await;
+    // A right-to-left override, a bell, zero-width and isolate characters, a byte order mark.
+    idp.behave(|b| {
+        b.name = Some(" \u{202E}Ada\u{7}\u{200B} Love\u{2066}lace\u{2069}\u{FEFF}\n".into())
+    });
+    let app = app_with(Some(&idp), None).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "Ada Lovelace");
+    // Nothing printable at all: no name rather than an empty one.
+    idp.behave(|b| b.name = Some("\u{200B}\u{202E}\u{0}".into()));
+    let mut invisible = Browser::default();
+    assert_eq!(invisible.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut invisible).await, "Ada Lovelace");
+    idp.behave(|b| b.name = Some("é".repeat(300)));
+    let mut long = Browser::default();
+    assert_eq!(long.login(&app, "fake").await.status(), 200);
+    assert_eq!(display_name(&app, &mut long).await, "é".repeat(200));
+}
+
+#[tokio::test]
+async fn display_name_comes_from_the_github_profile_falling_back_to_the_login() {
+    let gh = FakeGithub::start().await;
+    gh.behave(|b| b.name = None);
+    let app = app_with(None, Some(&gh)).await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.login(&app, "gh").await.status(), 200);
+    assert_eq!(display_name(&app, &mut browser).await, "octocat");
+    gh.behave(|b| b.name = Some("Mona Lisa Octocat".into()));
+    let mut later = Browser::default();
+    assert_eq!(later.login(&app, "gh").await.status(), 200);
+    assert_eq!(display_name(&app, &mut later).await, "Mona Lisa Octocat");
 }

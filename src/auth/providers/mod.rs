@@ -72,6 +72,18 @@ impl Provider {
             Provider::Github(p) => p.finish(code, pkce_verifier).await,
         }
     }
+
+    /// Where to send the browser to end its session at the provider, coming back to
+    /// `post_logout`; `None` where the provider offers no such endpoint.
+    pub async fn end_session_url(
+        &self,
+        post_logout: &url::Url,
+    ) -> Result<Option<url::Url>, ProviderError> {
+        match self {
+            Provider::Oidc(p) => p.end_session_url(post_logout).await,
+            Provider::Github(_) => Ok(None),
+        }
+    }
 }
 
 pub struct ProviderEntry {
@@ -80,6 +92,8 @@ pub struct ProviderEntry {
     pub provider: Provider,
     /// Whether its verified addresses sign in as the existing users who hold them.
     pub linking: crate::config::Linking,
+    /// Whether logout offers to end the provider's session too.
+    pub end_session: bool,
 }
 
 /// The configured providers, by name.
@@ -115,6 +129,7 @@ impl Providers {
                 display_name: config.display_name(name),
                 provider,
                 linking: config.linking(),
+                end_session: config.end_session(),
             };
             by_name.insert(name.clone(), Arc::new(entry));
         }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse,
+    EndpointSet, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    RequestTokenError, Scope, SubjectIdentifier, TokenResponse,
     core::{
         CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-        CoreProviderMetadata,
+        CoreUserInfoClaims,
     },
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -56,7 +57,7 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 7] = [
 ];
 
 struct Discovered {
-    metadata: CoreProviderMetadata,
+    metadata: ProviderMetadataWithLogout,
     client: Client,
     /// From here on, discovery and keys are fetched again before they are used.
     expires: Instant,
@@ -108,7 +109,7 @@ impl OidcProvider {
         }
     }
 
-    fn client(&self, metadata: CoreProviderMetadata) -> Client {
+    fn client(&self, metadata: ProviderMetadataWithLogout) -> Client {
         CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -157,7 +158,7 @@ impl OidcProvider {
         let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(invalid)?;
         let issuer_is_local = is_loopback_host(issuer.url());
         let observed = Observed::new(&self.http, self.bounds);
-        let metadata = CoreProviderMetadata::discover_async(issuer, &observed)
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &observed)
             .await
             .map_err(|e| unavailable(error_chain(&e)))?;
         // The endpoints the issuer names: https, and on loopback only if the issuer itself
@@ -171,6 +172,12 @@ impl OidcProvider {
         ];
         if let Some(token) = metadata.token_endpoint() {
             endpoints.push(("token_endpoint", token.url()));
+        }
+        if let Some(userinfo) = metadata.userinfo_endpoint() {
+            endpoints.push(("userinfo_endpoint", userinfo.url()));
+        }
+        if let Some(end_session) = &metadata.additional_metadata().end_session_endpoint {
+            endpoints.push(("end_session_endpoint", end_session.url()));
         }
         for (what, url) in endpoints {
             check_outbound_url(what, url).map_err(invalid)?;
@@ -213,6 +220,30 @@ impl OidcProvider {
         })
     }
 
+    /// RP-Initiated Logout: the provider's `end_session_endpoint` with our `client_id` and
+    /// where to come back. No `id_token_hint`: we do not keep ID tokens, so the provider asks
+    /// the user to confirm, which is what someone logging out of both wants anyway.
+    pub async fn end_session_url(
+        &self,
+        post_logout: &url::Url,
+    ) -> Result<Option<url::Url>, ProviderError> {
+        let discovered = self.discovered().await?;
+        let Some(endpoint) = discovered
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            LogoutRequest::from(endpoint)
+                .set_client_id(ClientId::new(self.config.client_id.clone()))
+                .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(post_logout.clone()))
+                .http_get_url(),
+        ))
+    }
+
     pub async fn finish(
         &self,
         code: &str,
@@ -239,17 +270,47 @@ impl OidcProvider {
             .id_token()
             .ok_or_else(|| invalid("no ID token in the token response"))?;
         let nonce = Nonce::new(nonce.to_owned());
-        match verify(&client, id_token, &nonce) {
-            Ok(identity) => Ok(identity),
+        let mut identity = match verify(&client, id_token, &nonce) {
+            Ok(identity) => identity,
             // A key we have not seen: the issuer may have rotated. Refresh the JWKS once (at
             // most once a minute, so forged kids cannot make us hammer the issuer) and retry.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(
                 openidconnect::SignatureVerificationError::NoMatchingKey,
             )) => {
                 let client = self.keys_newer_than(keys_version).await?;
-                verify(&client, id_token, &nonce).map_err(invalid)
+                verify(&client, id_token, &nonce).map_err(invalid)?
             }
-            Err(e) => Err(invalid(e)),
+            Err(e) => return Err(invalid(e)),
+        };
+        if identity.name.is_none() {
+            identity.name = self
+                .userinfo_name(&client, response.access_token(), &identity.subject)
+                .await;
+        }
+        Ok(identity)
+    }
+
+    /// The `name` from the userinfo endpoint, for providers that leave it out of the ID token.
+    /// Only the name: who logged in comes from the validated ID token, and the answer must be
+    /// about that same subject. Best effort: if userinfo fails, the user logs in nameless.
+    async fn userinfo_name(
+        &self,
+        client: &Client,
+        token: &openidconnect::AccessToken,
+        subject: &str,
+    ) -> Option<String> {
+        let expected = SubjectIdentifier::new(subject.to_owned());
+        let request = client.user_info(token.clone(), Some(expected)).ok()?;
+        let claims: Result<CoreUserInfoClaims, _> = request.request_async(&self.http).await;
+        match claims {
+            Ok(claims) => claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "userinfo failed; no name taken");
+                None
+            }
         }
     }
 

@@ -5,6 +5,9 @@ use reqwest::Method;
 
 use crate::helpers::TestApp;
 
+/// The `Accept` of a browser navigating to a page.
+pub const NAVIGATION: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
 /// A browser: follows redirects by hand and keeps the cookies it is given. (A cookie store
 /// would refuse to send `Secure` cookies over the tests' plain HTTP, as browsers do except
 /// for localhost.)
@@ -52,6 +55,50 @@ impl Browser {
 
     pub async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
         self.request(app, Method::GET, url).await
+    }
+
+    /// A page `path`, as the address bar or a link asks for it.
+    pub async fn navigate(&mut self, app: &TestApp, path: &str) -> reqwest::Response {
+        let resp = app
+            .client
+            .get(app.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept", NAVIGATION)
+            .send()
+            .await
+            .unwrap();
+        self.absorb(&resp);
+        resp
+    }
+
+    /// A page's form: `fields` url-encoded, sent as a navigation. `same_origin` adds the
+    /// `Origin` and `Sec-Fetch-Site` a browser sends with it (without them, only the form's
+    /// CSRF field can prove where it came from).
+    pub async fn submit(
+        &mut self,
+        app: &TestApp,
+        path: &str,
+        fields: &[(&str, &str)],
+        same_origin: bool,
+    ) -> reqwest::Response {
+        let mut req = app
+            .client
+            .post(app.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept", NAVIGATION)
+            .form(fields);
+        if same_origin {
+            req = req
+                .header("origin", app.address.as_str())
+                .header("sec-fetch-site", "same-origin");
+        }
+        let resp = req.send().await.unwrap();
+        self.absorb(&resp);
+        resp
+    }
+
+    pub fn csrf(&self) -> String {
+        self.cookies["__Host-iq_csrf"].clone()
     }
 
     /// Starts a login and follows it to the provider and back to our callback URL (not yet

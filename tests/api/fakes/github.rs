@@ -19,6 +19,8 @@ pub struct Behaviour {
     /// Answer even a good code with `200 {"error": …}`, plus a usable-looking token: only a
     /// client that reads the `error` of a 200 refuses it.
     pub error_beside_a_token: bool,
+    /// The profile's `name` (`None`: the user set none, so `login` is all there is).
+    pub name: Option<String>,
 }
 
 struct State {
@@ -43,6 +45,7 @@ impl FakeGithub {
                     {"email": "octo@example.com", "primary": true, "verified": true}
                 ]),
                 error_beside_a_token: false,
+                name: Some("The Octocat".into()),
             },
         }));
         let app = Route::new()
@@ -136,13 +139,14 @@ fn authorized(req: &poem::Request) -> bool {
 }
 
 #[handler]
-fn user(req: &poem::Request) -> Response {
+fn user(req: &poem::Request, state: Data<&Shared>) -> Response {
     if !authorized(req) {
         return Response::builder()
             .status(StatusCode::UNAUTHORIZED)
             .finish();
     }
-    Json(json!({"id": 4242, "login": "octocat", "name": "The Octocat"})).into_response()
+    let name = state.lock().unwrap().behaviour.name.clone();
+    Json(json!({"id": 4242, "login": "octocat", "name": name})).into_response()
 }
 
 #[handler]

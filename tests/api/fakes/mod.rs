@@ -4,7 +4,7 @@ mod browser;
 pub mod github;
 pub mod oidc;
 
-pub use browser::Browser;
+pub use browser::{Browser, NAVIGATION};
 
 use std::net::SocketAddr;
 

@@ -104,6 +104,19 @@ pub struct Behaviour {
     pub email_verified: bool,
     /// Answer the authorization request with this `error`.
     pub deny: Option<String>,
+    /// The `name` claim.
+    pub name: Option<String>,
+    /// The `name` the userinfo endpoint answers (for the subject of the last ID token).
+    pub userinfo_name: Option<String>,
+    /// The `sub` the userinfo endpoint answers, where not the ID token's.
+    pub userinfo_subject: Option<String>,
+    /// The userinfo endpoint answers 500.
+    pub userinfo_fails: bool,
+    /// Show a login page (a form a person fills in) instead of answering at once: what a
+    /// real browser goes through. Its "Cancel" answers `access_denied`.
+    pub login_page: bool,
+    /// Name an `end_session_endpoint` (RP-Initiated Logout) in discovery.
+    pub end_session: bool,
 }
 
 impl Default for Behaviour {
@@ -120,6 +133,12 @@ impl Default for Behaviour {
             email: Some("user@example.com".into()),
             email_verified: true,
             deny: None,
+            name: Some("Test Person".into()),
+            userinfo_name: None,
+            userinfo_subject: None,
+            userinfo_fails: false,
+            login_page: false,
+            end_session: false,
         }
     }
 }
@@ -145,6 +164,8 @@ pub struct State {
     down: bool,
     /// Bytes of filler added to discovery and the JWKS.
     padding: usize,
+    /// The query of each request to the end-session endpoint.
+    logouts: Vec<HashMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -169,10 +190,13 @@ impl FakeOidc {
             cache_control: None,
             down: false,
             padding: 0,
+            logouts: Vec::new(),
         }));
         let app = Route::new()
             .at("/.well-known/openid-configuration", get(discovery))
-            .at("/authorize", get(authorize))
+            .at("/authorize", get(authorize).post(decide))
+            .at("/logout", get(end_session))
+            .at("/userinfo", get(userinfo))
             .at("/token", post(token))
             .at("/jwks", get(jwks))
             .data(state.clone());
@@ -219,6 +243,11 @@ impl FakeOidc {
         self.state.lock().unwrap().padding = bytes;
     }
 
+    /// The query of each visit to the end-session endpoint, oldest first.
+    pub fn logouts(&self) -> Vec<HashMap<String, String>> {
+        self.state.lock().unwrap().logouts.clone()
+    }
+
     /// The provider settings for ironquill, as JSON for figment. The fake listens on loopback,
     /// so it is on a private network.
     pub fn settings(&self) -> Value {
@@ -258,10 +287,15 @@ fn discovery(state: Data<&Shared>) -> Response {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/jwks"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
     });
+    let mut body = body;
+    if s.behaviour.end_session {
+        body["end_session_endpoint"] = json!(format!("{issuer}/logout"));
+    }
     cacheable(&s, body)
 }
 
@@ -278,7 +312,7 @@ fn jwks(state: Data<&Shared>) -> Response {
     cacheable(&s, json!({ "keys": keys }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct AuthorizeQuery {
     client_id: String,
     redirect_uri: String,
@@ -292,33 +326,124 @@ struct AuthorizeQuery {
 fn authorize(state: Data<&Shared>, Query(q): Query<AuthorizeQuery>) -> Response {
     assert_eq!(q.client_id, CLIENT_ID);
     assert_eq!(q.code_challenge_method, "S256", "PKCE must use S256");
-    let mut s = state.lock().unwrap();
-    let mut target = url::Url::parse(&q.redirect_uri).unwrap();
-    if let Some(error) = s.behaviour.deny.clone() {
-        target
-            .query_pairs_mut()
-            .append_pair("error", &error)
-            .append_pair("error_description", "The user said no")
-            .append_pair("state", &q.state);
-    } else {
-        let code = uuid::Uuid::new_v4().to_string();
-        s.grants.insert(
-            code.clone(),
-            Grant {
-                nonce: q.nonce,
-                challenge: q.code_challenge,
-                redirect_uri: q.redirect_uri.clone(),
-            },
-        );
-        target
-            .query_pairs_mut()
-            .append_pair("code", &code)
-            .append_pair("state", &q.state);
+    if state.lock().unwrap().behaviour.login_page {
+        return login_page(&q);
     }
+    answer(&state, q, None)
+}
+
+/// The provider's own login page: the request's parameters ride along in hidden fields.
+fn login_page(q: &AuthorizeQuery) -> Response {
+    let hidden: String = serde_json::to_value(q)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "<input type=hidden name=\"{name}\" value=\"{}\">",
+                value.as_str().unwrap().replace('"', "&quot;")
+            )
+        })
+        .collect();
+    let page = format!(
+        "<!doctype html><title>Fake OIDC login</title><h1>Sign in to Fake OIDC</h1>\
+         <form method=post action=/authorize>{hidden}\
+         <label>Name <input id=name name=name></label>\
+         <button id=sign-in name=decision value=allow>Sign in</button>\
+         <button id=cancel name=decision value=deny>Cancel</button></form>"
+    );
+    poem::web::Html(page).into_response()
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    #[serde(flatten)]
+    request: AuthorizeQuery,
+    decision: String,
+    name: Option<String>,
+}
+
+/// The login page's form: signed in under the name typed, or cancelled.
+#[handler]
+fn decide(state: Data<&Shared>, Form(form): Form<Decision>) -> Response {
+    if form.decision != "allow" {
+        return refuse(&form.request, "access_denied");
+    }
+    let name = form.name.filter(|n| !n.is_empty());
+    answer(&state, form.request, name)
+}
+
+fn refuse(q: &AuthorizeQuery, error: &str) -> Response {
+    let mut target = url::Url::parse(&q.redirect_uri).unwrap();
+    target
+        .query_pairs_mut()
+        .append_pair("error", error)
+        .append_pair("error_description", "The user said no")
+        .append_pair("state", &q.state);
+    found(target.as_str())
+}
+
+fn found(location: &str) -> Response {
     Response::builder()
         .status(StatusCode::FOUND)
-        .header("location", target.as_str())
+        .header("location", location)
         .finish()
+}
+
+/// Redirects back with a code (or the configured refusal); `name`, if given, is the name the
+/// ID token for this code will carry.
+fn answer(state: &Shared, q: AuthorizeQuery, name: Option<String>) -> Response {
+    let mut s = state.lock().unwrap();
+    if let Some(name) = name {
+        s.behaviour.name = Some(name);
+    }
+    if let Some(error) = s.behaviour.deny.clone() {
+        return refuse(&q, &error);
+    }
+    let code = uuid::Uuid::new_v4().to_string();
+    let mut target = url::Url::parse(&q.redirect_uri).unwrap();
+    target
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &q.state);
+    s.grants.insert(
+        code,
+        Grant {
+            nonce: q.nonce,
+            challenge: q.code_challenge,
+            redirect_uri: q.redirect_uri,
+        },
+    );
+    found(target.as_str())
+}
+
+/// The user the token endpoint's access token stands for.
+#[handler]
+fn userinfo(state: Data<&Shared>, req: &poem::Request) -> Response {
+    if req.header("authorization") != Some("Bearer provider-access-token") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let b = state.lock().unwrap().behaviour.clone();
+    if b.userinfo_fails {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut body = json!({"sub": b.userinfo_subject.unwrap_or(b.subject)});
+    if let Some(name) = b.userinfo_name {
+        body["name"] = json!(name);
+    }
+    Json(body).into_response()
+}
+
+/// RP-Initiated Logout: records the request, then returns to `post_logout_redirect_uri`.
+#[handler]
+fn end_session(state: Data<&Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let back = q.get("post_logout_redirect_uri").cloned();
+    state.lock().unwrap().logouts.push(q);
+    match back {
+        Some(back) => found(&back),
+        None => poem::web::Html("<!doctype html><p>Signed out of Fake OIDC.</p>").into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -367,8 +492,10 @@ fn token(state: Data<&Shared>, req: &poem::Request, Form(form): Form<TokenForm>)
         "nonce": b.nonce.clone().unwrap_or(grant.nonce),
         "email": b.email,
         "email_verified": b.email_verified,
-        "name": "Test Person",
     });
+    if let Some(name) = &b.name {
+        claims["name"] = json!(name);
+    }
     if let Some(azp) = &b.azp {
         claims["azp"] = json!(azp);
     }
