@@ -16,14 +16,15 @@ use base64::Engine;
 use chrono::Utc;
 use poem::{Endpoint, Middleware, Request, Result, http::header};
 use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 use super::{
     Credential, Principal, SessionGrant,
     api_keys::{KeyVerifier, VerifyError},
     cookies,
-    permissions::Permission,
+    permissions::{Permission, Permissions},
     sessions,
-    tokens::{Rejected, TokenIssuer},
+    tokens::{AccessClaims, Holder, Rejected, TokenIssuer},
 };
 use crate::{
     domain::audit::{self, AuditLog},
@@ -138,6 +139,19 @@ enum Refusal {
     Error(ApiError),
 }
 
+/// A key's verification as the principal or the refusal (`reason` for a refused key).
+fn key_refusal(
+    verified: Result<Option<Principal>, VerifyError>,
+    reason: &'static str,
+) -> Result<Principal, Refusal> {
+    match verified {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => Err(Refusal::Failed(reason)),
+        Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),
+        Err(VerifyError::Db(err)) => Err(Refusal::Error(err.into())),
+    }
+}
+
 impl Authenticator {
     /// The principal of a request, or the error to answer with. A wrong credential counts
     /// against the client address ([`RateLimiter::failed`]).
@@ -178,18 +192,18 @@ impl Authenticator {
         client: Option<IpAddr>,
     ) -> Result<Principal, Refusal> {
         match presented {
-            Presented::ApiKey(key) => match self.keys.verify(&key, client).await {
-                Ok(Some(principal)) => Ok(principal),
-                Ok(None) => Err(Refusal::Failed("rejected")),
-                Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),
-                Err(VerifyError::Db(err)) => Err(Refusal::Error(err.into())),
-            },
-            Presented::Bearer(token) => self.session(&token, false).await,
-            Presented::Cookie(token) => self.session(&token, true).await,
+            Presented::ApiKey(key) => key_refusal(self.keys.verify(&key, client).await, "rejected"),
+            Presented::Bearer(token) => self.access_token(&token, false, client).await,
+            Presented::Cookie(token) => self.access_token(&token, true, client).await,
         }
     }
 
-    async fn session(&self, token: &str, via_cookie: bool) -> Result<Principal, Refusal> {
+    async fn access_token(
+        &self,
+        token: &str,
+        via_cookie: bool,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, Refusal> {
         let claims = self
             .tokens
             .verify(token)
@@ -197,11 +211,49 @@ impl Authenticator {
                 Rejected::Expired => Refusal::Expired,
                 Rejected::Invalid => Refusal::Failed("invalid"),
             })?;
+        match claims.holder() {
+            Some(Holder::Session(sid)) => self.session(&claims, sid, via_cookie).await,
+            // A machine token comes in the Authorization header only: no cookie ever holds one.
+            Some(Holder::Client { lookup_id, scope }) if !via_cookie => {
+                self.machine(lookup_id, scope, client).await
+            }
+            _ => Err(Refusal::Failed("invalid")),
+        }
+    }
+
+    /// A machine token is as good as its key right now (revoked, rotated, expired or out of
+    /// its `allowed_ips`: refused), narrowed to the token's scope.
+    async fn machine(
+        &self,
+        lookup_id: &str,
+        scope: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, Refusal> {
+        let mut principal = key_refusal(
+            self.keys.verify_issued_to(lookup_id, client).await,
+            "revoked",
+        )?;
+        let scope = Permissions::from_scope(scope).map_err(|_| Refusal::Failed("invalid"))?;
+        if let Credential::ApiKey(grant) = &mut principal.credential {
+            grant.permissions = grant
+                .permissions
+                .intersection(&scope)
+                .ok_or(Refusal::Failed("invalid"))?;
+        }
+        Ok(principal)
+    }
+
+    async fn session(
+        &self,
+        claims: &AccessClaims,
+        sid: Uuid,
+        via_cookie: bool,
+    ) -> Result<Principal, Refusal> {
         // The session and this token's revocation markers, in one round trip.
         let revoked = self
             .store
             .any_exists(&[
-                &sessions::revoked_session_key(claims.sid),
+                &sessions::revoked_session_key(sid),
                 &sessions::revoked_token_key(claims.jti),
             ])
             .await
@@ -212,7 +264,7 @@ impl Authenticator {
         Ok(Principal {
             user_id: claims.sub,
             credential: Credential::Session(SessionGrant {
-                session_id: claims.sid,
+                session_id: sid,
                 token_id: claims.jti,
                 expires_at: claims.exp,
                 via_cookie,

@@ -1,6 +1,7 @@
 //! Identity: who is calling. Every `/api/...` request resolves to a [`Principal`] through one
 //! middleware ([`Authenticate`]) or is refused with 401.
 pub mod api_keys;
+pub mod client_credentials;
 pub mod cookies;
 pub mod login;
 mod middleware;

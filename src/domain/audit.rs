@@ -125,6 +125,8 @@ pub mod action {
     pub const API_KEY_CREATED: &str = "api_key_created";
     pub const API_KEY_ROTATED: &str = "api_key_rotated";
     pub const API_KEY_REVOKED: &str = "api_key_revoked";
+    /// An API key was exchanged for a machine token (`POST /oauth/token`).
+    pub const CLIENT_TOKEN_ISSUED: &str = "client_token_issued";
     pub const MEMBER_INVITED: &str = "member_invited";
     pub const MEMBER_ROLE_CHANGED: &str = "member_role_changed";
     pub const MEMBER_REMOVED: &str = "member_removed";

@@ -10,6 +10,7 @@ mod browser_logout;
 mod browser_sessions;
 mod cli;
 mod client_address;
+mod client_credentials;
 mod comments;
 mod config_files;
 mod database;
