@@ -16,6 +16,7 @@ use crate::{
     auth::client_credentials::{
         self, CLIENT_ID, GRANT_TYPE, GrantError, Issued, TOKEN_PATH, TokenRequest,
     },
+    auth::dpop::{self, ProofError},
     domain::audit,
     error::{ApiError, ApiResult},
     http::{ClientIp, audit_context},
@@ -46,11 +47,12 @@ struct TokenForm {
     client_secret: Option<String>,
 }
 
-/// A machine access token: send it as `Authorization: Bearer <access_token>`.
+/// A machine access token: send it as `Authorization: Bearer <access_token>`, or when bound
+/// to a DPoP key (`token_type` `DPoP`) as `Authorization: DPoP <access_token>` with a proof.
 #[derive(Object)]
 struct ClientToken {
     access_token: String,
-    /// `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the proof's key.
     token_type: String,
     /// Seconds until it expires.
     expires_in: i64,
@@ -81,7 +83,7 @@ enum TokenReply {
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "Pragma")] String,
     ),
-    /// `invalid_request`, `unsupported_grant_type` or `invalid_scope`.
+    /// `invalid_request`, `unsupported_grant_type`, `invalid_scope` or `invalid_dpop_proof`.
     #[oai(status = 400)]
     BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
     /// `invalid_client`: no key, or a wrong, revoked or expired one, or one used from outside
@@ -99,7 +101,7 @@ impl TokenReply {
         TokenReply::Issued(
             Json(ClientToken {
                 access_token: issued.access_token,
-                token_type: "Bearer".into(),
+                token_type: issued.token_type.into(),
                 expires_in: issued.expires_in,
                 scope: issued.scope,
             }),
@@ -131,6 +133,8 @@ struct ServerMetadata {
     grant_types_supported: Vec<String>,
     token_endpoint_auth_methods_supported: Vec<String>,
     scopes_supported: Vec<String>,
+    /// Send a `DPoP` proof with the token request to get a sender-constrained token (RFC 9449).
+    dpop_signing_alg_values_supported: Vec<String>,
     /// Empty: there is no authorization endpoint (programs only).
     response_types_supported: Vec<String>,
 }
@@ -152,6 +156,13 @@ impl OAuthApi {
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
+            dpop_jkt: match self.proof_key(req).await {
+                Ok(jkt) => jkt,
+                Err(ProofError::Store(err)) => return Err(err.into()),
+                Err(ProofError::Invalid(reason)) => {
+                    return Ok(TokenReply::refused(&GrantError::InvalidDpopProof(reason)));
+                }
+            },
         };
         let granted =
             client_credentials::grant(&state.keys, &state.tokens, &request, ClientIp::of(req))
@@ -189,12 +200,37 @@ impl OAuthApi {
                 "client_secret_post".into(),
             ],
             scopes_supported: vec!["read".into(), "write".into()],
+            dpop_signing_alg_values_supported: dpop::ALGORITHMS
+                .iter()
+                .map(|&alg| alg.into())
+                .collect(),
             response_types_supported: vec![],
         })
     }
 }
 
 impl OAuthApi {
+    /// The thumbprint of the key of the request's DPoP proof, if it sent one.
+    async fn proof_key(&self, req: &Request) -> Result<Option<String>, ProofError> {
+        let mut proofs = req.headers().get_all(dpop::HEADER).iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return match req.headers().contains_key(dpop::HEADER) {
+                true => Err(ProofError::Invalid("one DPoP header at most")),
+                false => Ok(None),
+            };
+        };
+        let proof = proof.to_str().map_err(|_| ProofError::Invalid("header"))?;
+        let url = format!("{}{TOKEN_PATH}", self.state.tokens.issuer());
+        let expected = dpop::Expected {
+            method: "POST",
+            url: &url,
+            access_token: None,
+        };
+        dpop::verify(&self.state.store, proof, &expected)
+            .await
+            .map(Some)
+    }
+
     /// The audit trail's `client_token_issued`, on behalf of the key.
     async fn record(&self, req: &Request, issued: &Issued) {
         let Some(key) = issued.principal.api_key() else {

@@ -29,6 +29,9 @@ pub struct TokenRequest<'a> {
     pub client_id: Option<&'a str>,
     pub client_secret: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    /// The thumbprint of the client's DPoP key, from a proof already verified: the token is
+    /// bound to it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refused token request, as RFC 6749 §5.2 names it.
@@ -43,6 +46,9 @@ pub enum GrantError {
     UnsupportedGrantType,
     #[error("{0}")]
     InvalidScope(String),
+    /// The `DPoP` header's proof was refused (the reason is for the description).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
@@ -57,6 +63,7 @@ impl GrantError {
             GrantError::InvalidClient { .. } => "invalid_client",
             GrantError::UnsupportedGrantType => "unsupported_grant_type",
             GrantError::InvalidScope(_) => "invalid_scope",
+            GrantError::InvalidDpopProof(_) => "invalid_dpop_proof",
             GrantError::Verify(_) | GrantError::Unexpected(_) => "server_error",
         }
     }
@@ -67,6 +74,8 @@ pub struct Issued {
     pub access_token: String,
     pub expires_in: i64,
     pub scope: String,
+    /// `DPoP` for a bound token, else `Bearer`.
+    pub token_type: &'static str,
     pub principal: Principal,
 }
 
@@ -100,11 +109,17 @@ pub async fn grant(
         &key.lookup_id,
         scope.clone(),
         key.expires_at.map(|at| at.timestamp()),
+        request.dpop_jkt.clone(),
     )?;
     Ok(Issued {
         access_token,
         expires_in: claims.exp - claims.iat,
         scope,
+        token_type: if claims.cnf.is_some() {
+            super::dpop::SCHEME
+        } else {
+            "Bearer"
+        },
         principal,
     })
 }
@@ -184,6 +199,7 @@ mod tests {
             client_id: form.0,
             client_secret: form.1,
             authorization,
+            dpop_jkt: None,
         }
     }
 

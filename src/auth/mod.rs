@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod client_credentials;
 pub mod cookies;
+pub mod dpop;
 pub mod login;
 mod middleware;
 pub mod permissions;

@@ -46,25 +46,44 @@ pub struct AccessClaims {
     /// A machine token's permissions, as an OAuth scope (a subset of its key's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// A machine token bound to the client's DPoP key (RFC 9449 §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     pub jti: Uuid,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
 }
 
+/// The key a token is bound to: its RFC 7638 thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
 /// Whose an access token is.
 pub enum Holder<'a> {
     Session(Uuid),
-    Client { lookup_id: &'a str, scope: &'a str },
+    Client {
+        lookup_id: &'a str,
+        scope: &'a str,
+        /// The DPoP key it is bound to, if any.
+        jkt: Option<&'a str>,
+    },
 }
 
 impl AccessClaims {
     /// The session or the API key this token stands for; `None` for a token that names both or
     /// neither (never issued by us).
     pub fn holder(&self) -> Option<Holder<'_>> {
+        let jkt = self.cnf.as_ref().map(|c| c.jkt.as_str());
         match (self.sid, self.client_id.as_deref(), self.scope.as_deref()) {
-            (Some(sid), None, None) => Some(Holder::Session(sid)),
-            (None, Some(lookup_id), Some(scope)) => Some(Holder::Client { lookup_id, scope }),
+            (Some(sid), None, None) if jkt.is_none() => Some(Holder::Session(sid)),
+            (None, Some(lookup_id), Some(scope)) => Some(Holder::Client {
+                lookup_id,
+                scope,
+                jkt,
+            }),
             _ => None,
         }
     }
@@ -224,13 +243,15 @@ impl TokenIssuer {
     }
 
     /// A machine token for an API key (client credentials), with `scope` (already narrowed to
-    /// the key's permissions); it never outlives the key (`key_expires_at`).
+    /// the key's permissions); it never outlives the key (`key_expires_at`). `jkt`: bound to
+    /// that DPoP key.
     pub fn issue_client(
         &self,
         user: Uuid,
         lookup_id: &str,
         scope: String,
         key_expires_at: Option<i64>,
+        jkt: Option<String>,
     ) -> anyhow::Result<(String, AccessClaims)> {
         let now = Utc::now().timestamp();
         let exp = key_expires_at.map_or(now + self.client_ttl_secs, |at| {
@@ -239,6 +260,7 @@ impl TokenIssuer {
         self.sign(AccessClaims {
             client_id: Some(lookup_id.to_owned()),
             scope: Some(scope),
+            cnf: jkt.map(|jkt| Confirmation { jkt }),
             ..self.claims(user, now, exp)
         })
     }
@@ -251,6 +273,7 @@ impl TokenIssuer {
             sid: None,
             client_id: None,
             scope: None,
+            cnf: None,
             jti: Uuid::now_v7(),
             iat: now,
             nbf: now,
@@ -359,6 +382,43 @@ mod tests {
         assert_eq!(back.sub, claims.sub);
         assert_eq!(back.sid, claims.sid);
         assert_eq!(back.exp - back.iat, 900);
+    }
+
+    #[test]
+    fn a_machine_token_names_its_key_and_never_a_session_too() {
+        let iss = issuer(vec![pair("a")]);
+        let (token, _) = iss
+            .issue_client(
+                Uuid::now_v7(),
+                "lk",
+                "read".into(),
+                None,
+                Some("jkt".into()),
+            )
+            .unwrap();
+        let back = iss.verify(&token).unwrap();
+        assert!(matches!(
+            back.holder(),
+            Some(Holder::Client {
+                lookup_id: "lk",
+                scope: "read",
+                jkt: Some("jkt")
+            })
+        ));
+        assert_eq!(back.exp - back.iat, 300);
+        // Never past the key's own expiry.
+        let soon = Utc::now().timestamp() + 10;
+        let (_, claims) = iss
+            .issue_client(Uuid::now_v7(), "lk", "read".into(), Some(soon), None)
+            .unwrap();
+        assert_eq!(claims.exp, soon);
+        // Claims of both kinds at once are not a token of ours.
+        let mixed = AccessClaims {
+            sid: Some(Uuid::now_v7()),
+            ..(*back).clone()
+        };
+        let (forged, _) = iss.sign(mixed).unwrap();
+        assert_eq!(iss.verify(&forged).unwrap_err(), Rejected::Invalid);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod comments;
 mod config_files;
 mod database;
 mod docs;
+mod dpop;
 mod errors;
 mod fakes;
 mod health;

@@ -1,0 +1,266 @@
+//! DPoP (RFC 9449): a machine token bound to the client's key is accepted only with a fresh
+//! proof of that key for this very request and token, once.
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{TestApp, shared_backends, spawn_app, spawn_sibling};
+
+const ME: &str = "/api/v1/me";
+
+/// A client's ES256 key pair, as a DPoP client holds it.
+struct ClientKey {
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+impl ClientKey {
+    fn generate() -> Self {
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
+        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+            &secret.public_key(),
+            false,
+        );
+        Self {
+            encoding: EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+            jwk: json!({"kty": "EC", "crv": "P-256",
+                "x": B64.encode(point.x().unwrap()), "y": B64.encode(point.y().unwrap())}),
+        }
+    }
+
+    /// A proof for `method` on `url`; for a resource request, bound to `token`.
+    fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
+        self.proof_with(&json!({
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "htm": method,
+            "htu": url,
+            "iat": chrono::Utc::now().timestamp(),
+            "ath": token.map(|t| B64.encode(Sha256::digest(t.as_bytes()))),
+        }))
+    }
+
+    fn proof_with(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(serde_json::from_value(self.jwk.clone()).unwrap());
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
+
+/// A DPoP-bound token for `api_key`, bound to `key`.
+async fn bound_token(app: &TestApp, api_key: &str, key: &ClientKey) -> String {
+    let proof = key.proof("POST", &app.url("/oauth/token"), None);
+    let resp = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth("apikey", Some(api_key))
+        .header("dpop", proof)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn with_dpop(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    proof: &str,
+) -> reqwest::RequestBuilder {
+    app.client
+        .request(method, app.url(path))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+}
+
+/// A 401 with the DPoP challenge naming `error` and the algorithms.
+fn assert_dpop_refused(resp: &reqwest::Response, error: &str) {
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(
+        challenge.contains(&format!("error=\"{error}\"")),
+        "{challenge}"
+    );
+    assert!(challenge.contains("algs=\"ES256"), "{challenge}");
+}
+
+#[tokio::test]
+async fn a_bound_token_works_only_with_a_fresh_proof_of_its_key() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let token = bound_token(&app, &owner.api_key, &key).await;
+    let url = app.url(ME);
+    let proof = key.proof("GET", &url, Some(&token));
+    let ok = with_dpop(&app, Method::GET, ME, &token, &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // The same proof again: a replay.
+    let replayed = with_dpop(&app, Method::GET, ME, &token, &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_dpop_refused(&replayed, "invalid_dpop_proof");
+    // As a plain bearer token, or without a proof.
+    let bearer = app
+        .with_bearer(Method::GET, ME, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_dpop_refused(&bearer, "invalid_token");
+    let no_proof = app
+        .client
+        .get(app.url(ME))
+        .header("authorization", format!("DPoP {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_dpop_refused(&no_proof, "invalid_dpop_proof");
+    // A proof for another method, another URL, another token, or from another key.
+    let other_key = ClientKey::generate();
+    for proof in [
+        key.proof("POST", &url, Some(&token)),
+        key.proof("GET", &app.url("/api/v1/tenants"), Some(&token)),
+        key.proof("GET", &url, Some("another-token")),
+        key.proof("GET", &url, None),
+        other_key.proof("GET", &url, Some(&token)),
+    ] {
+        let resp = with_dpop(&app, Method::GET, ME, &token, &proof)
+            .send()
+            .await
+            .unwrap();
+        assert_dpop_refused(&resp, "invalid_dpop_proof");
+    }
+    // A query string is not part of htu.
+    let proof = key.proof("GET", &app.url("/api/v1/tenants"), Some(&token));
+    let listed = with_dpop(&app, Method::GET, "/api/v1/tenants?limit=5", &token, &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+}
+
+#[tokio::test]
+async fn stale_or_malformed_proofs_are_refused() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let token = bound_token(&app, &owner.api_key, &key).await;
+    let url = app.url(ME);
+    let ath = B64.encode(Sha256::digest(token.as_bytes()));
+    let claims = |iat: i64| json!({"jti": uuid::Uuid::new_v4().to_string(), "htm": "GET", "htu": url, "iat": iat, "ath": ath});
+    let now = chrono::Utc::now().timestamp();
+    for proof in [
+        key.proof_with(&claims(now - 300)),
+        key.proof_with(&claims(now + 300)),
+    ] {
+        let resp = with_dpop(&app, Method::GET, ME, &token, &proof)
+            .send()
+            .await
+            .unwrap();
+        assert_dpop_refused(&resp, "invalid_dpop_proof");
+    }
+    // A jwk carrying the private part is refused.
+    let mut leaky = ClientKey::generate();
+    leaky.jwk["d"] = json!(B64.encode([1u8; 32]));
+    let resp = with_dpop(
+        &app,
+        Method::GET,
+        ME,
+        &token,
+        &leaky.proof("GET", &url, Some(&token)),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_dpop_refused(&resp, "invalid_dpop_proof");
+    // An unbound token sent with the DPoP scheme is refused too.
+    let unbound = app.machine_token(&owner.api_key, None).await;
+    let resp = with_dpop(
+        &app,
+        Method::GET,
+        ME,
+        &unbound,
+        &key.proof("GET", &url, Some(&unbound)),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_dpop_refused(&resp, "invalid_token");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_a_bad_proof_with_invalid_dpop_proof() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let token_url = app.url("/oauth/token");
+    for proof in [
+        key.proof("GET", &token_url, None),
+        key.proof("POST", &app.url("/elsewhere"), None),
+        "not-a-jwt".to_owned(),
+    ] {
+        let resp = app
+            .client
+            .post(&token_url)
+            .basic_auth("apikey", Some(&owner.api_key))
+            .header("dpop", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof");
+    }
+    let metadata: Value = app
+        .get("/.well-known/oauth-authorization-server")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA"])
+    );
+}
+
+#[tokio::test]
+async fn another_instance_refuses_a_replayed_proof() {
+    if !shared_backends() {
+        return;
+    }
+    let app = spawn_app().await;
+    let sibling = spawn_sibling(&app).await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let token = bound_token(&app, &owner.api_key, &key).await;
+    // Both instances share a public URL (behind one load balancer): one htu for both.
+    let proof = key.proof("GET", &app.url(ME), Some(&token));
+    let first = with_dpop(&app, Method::GET, ME, &token, &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let replayed = sibling
+        .client
+        .get(sibling.url(ME))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_dpop_refused(&replayed, "invalid_dpop_proof");
+}
