@@ -99,6 +99,11 @@ pub async fn grant(
     let key = principal
         .api_key()
         .ok_or(GrantError::InvalidClient { reason: "rejected" })?;
+    if key.require_dpop && request.dpop_jkt.is_none() {
+        return Err(GrantError::InvalidDpopProof(
+            "this key's tokens must be DPoP-bound",
+        ));
+    }
     let permissions = match request.scope {
         None => key.permissions.clone(),
         Some(scope) => narrowed(&key.permissions, scope)?,

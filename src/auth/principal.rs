@@ -32,6 +32,8 @@ pub struct ApiKeyGrant {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Nor client networks beyond its own; `None`: usable from anywhere.
     pub allowed_ips: Option<AllowedIps>,
+    /// Its machine tokens must be bound to a DPoP key.
+    pub require_dpop: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -264,3 +264,46 @@ async fn another_instance_refuses_a_replayed_proof() {
         .unwrap();
     assert_dpop_refused(&replayed, "invalid_dpop_proof");
 }
+
+#[tokio::test]
+async fn a_key_can_require_dpop_and_keeps_requiring_it_after_rotation() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let created = app
+        .new_key(
+            &owner.api_key,
+            &json!({"label": "bot", "tenant": "acme", "permissions": ["read"], "require_dpop": true}),
+        )
+        .await;
+    assert_eq!(created["require_dpop"], true);
+    assert_eq!(
+        app.listed_key(&owner.api_key, "bot").await["require_dpop"],
+        true
+    );
+    let rotated = app
+        .rotate_key(&owner.api_key, created["id"].as_str().unwrap())
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    assert_eq!(rotated["require_dpop"], true, "kept on rotation");
+    let secret = rotated["api_key"].as_str().unwrap();
+    let plain = app
+        .request_token(&[("grant_type", "client_credentials")], Some(secret))
+        .await;
+    assert_eq!(plain.status(), 400);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof");
+    let key = ClientKey::generate();
+    let token = bound_token(&app, secret, &key).await;
+    let proof = key.proof("GET", &app.url(ME), Some(&token));
+    let ok = with_dpop(&app, Method::GET, ME, &token, &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Other keys are unaffected (false by default).
+    assert_eq!(
+        app.listed_key(&owner.api_key, "cli:acme").await["require_dpop"],
+        false
+    );
+}

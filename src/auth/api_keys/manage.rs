@@ -34,6 +34,16 @@ pub struct NewApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// `None`: unrestricted, or, asked for by a confined key, that key's own networks.
     pub allowed_ips: Option<AllowedIps>,
+    pub require_dpop: bool,
+}
+
+/// What limits a stored key besides its permissions.
+#[derive(Default)]
+pub struct KeyLimits<'a> {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Option<&'a AllowedIps>,
+    /// Its machine tokens must be DPoP-bound.
+    pub require_dpop: bool,
 }
 
 /// A key as listed: never the secret, never its hash.
@@ -47,6 +57,7 @@ pub struct ApiKeyInfo {
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_ips: Option<AllowedIps>,
+    pub require_dpop: bool,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -133,6 +144,7 @@ fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
     Ok(ApiKeyInfo {
         permissions: permissions_of(&row)?,
         allowed_ips: allowed_ips_of(&row)?,
+        require_dpop: row.require_dpop,
         id: row.id,
         label: row.label,
         prefix: token::display_prefix(&row.lookup_id),
@@ -178,8 +190,11 @@ pub async fn create(
         &new.tenant,
         &label,
         &new.permissions,
-        new.expires_at,
-        allowed_ips.as_ref(),
+        KeyLimits {
+            expires_at: new.expires_at,
+            allowed_ips: allowed_ips.as_ref(),
+            require_dpop: new.require_dpop,
+        },
     )
     .await?;
     audit::write(
@@ -202,6 +217,7 @@ pub fn key_event(action: &'static str, key: &ApiKeyInfo) -> audit::Event {
             "permissions": key.permissions,
             "expires_at": key.expires_at,
             "allowed_ips": key.allowed_ips,
+            "require_dpop": key.require_dpop,
         }))
 }
 
@@ -212,8 +228,7 @@ pub async fn insert_key(
     tenant: &TenantScope,
     label: &str,
     permissions: &Permissions,
-    expires_at: Option<DateTime<Utc>>,
-    allowed_ips: Option<&AllowedIps>,
+    limits: KeyLimits<'_>,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let key = token::generate();
     let row = api_key::ActiveModel {
@@ -223,8 +238,9 @@ pub async fn insert_key(
         lookup_id: Set(key.lookup_id),
         secret_hash: Set(key.hash),
         permissions: Set(serde_json::to_value(permissions).map_err(anyhow::Error::from)?),
-        expires_at: Set(expires_at),
-        allowed_ips: Set(stored_allowed_ips(allowed_ips)?),
+        expires_at: Set(limits.expires_at),
+        allowed_ips: Set(stored_allowed_ips(limits.allowed_ips)?),
+        require_dpop: Set(limits.require_dpop),
         last_used_at: Set(None),
         revoked_at: Set(None),
         ..Default::default()

@@ -48,6 +48,7 @@ struct ActiveKey {
     permissions: Permissions,
     expires_at: Option<DateTime<Utc>>,
     allowed_ips: Option<AllowedIps>,
+    require_dpop: bool,
 }
 
 impl ActiveKey {
@@ -164,6 +165,7 @@ impl KeyVerifier {
                 permissions: key.permissions.clone(),
                 expires_at: key.expires_at,
                 allowed_ips: key.allowed_ips.clone(),
+                require_dpop: key.require_dpop,
             }),
         }))
     }
@@ -205,6 +207,7 @@ impl KeyVerifier {
             permissions,
             expires_at: row.expires_at,
             allowed_ips,
+            require_dpop: row.require_dpop,
         });
         self.cache.insert(lookup_id.to_owned(), key.clone());
         let source = Source::Database {
