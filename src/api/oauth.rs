@@ -124,6 +124,27 @@ impl TokenReply {
     }
 }
 
+/// The generator lets the shared error responses (problem+json) override the token endpoint's
+/// own 400 and 401: the document lists the RFC 6749 JSON body beside them (a request the
+/// framework cannot parse still gets a problem document).
+pub(super) fn document_errors(doc: &mut serde_json::Value) {
+    let pointer = format!("/paths/{}/post/responses", TOKEN_PATH.replace('/', "~1"));
+    let Some(responses) = doc.pointer_mut(&pointer) else {
+        return;
+    };
+    for status in ["400", "401"] {
+        if let Some(content) = responses
+            .pointer_mut(&format!("/{status}/content"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            content.insert(
+                "application/json; charset=utf-8".into(),
+                serde_json::json!({"schema": {"$ref": "#/components/schemas/OAuthError"}}),
+            );
+        }
+    }
+}
+
 /// The authorization server's metadata (RFC 8414), for OAuth client libraries.
 #[derive(Object)]
 struct ServerMetadata {

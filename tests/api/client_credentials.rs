@@ -310,10 +310,12 @@ async fn discovery_names_the_token_endpoint_and_how_to_authenticate() {
     let document: Value = app.get("/openapi.json").await.json().await.unwrap();
     let token = &document["paths"]["/oauth/token"]["post"];
     assert!(token["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object());
-    for status in ["200", "400", "401"] {
+    assert!(token["responses"]["200"].is_object());
+    for status in ["400", "401"] {
+        let content = &token["responses"][status]["content"];
         assert!(
-            token["responses"][status].is_object(),
-            "{status} documented"
+            content["application/json; charset=utf-8"].is_object(),
+            "{status}: the RFC 6749 body is documented"
         );
     }
 }
