@@ -10,8 +10,9 @@ use crate::helpers::{TestApp, shared_backends, spawn_app, spawn_sibling};
 
 const ME: &str = "/api/v1/me";
 
-/// A client's ES256 key pair, as a DPoP client holds it.
+/// A client's key pair, as a DPoP client holds it.
 struct ClientKey {
+    alg: Algorithm,
     encoding: EncodingKey,
     jwk: Value,
 }
@@ -26,9 +27,23 @@ impl ClientKey {
             false,
         );
         Self {
+            alg: Algorithm::ES256,
             encoding: EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
             jwk: json!({"kty": "EC", "crv": "P-256",
                 "x": B64.encode(point.x().unwrap()), "y": B64.encode(point.y().unwrap())}),
+        }
+    }
+
+    /// An Ed25519 key pair (EdDSA proofs).
+    fn ed25519() -> Self {
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+        let signing = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap();
+        Self {
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519",
+                "x": B64.encode(signing.verifying_key().as_bytes())}),
         }
     }
 
@@ -44,25 +59,29 @@ impl ClientKey {
     }
 
     fn proof_with(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
+        let mut header = Header::new(self.alg);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(serde_json::from_value(self.jwk.clone()).unwrap());
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }
 }
 
-/// A DPoP-bound token for `api_key`, bound to `key`.
-async fn bound_token(app: &TestApp, api_key: &str, key: &ClientKey) -> String {
-    let proof = key.proof("POST", &app.url("/oauth/token"), None);
-    let resp = app
-        .client
+/// A token request for `api_key` carrying `proof`.
+async fn request_token_with(app: &TestApp, api_key: &str, proof: &str) -> reqwest::Response {
+    app.client
         .post(app.url("/oauth/token"))
         .basic_auth("apikey", Some(api_key))
         .header("dpop", proof)
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A DPoP-bound token for `api_key`, bound to `key`.
+async fn bound_token(app: &TestApp, api_key: &str, key: &ClientKey) -> String {
+    let proof = key.proof("POST", &app.url("/oauth/token"), None);
+    let resp = request_token_with(app, api_key, &proof).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP");
@@ -80,6 +99,14 @@ fn with_dpop(
         .request(method, app.url(path))
         .header("authorization", format!("DPoP {token}"))
         .header("dpop", proof)
+}
+
+/// `GET /api/v1/me` with a DPoP token and proof.
+async fn me_with(app: &TestApp, token: &str, proof: &str) -> reqwest::Response {
+    with_dpop(app, Method::GET, ME, token, proof)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A 401 with the DPoP challenge naming `error` and the algorithms.
@@ -102,16 +129,10 @@ async fn a_bound_token_works_only_with_a_fresh_proof_of_its_key() {
     let token = bound_token(&app, &owner.api_key, &key).await;
     let url = app.url(ME);
     let proof = key.proof("GET", &url, Some(&token));
-    let ok = with_dpop(&app, Method::GET, ME, &token, &proof)
-        .send()
-        .await
-        .unwrap();
+    let ok = me_with(&app, &token, &proof).await;
     assert_eq!(ok.status(), 200);
     // The same proof again: a replay.
-    let replayed = with_dpop(&app, Method::GET, ME, &token, &proof)
-        .send()
-        .await
-        .unwrap();
+    let replayed = me_with(&app, &token, &proof).await;
     assert_dpop_refused(&replayed, "invalid_dpop_proof");
     // As a plain bearer token, or without a proof.
     let bearer = app
@@ -137,10 +158,7 @@ async fn a_bound_token_works_only_with_a_fresh_proof_of_its_key() {
         key.proof("GET", &url, None),
         other_key.proof("GET", &url, Some(&token)),
     ] {
-        let resp = with_dpop(&app, Method::GET, ME, &token, &proof)
-            .send()
-            .await
-            .unwrap();
+        let resp = me_with(&app, &token, &proof).await;
         assert_dpop_refused(&resp, "invalid_dpop_proof");
     }
     // A query string is not part of htu.
@@ -150,6 +168,18 @@ async fn a_bound_token_works_only_with_a_fresh_proof_of_its_key() {
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
+}
+
+#[tokio::test]
+async fn eddsa_proofs_work_as_well() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::ed25519();
+    let token = bound_token(&app, &owner.api_key, &key).await;
+    let proof = key.proof("GET", &app.url(ME), Some(&token));
+    assert_eq!(me_with(&app, &token, &proof).await.status(), 200);
+    let other = ClientKey::ed25519().proof("GET", &app.url(ME), Some(&token));
+    assert_dpop_refused(&me_with(&app, &token, &other).await, "invalid_dpop_proof");
 }
 
 #[tokio::test]
@@ -166,38 +196,17 @@ async fn stale_or_malformed_proofs_are_refused() {
         key.proof_with(&claims(now - 300)),
         key.proof_with(&claims(now + 300)),
     ] {
-        let resp = with_dpop(&app, Method::GET, ME, &token, &proof)
-            .send()
-            .await
-            .unwrap();
+        let resp = me_with(&app, &token, &proof).await;
         assert_dpop_refused(&resp, "invalid_dpop_proof");
     }
     // A jwk carrying the private part is refused.
     let mut leaky = ClientKey::generate();
     leaky.jwk["d"] = json!(B64.encode([1u8; 32]));
-    let resp = with_dpop(
-        &app,
-        Method::GET,
-        ME,
-        &token,
-        &leaky.proof("GET", &url, Some(&token)),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = me_with(&app, &token, &leaky.proof("GET", &url, Some(&token))).await;
     assert_dpop_refused(&resp, "invalid_dpop_proof");
     // An unbound token sent with the DPoP scheme is refused too.
     let unbound = app.machine_token(&owner.api_key, None).await;
-    let resp = with_dpop(
-        &app,
-        Method::GET,
-        ME,
-        &unbound,
-        &key.proof("GET", &url, Some(&unbound)),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = me_with(&app, &unbound, &key.proof("GET", &url, Some(&unbound))).await;
     assert_dpop_refused(&resp, "invalid_token");
 }
 
@@ -212,15 +221,7 @@ async fn the_token_endpoint_refuses_a_bad_proof_with_invalid_dpop_proof() {
         key.proof("POST", &app.url("/elsewhere"), None),
         "not-a-jwt".to_owned(),
     ] {
-        let resp = app
-            .client
-            .post(&token_url)
-            .basic_auth("apikey", Some(&owner.api_key))
-            .header("dpop", proof)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+        let resp = request_token_with(&app, &owner.api_key, &proof).await;
         assert_eq!(resp.status(), 400);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"], "invalid_dpop_proof");
@@ -249,10 +250,7 @@ async fn another_instance_refuses_a_replayed_proof() {
     let token = bound_token(&app, &owner.api_key, &key).await;
     // Both instances share a public URL (behind one load balancer): one htu for both.
     let proof = key.proof("GET", &app.url(ME), Some(&token));
-    let first = with_dpop(&app, Method::GET, ME, &token, &proof)
-        .send()
-        .await
-        .unwrap();
+    let first = me_with(&app, &token, &proof).await;
     assert_eq!(first.status(), 200);
     let replayed = sibling
         .client
@@ -296,10 +294,7 @@ async fn a_key_can_require_dpop_and_keeps_requiring_it_after_rotation() {
     let key = ClientKey::generate();
     let token = bound_token(&app, secret, &key).await;
     let proof = key.proof("GET", &app.url(ME), Some(&token));
-    let ok = with_dpop(&app, Method::GET, ME, &token, &proof)
-        .send()
-        .await
-        .unwrap();
+    let ok = me_with(&app, &token, &proof).await;
     assert_eq!(ok.status(), 200);
     // Other keys are unaffected (false by default).
     assert_eq!(
