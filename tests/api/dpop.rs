@@ -6,7 +6,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, shared_backends, spawn_app, spawn_sibling};
+use figment::providers::Serialized;
+
+use crate::helpers::{
+    TestApp, assert_problem, shared_backends, spawn_app, spawn_app_with, spawn_sibling,
+};
 
 const ME: &str = "/api/v1/me";
 
@@ -236,6 +240,27 @@ async fn the_token_endpoint_refuses_a_bad_proof_with_invalid_dpop_proof() {
         metadata["dpop_signing_alg_values_supported"],
         json!(["ES256", "EdDSA"])
     );
+}
+
+#[tokio::test]
+async fn with_the_store_down_proofs_cannot_be_checked_and_nobody_gets_in() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let token = bound_token(&app, &owner.api_key, &key).await;
+    // An instance behind the same public URL whose Redis does not answer (nothing listens).
+    let public_url = app.state.public_url.to_string();
+    let down = spawn_app_with(|f| {
+        f.merge(Serialized::default("redis.url", "redis://127.0.0.1:1"))
+            .merge(Serialized::default("server.public_url", public_url))
+    })
+    .await;
+    let proof = key.proof("GET", &app.url(ME), Some(&token));
+    let resp = me_with(&down, &token, &proof).await;
+    assert_problem(resp, 503).await;
+    let proof = key.proof("POST", &app.url("/oauth/token"), None);
+    let resp = request_token_with(&down, &owner.api_key, &proof).await;
+    assert_problem(resp, 503).await;
 }
 
 #[tokio::test]
