@@ -13,12 +13,15 @@ use serde::Deserialize;
 
 use super::{ApiTags, Resource};
 use crate::{
-    auth::client_credentials::{
-        self, CLIENT_ID, GRANT_TYPE, GrantError, Issued, TOKEN_PATH, TokenRequest,
+    auth::{
+        api_keys::VerifyError,
+        client_credentials::{
+            self, CLIENT_ID, GRANT_TYPE, GrantError, Issued, TOKEN_PATH, TokenRequest,
+        },
+        dpop::{self, ProofError},
     },
-    auth::dpop::{self, ProofError},
     domain::audit,
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     http::{ClientIp, audit_context},
     state::AppState,
 };
@@ -193,10 +196,9 @@ impl OAuthApi {
                 self.record(req, &issued).await;
                 Ok(TokenReply::issued(issued))
             }
-            Err(GrantError::Verify(err)) => Err(match err {
-                crate::auth::api_keys::VerifyError::Store(err) => ApiError::from(err),
-                crate::auth::api_keys::VerifyError::Db(err) => ApiError::from(err),
-            }),
+            // The key could not be checked: fails closed, as everywhere (a problem document).
+            Err(GrantError::Verify(VerifyError::Store(err))) => Err(err.into()),
+            Err(GrantError::Verify(VerifyError::Db(err))) => Err(err.into()),
             Err(GrantError::Unexpected(err)) => Err(err.into()),
             Err(err) => {
                 if let GrantError::InvalidClient { reason } = err {
@@ -235,9 +237,10 @@ impl OAuthApi {
     async fn proof_key(&self, req: &Request) -> Result<Option<String>, ProofError> {
         let mut proofs = req.headers().get_all(dpop::HEADER).iter();
         let (Some(proof), None) = (proofs.next(), proofs.next()) else {
-            return match req.headers().contains_key(dpop::HEADER) {
-                true => Err(ProofError::Invalid("one DPoP header at most")),
-                false => Ok(None),
+            return if req.headers().contains_key(dpop::HEADER) {
+                Err(ProofError::Invalid("one DPoP header at most"))
+            } else {
+                Ok(None)
             };
         };
         let proof = proof.to_str().map_err(|_| ProofError::Invalid("header"))?;
