@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{
-    Credential, Principal, SessionGrant,
+    Credential, Principal, SessionGrant, TokenUse,
     api_keys::{KeyVerifier, VerifyError},
     cookies,
     dpop::{self, ProofError},
@@ -248,7 +248,12 @@ impl Authenticator {
                 Carrier::Bearer | Carrier::Dpop,
             ) => {
                 self.possession(token, jkt, carrier, req).await?;
-                self.machine(lookup_id, scope, client_ip(req)).await
+                let used = TokenUse {
+                    jti: claims.jti,
+                    exp: claims.exp,
+                    jkt: jkt.map(str::to_owned),
+                };
+                self.machine(lookup_id, scope, used, client_ip(req)).await
             }
             _ => Err(Refusal::Failed("invalid")),
         }
@@ -308,6 +313,7 @@ impl Authenticator {
         &self,
         lookup_id: &str,
         scope: &str,
+        used: TokenUse,
         client: Option<IpAddr>,
     ) -> Result<Principal, Refusal> {
         let mut principal = key_refusal(
@@ -320,6 +326,7 @@ impl Authenticator {
                 .permissions
                 .intersection(&scope)
                 .ok_or(Refusal::Failed("invalid"))?;
+            grant.via_token = Some(used);
         }
         Ok(principal)
     }

@@ -14,4 +14,4 @@ pub mod sessions;
 pub mod tokens;
 
 pub use middleware::{Authenticate, Authenticator, PROTECTED_PREFIX, X_API_KEY};
-pub use principal::{ApiKeyGrant, Credential, Principal, SessionGrant};
+pub use principal::{ApiKeyGrant, Credential, Principal, SessionGrant, TokenUse};

@@ -8,7 +8,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, draft, id_of, shared_backends, spawn_app, spawn_app_with, spawn_sibling,
+    TestApp, assert_problem, draft, id_of, shared_backends, spawn_app, spawn_app_with,
+    spawn_sibling,
 };
 
 const POSTS: &str = "/api/v1/tenants/acme/posts";
@@ -318,4 +319,52 @@ async fn discovery_names_the_token_endpoint_and_how_to_authenticate() {
             "{status}: the RFC 6749 body is documented"
         );
     }
+}
+
+#[tokio::test]
+async fn a_machine_token_cannot_create_rotate_or_revoke_api_keys() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let (key_id, secret) = key_with(&app, &owner.api_key, json!(["read", "write"])).await;
+    let (other_id, _) = key_with(&app, &owner.api_key, json!(["read"])).await;
+    let token = app.machine_token(&secret, None).await;
+    let keys = "/api/v1/me/api-keys";
+
+    let create = app
+        .with_bearer(Method::POST, keys, &token)
+        .json(&json!({"label": "forever", "tenant": "acme", "permissions": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(create, 403).await;
+    assert_eq!(problem["detail"], "a machine token cannot manage API keys");
+    for id in [&key_id, &other_id] {
+        let rotate = app
+            .with_bearer(Method::POST, &format!("{keys}/{id}/rotate"), &token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(rotate, 403).await;
+        let revoke = app
+            .with_bearer(Method::DELETE, &format!("{keys}/{id}"), &token)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(revoke, 403).await;
+    }
+
+    // Nothing changed: the key still works for its owner, and the token still reads.
+    assert_eq!(app.get_me(&secret).await.status(), 200);
+    assert_eq!(me(&app, &token).await, 200);
+    let listed = app
+        .list_keys(&owner.api_key)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(
+        !listed.to_string().contains("forever"),
+        "no key was created: {listed}"
+    );
 }

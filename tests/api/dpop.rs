@@ -327,3 +327,34 @@ async fn a_key_can_require_dpop_and_keeps_requiring_it_after_rotation() {
         false
     );
 }
+
+#[tokio::test]
+async fn a_key_that_requires_dpop_cannot_create_one_that_does_not() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let strict = app
+        .new_key(
+            &owner.api_key,
+            &json!({"label": "strict", "tenant": "acme", "permissions": ["read", "write"], "require_dpop": true}),
+        )
+        .await;
+    let strict = strict["api_key"].as_str().unwrap();
+    let loose = app
+        .create_key(
+            strict,
+            &json!({"label": "loose", "tenant": "acme", "permissions": ["read"]}),
+        )
+        .await;
+    let problem = assert_problem(loose, 403).await;
+    assert_eq!(
+        problem["detail"],
+        "an API key that requires DPoP cannot grant a key that does not"
+    );
+    let child = app
+        .new_key(
+            strict,
+            &json!({"label": "child", "tenant": "acme", "permissions": ["read"], "require_dpop": true}),
+        )
+        .await;
+    assert_eq!(child["require_dpop"], true);
+}

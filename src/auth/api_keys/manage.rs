@@ -72,16 +72,34 @@ impl KeyScope<'_> {
         key.user_id == self.principal.user_id && self.principal.can_reach(key.tenant_id)
     }
 
+    /// Creating, rotating and revoking keys takes the key itself or a session: a machine token
+    /// is a short-lived, possibly DPoP-bound stand-in, and a leaked one must not turn into a
+    /// permanent or unbound key, nor take its own key from its owner.
+    fn may_manage(&self) -> ApiResult<()> {
+        if self
+            .principal
+            .api_key()
+            .is_some_and(|grant| grant.via_token.is_some())
+        {
+            return Err(ApiError::Forbidden(
+                "a machine token cannot manage API keys".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A key may hand out only what it holds itself: no permission it lacks, no lifetime
-    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one), and
-    /// no client network outside its own (so a key confined to a CI runner's range cannot mint
-    /// one usable from anywhere).
+    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one), no
+    /// client network outside its own (so a key confined to a CI runner's range cannot mint
+    /// one usable from anywhere), and no escape from its DPoP requirement.
     fn may_grant(
         &self,
         permissions: &Permissions,
         expires_at: Option<DateTime<Utc>>,
         allowed_ips: Option<&AllowedIps>,
+        require_dpop: bool,
     ) -> ApiResult<()> {
+        self.may_manage()?;
         let Some(grant) = self.principal.api_key() else {
             return Ok(());
         };
@@ -105,6 +123,11 @@ impl KeyScope<'_> {
         {
             return Err(ApiError::Forbidden(
                 "an API key cannot grant allowed_ips beyond its own".into(),
+            ));
+        }
+        if grant.require_dpop && !require_dpop {
+            return Err(ApiError::Forbidden(
+                "an API key that requires DPoP cannot grant a key that does not".into(),
             ));
         }
         Ok(())
@@ -179,7 +202,12 @@ pub async fn create(
         return Err(ApiError::validation("tenant", "no such tenant among yours"));
     }
     let allowed_ips = new.allowed_ips.or_else(|| scope.inherited_allowed_ips());
-    scope.may_grant(&new.permissions, new.expires_at, allowed_ips.as_ref())?;
+    scope.may_grant(
+        &new.permissions,
+        new.expires_at,
+        allowed_ips.as_ref(),
+        new.require_dpop,
+    )?;
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::validation("expires_at", "must be in the future"));
     }
@@ -327,6 +355,7 @@ pub async fn revoke(
     id: Uuid,
     ctx: &audit::Context,
 ) -> ApiResult<()> {
+    scope.may_manage()?;
     let (row, tenant_slug) = find_visible(db, scope, id).await?;
     // Announce first: if the store is down nothing has changed and the caller may retry.
     verifier.announce_revocation(&row.lookup_id).await?;
@@ -364,7 +393,12 @@ pub async fn rotate(
         Some(replacement) => Some(replacement),
         None => allowed_ips_of(&row)?,
     };
-    scope.may_grant(&permissions_of(&row)?, row.expires_at, allowed_ips.as_ref())?;
+    scope.may_grant(
+        &permissions_of(&row)?,
+        row.expires_at,
+        allowed_ips.as_ref(),
+        row.require_dpop,
+    )?;
     let allowed_ips = Set(stored_allowed_ips(allowed_ips.as_ref())?);
     let txn = db.begin_write().await?;
     let rotated = reissue(&txn, verifier, row, tenant_slug, allowed_ips).await?;

@@ -166,6 +166,7 @@ impl KeyVerifier {
                 expires_at: key.expires_at,
                 allowed_ips: key.allowed_ips.clone(),
                 require_dpop: key.require_dpop,
+                via_token: None,
             }),
         }))
     }
