@@ -180,17 +180,22 @@ impl OAuthApi {
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
-            dpop_jkt: match self.proof_key(req).await {
-                Ok(jkt) => jkt,
-                Err(ProofError::Store(err)) => return Err(err.into()),
-                Err(ProofError::Invalid(reason)) => {
-                    return Ok(TokenReply::refused(&GrantError::InvalidDpopProof(reason)));
-                }
-            },
         };
-        let granted =
-            client_credentials::grant(&state.keys, &state.tokens, &request, ClientIp::of(req))
-                .await;
+        let granted = match client_credentials::authenticate(
+            &state.keys,
+            &request,
+            ClientIp::of(req),
+        )
+        .await
+        {
+            // Only an authenticated client's proof is checked, so only it can spend a jti.
+            Ok(principal) => match self.proof_key(req).await {
+                Ok(jkt) => client_credentials::issue(&state.tokens, principal, request.scope, jkt),
+                Err(ProofError::Store(err)) => return Err(err.into()),
+                Err(ProofError::Invalid(reason)) => Err(GrantError::InvalidDpopProof(reason)),
+            },
+            Err(err) => Err(err),
+        };
         match granted {
             Ok(issued) => {
                 self.record(req, &issued).await;

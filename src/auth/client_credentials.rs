@@ -29,9 +29,6 @@ pub struct TokenRequest<'a> {
     pub client_id: Option<&'a str>,
     pub client_secret: Option<&'a str>,
     pub authorization: Option<&'a str>,
-    /// The thumbprint of the client's DPoP key, from a proof already verified: the token is
-    /// bound to it.
-    pub dpop_jkt: Option<String>,
 }
 
 /// A refused token request, as RFC 6749 §5.2 names it.
@@ -79,13 +76,13 @@ pub struct Issued {
     pub principal: Principal,
 }
 
-/// Checks the request, authenticates the key (from `client`'s address) and issues the token.
-pub async fn grant(
+/// Checks the request and authenticates the key (from `client`'s address). The caller checks
+/// any DPoP proof only after this, so a stranger cannot make us spend proofs, then `issue`s.
+pub async fn authenticate(
     keys: &KeyVerifier,
-    tokens: &TokenIssuer,
     request: &TokenRequest<'_>,
     client: Option<IpAddr>,
-) -> Result<Issued, GrantError> {
+) -> Result<Principal, GrantError> {
     match request.grant_type {
         None => return Err(GrantError::InvalidRequest("grant_type is required")),
         Some(GRANT_TYPE) => {}
@@ -96,15 +93,29 @@ pub async fn grant(
         .verify(secret.expose_secret(), client)
         .await?
         .ok_or(GrantError::InvalidClient { reason: "rejected" })?;
+    if principal.api_key().is_none() {
+        return Err(GrantError::InvalidClient { reason: "rejected" });
+    }
+    Ok(principal)
+}
+
+/// Issues the authenticated key's token, narrowed to `scope` and bound to `dpop_jkt` (the
+/// thumbprint of the key of a proof already verified) when given.
+pub fn issue(
+    tokens: &TokenIssuer,
+    principal: Principal,
+    scope: Option<&str>,
+    dpop_jkt: Option<String>,
+) -> Result<Issued, GrantError> {
     let key = principal
         .api_key()
         .ok_or(GrantError::InvalidClient { reason: "rejected" })?;
-    if key.require_dpop && request.dpop_jkt.is_none() {
+    if key.require_dpop && dpop_jkt.is_none() {
         return Err(GrantError::InvalidDpopProof(
             "this key's tokens must be DPoP-bound",
         ));
     }
-    let permissions = match request.scope {
+    let permissions = match scope {
         None => key.permissions.clone(),
         Some(scope) => narrowed(&key.permissions, scope)?,
     };
@@ -114,7 +125,7 @@ pub async fn grant(
         &key.lookup_id,
         scope.clone(),
         key.expires_at.map(|at| at.timestamp()),
-        request.dpop_jkt.clone(),
+        dpop_jkt,
     )?;
     Ok(Issued {
         access_token,
@@ -204,7 +215,6 @@ mod tests {
             client_id: form.0,
             client_secret: form.1,
             authorization,
-            dpop_jkt: None,
         }
     }
 

@@ -258,8 +258,10 @@ async fn with_the_store_down_proofs_cannot_be_checked_and_nobody_gets_in() {
     let proof = key.proof("GET", &app.url(ME), Some(&token));
     let resp = me_with(&down, &token, &proof).await;
     assert_problem(resp, 503).await;
+    // The proof is checked once the client is authenticated: a key of that instance's own.
+    let there = down.bootstrap("acme", "bob@example.com").await;
     let proof = key.proof("POST", &app.url("/oauth/token"), None);
-    let resp = request_token_with(&down, &owner.api_key, &proof).await;
+    let resp = request_token_with(&down, &there.api_key, &proof).await;
     assert_problem(resp, 503).await;
 }
 
@@ -357,4 +359,16 @@ async fn a_key_that_requires_dpop_cannot_create_one_that_does_not() {
         )
         .await;
     assert_eq!(child["require_dpop"], true);
+}
+
+#[tokio::test]
+async fn a_proof_sent_with_a_wrong_key_is_not_spent() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let proof = key.proof("POST", &app.url("/oauth/token"), None);
+    let stranger = request_token_with(&app, "iq_not_a_real_key", &proof).await;
+    assert_eq!(stranger.status(), 401);
+    let owners = request_token_with(&app, &owner.api_key, &proof).await;
+    assert_eq!(owners.status(), 200, "the stranger did not spend the proof");
 }
