@@ -179,6 +179,25 @@ mod tests {
         assert!(thumbprint(&serde_json::json!({"kty": "RSA", "n": "x", "e": "AQAB"})).is_err());
     }
 
+    /// A proof's header segment (the rest is not read by `public_jwk`).
+    fn proof_with_jwk(jwk: serde_json::Value) -> String {
+        let header = serde_json::json!({"typ": PROOF_TYP, "alg": "ES256", "jwk": jwk});
+        format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(header.to_string()))
+    }
+
+    #[test]
+    fn a_jwk_with_a_private_part_is_refused() {
+        let public = serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+        assert_eq!(public_jwk(&proof_with_jwk(public.clone())).unwrap(), public);
+        let mut private = public;
+        private["d"] = "AA".into();
+        assert!(matches!(
+            public_jwk(&proof_with_jwk(private)),
+            Err(ProofError::Invalid("jwk holds a private key"))
+        ));
+        assert!(public_jwk("e30.e30.sig").is_err(), "no jwk at all");
+    }
+
     #[test]
     fn htu_is_compared_without_query_or_fragment() {
         assert_eq!(
