@@ -368,3 +368,45 @@ async fn a_machine_token_cannot_create_rotate_or_revoke_api_keys() {
         "no key was created: {listed}"
     );
 }
+
+#[tokio::test]
+async fn me_and_the_audit_trail_name_the_machine_token() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let token = app.machine_token(&owner.api_key, None).await;
+    let me: Value = app
+        .with_bearer(Method::GET, "/api/v1/me", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let authentication = &me["authentication"];
+    assert_eq!(authentication["method"], "api_key");
+    let jti = authentication["client_token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(authentication["client_token"]["dpop_bound"], false);
+    assert!(authentication["client_token"]["expires_at"].is_string());
+    let by_key: Value = app.get_me(&owner.api_key).await.json().await.unwrap();
+    assert!(by_key["authentication"]["client_token"].is_null());
+
+    // What the token does is recorded as the key's act, naming the token.
+    let invited = app
+        .with_bearer(Method::POST, "/api/v1/tenants/acme/members", &token)
+        .json(&json!({"email": "bob@example.com", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invited.status(), 202);
+    let event = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("member_invited"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the invitation is recorded");
+    assert!(event.actor_api_key_id.is_some());
+    assert_eq!(event.detail.unwrap()["via_token"], jti.as_str());
+}
