@@ -21,8 +21,12 @@ const PROOF_TYP: &str = "dpop+jwt";
 /// How far a proof's `iat` may be from our clock: a proof is made just before its request, so
 /// a minute covers clock skew and a slow network, and bounds how long replays are remembered.
 const IAT_WINDOW_SECS: i64 = 60;
-/// A `jti` is remembered as long as its proof could be accepted (the window either side).
-const JTI_TTL: Duration = Duration::from_secs(2 * IAT_WINDOW_SECS.unsigned_abs() + 5);
+/// How far instances sharing the store may disagree about the time: a proof accepted by a
+/// fast clock must still be remembered by a slow one.
+const CLOCK_SKEW_SECS: u64 = 30;
+/// A `jti` is remembered as long as its proof could be accepted (the window either side), plus
+/// the skew between instances.
+const JTI_TTL: Duration = Duration::from_secs(2 * IAT_WINDOW_SECS.unsigned_abs() + CLOCK_SKEW_SECS);
 
 /// Why a proof was refused (the client hears `invalid_dpop_proof`; the reason is logged).
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +65,8 @@ pub async fn verify(
     if header.typ.as_deref() != Some(PROOF_TYP) {
         return Err(ProofError::Invalid("typ"));
     }
-    if !matches!(header.alg, Algorithm::ES256 | Algorithm::EdDSA) {
-        return Err(ProofError::Invalid("alg"));
-    }
     let jwk_json = public_jwk(proof)?;
+    key_fits(header.alg, &jwk_json)?;
     let jwk: Jwk =
         serde_json::from_value(jwk_json.clone()).map_err(|_| ProofError::Invalid("jwk"))?;
     let jkt = thumbprint(&jwk_json)?;
@@ -103,6 +105,20 @@ pub async fn verify(
         return Err(ProofError::Invalid("replayed jti"));
     }
     Ok(jkt)
+}
+
+/// Only our algorithms, each with its own curve (P-256 for ES256, Ed25519 for EdDSA): a key is
+/// never used with an algorithm it was not made for.
+fn key_fits(alg: Algorithm, jwk: &serde_json::Value) -> Result<(), ProofError> {
+    let curve = match alg {
+        Algorithm::ES256 => "P-256",
+        Algorithm::EdDSA => "Ed25519",
+        _ => return Err(ProofError::Invalid("alg")),
+    };
+    if jwk.get("crv").and_then(|v| v.as_str()) != Some(curve) {
+        return Err(ProofError::Invalid("crv does not match alg"));
+    }
+    Ok(())
 }
 
 /// The header's `jwk`, which must be a public key: a private part (`d`) is refused.
@@ -176,6 +192,11 @@ mod tests {
             thumbprint(&jwk).unwrap(),
             URL_SAFE_NO_PAD.encode(Sha256::digest(canonical))
         );
+        // The `jkt` RFC 9449 §6.1 gives for this key.
+        assert_eq!(
+            thumbprint(&jwk).unwrap(),
+            "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+        );
         assert!(thumbprint(&serde_json::json!({"kty": "RSA", "n": "x", "e": "AQAB"})).is_err());
     }
 
@@ -196,6 +217,20 @@ mod tests {
             Err(ProofError::Invalid("jwk holds a private key"))
         ));
         assert!(public_jwk("e30.e30.sig").is_err(), "no jwk at all");
+    }
+
+    #[test]
+    fn the_curve_must_be_the_algorithms() {
+        let ec = serde_json::json!({"kty": "EC", "crv": "P-256"});
+        let okp = serde_json::json!({"kty": "OKP", "crv": "Ed25519"});
+        assert!(key_fits(Algorithm::ES256, &ec).is_ok());
+        assert!(key_fits(Algorithm::EdDSA, &okp).is_ok());
+        assert!(key_fits(Algorithm::ES256, &okp).is_err());
+        assert!(key_fits(Algorithm::EdDSA, &ec).is_err());
+        let p384 = serde_json::json!({"kty": "EC", "crv": "P-384"});
+        assert!(key_fits(Algorithm::ES256, &p384).is_err());
+        assert!(key_fits(Algorithm::HS256, &ec).is_err());
+        assert!(key_fits(Algorithm::ES384, &p384).is_err());
     }
 
     #[test]

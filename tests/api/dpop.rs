@@ -78,15 +78,21 @@ impl ClientKey {
             "EdDSA"
         };
         let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let signature =
-            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg).unwrap();
-        format!("{input}.{signature}")
+        signed(&header, claims, Some((&self.encoding, self.alg)))
     }
+}
+
+/// A JWT of `header` and `claims` as written, signed with `key` (none: an empty signature).
+fn signed(header: &Value, claims: &Value, key: Option<(&EncodingKey, Algorithm)>) -> String {
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let signature = key.map_or(String::new(), |(key, alg)| {
+        jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap()
+    });
+    format!("{input}.{signature}")
 }
 
 /// A token request for `api_key` carrying `proof`.
@@ -397,4 +403,58 @@ async fn a_proof_sent_with_a_wrong_key_is_not_spent() {
     assert_eq!(stranger.status(), 401);
     let owners = request_token_with(&app, &owner.api_key, &proof).await;
     assert_eq!(owners.status(), 200, "the stranger did not spend the proof");
+}
+
+#[tokio::test]
+async fn proofs_with_a_wrong_alg_typ_or_curve_are_refused() {
+    let app = spawn_app().await;
+    let owner = app.bootstrap("acme", "ann@example.com").await;
+    let key = ClientKey::generate();
+    let claims = json!({"jti": uuid::Uuid::new_v4().to_string(), "htm": "POST",
+        "htu": app.url("/oauth/token"), "iat": chrono::Utc::now().timestamp()});
+    let header = |alg: &str, typ: &str| json!({"typ": typ, "alg": alg, "jwk": key.jwk});
+    let hmac = EncodingKey::from_secret(b"a shared secret is no proof of possession");
+    let ed = ClientKey::ed25519();
+    let mut p256_named_ed = ed.jwk.clone();
+    p256_named_ed["crv"] = json!("P-256");
+    for (what, proof) in [
+        (
+            "alg none",
+            signed(&header("none", "dpop+jwt"), &claims, None),
+        ),
+        (
+            "HS256",
+            signed(
+                &header("HS256", "dpop+jwt"),
+                &claims,
+                Some((&hmac, Algorithm::HS256)),
+            ),
+        ),
+        (
+            "typ JWT",
+            signed(
+                &header("ES256", "JWT"),
+                &claims,
+                Some((&key.encoding, Algorithm::ES256)),
+            ),
+        ),
+        ("crv P-256 for EdDSA", ed.raw_proof(&p256_named_ed, &claims)),
+    ] {
+        let resp = request_token_with(&app, &owner.api_key, &proof).await;
+        assert_eq!(resp.status(), 400, "{what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof", "{what}");
+    }
+    // The same hand-written proof, rightly made, is accepted.
+    let good = signed(
+        &header("ES256", "dpop+jwt"),
+        &claims,
+        Some((&key.encoding, Algorithm::ES256)),
+    );
+    assert_eq!(
+        request_token_with(&app, &owner.api_key, &good)
+            .await
+            .status(),
+        200
+    );
 }
