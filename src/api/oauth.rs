@@ -23,6 +23,7 @@ use crate::{
     domain::audit,
     error::ApiResult,
     http::{ClientIp, audit_context},
+    ratelimit::{self, Policy},
     state::AppState,
 };
 
@@ -181,21 +182,7 @@ impl OAuthApi {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
         };
-        let granted = match client_credentials::authenticate(
-            &state.keys,
-            &request,
-            ClientIp::of(req),
-        )
-        .await
-        {
-            // Only an authenticated client's proof is checked, so only it can spend a jti.
-            Ok(principal) => match self.proof_key(req).await {
-                Ok(jkt) => client_credentials::issue(&state.tokens, principal, request.scope, jkt),
-                Err(ProofError::Store(err)) => return Err(err.into()),
-                Err(ProofError::Invalid(reason)) => Err(GrantError::InvalidDpopProof(reason)),
-            },
-            Err(err) => Err(err),
-        };
+        let granted = self.grant(req, &request).await?;
         match granted {
             Ok(issued) => {
                 self.record(req, &issued).await;
@@ -238,6 +225,36 @@ impl OAuthApi {
 }
 
 impl OAuthApi {
+    /// Authenticates the client, then spends its per-key budget and checks its proof: only an
+    /// authenticated client can spend a jti or a budget. `Err` for what fails closed (503, 429).
+    async fn grant(
+        &self,
+        req: &Request,
+        request: &TokenRequest<'_>,
+    ) -> ApiResult<Result<Issued, GrantError>> {
+        let state = &self.state;
+        let principal =
+            match client_credentials::authenticate(&state.keys, request, ClientIp::of(req)).await {
+                Ok(principal) => principal,
+                Err(err) => return Ok(Err(err)),
+            };
+        let key = ratelimit::principal_key(&principal);
+        ratelimit::spend(&state.limiter, req, Policy::PerPrincipal, &key).await?;
+        let jkt = match self.proof_key(req).await {
+            Ok(jkt) => jkt,
+            Err(ProofError::Store(err)) => return Err(err.into()),
+            Err(ProofError::Invalid(reason)) => {
+                return Ok(Err(GrantError::InvalidDpopProof(reason)));
+            }
+        };
+        Ok(client_credentials::issue(
+            &state.tokens,
+            principal,
+            request.scope,
+            jkt,
+        ))
+    }
+
     /// The thumbprint of the key of the request's DPoP proof, if it sent one.
     async fn proof_key(&self, req: &Request) -> Result<Option<String>, ProofError> {
         let mut proofs = req.headers().get_all(dpop::HEADER).iter();

@@ -285,7 +285,7 @@ pub struct PrincipalLimitEndpoint<E> {
 }
 
 /// A user's sessions share one budget; each API key has its own.
-fn principal_key(principal: &Principal) -> String {
+pub fn principal_key(principal: &Principal) -> String {
     match principal.api_key() {
         Some(key) => format!("key:{}", key.key_id),
         None => user_key(principal.user_id),

@@ -483,3 +483,22 @@ async fn readyz_warns_when_redis_may_evict_revocations() {
     assert_eq!(warned.len(), 1);
     assert!(warned[0].as_str().unwrap().contains("allkeys-lru"));
 }
+
+#[tokio::test]
+async fn each_key_draws_its_tokens_from_its_own_budget() {
+    const GRANT: &[(&str, &str)] = &[("grant_type", "client_credentials")];
+    let app = limited_app(json!({"per_principal": quota(2, 60)})).await;
+    let owner = app.bootstrap("acme", "owner@example.com").await;
+    let other = app.bootstrap("globex", "other@example.com").await;
+    for _ in 0..2 {
+        let issued = app.request_token(GRANT, Some(&owner.api_key)).await;
+        assert_eq!(issued.status(), 200);
+    }
+    assert_limited(
+        app.request_token(GRANT, Some(&owner.api_key)).await,
+        "principal",
+    )
+    .await;
+    let others = app.request_token(GRANT, Some(&other.api_key)).await;
+    assert_eq!(others.status(), 200, "another key's budget");
+}
