@@ -141,8 +141,15 @@ async fn issue_cli_key(
         ),
         None => (
             audit::action::API_KEY_CREATED,
-            api_keys::insert_key(db, user_id, tenant, &label, &Permissions::all(), None, None)
-                .await,
+            api_keys::insert_key(
+                db,
+                user_id,
+                tenant,
+                &label,
+                &Permissions::all(),
+                api_keys::KeyLimits::default(),
+            )
+            .await,
         ),
     };
     let (info, secret) = issued.map_err(cli_error)?;

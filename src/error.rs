@@ -69,6 +69,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthorized,
+    /// A DPoP-bound token without a valid proof, or presented the wrong way (RFC 9449 §7.1):
+    /// `error` is `invalid_dpop_proof` or `invalid_token`.
+    #[error("a valid DPoP proof is required")]
+    DpopUnauthorized { error: &'static str },
     /// Authenticated, but not allowed; the message names what is missing.
     #[error("{0}")]
     Forbidden(String),
@@ -212,7 +216,7 @@ impl ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::DpopUnauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -243,6 +247,16 @@ impl ApiError {
                     poem::http::header::WWW_AUTHENTICATE,
                     poem::http::HeaderValue::from_static("apikey, Bearer"),
                 );
+            }
+            ApiError::DpopUnauthorized { error } => {
+                let challenge = format!(
+                    "DPoP error=\"{error}\", algs=\"{}\"",
+                    crate::auth::dpop::ALGORITHMS.join(" ")
+                );
+                if let Ok(value) = poem::http::HeaderValue::from_str(&challenge) {
+                    resp.headers_mut()
+                        .insert(poem::http::header::WWW_AUTHENTICATE, value);
+                }
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 resp.headers_mut()

@@ -9,6 +9,7 @@ mod m20261201_000001_api_key_allowed_ips;
 mod m20261202_000001_audit_trail;
 mod m20261203_000001_authz_changes;
 mod m20261204_000001_list_indexes;
+mod m20261205_000001_api_key_require_dpop;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_audit_trail::Migration),
             Box::new(m20261203_000001_authz_changes::Migration),
             Box::new(m20261204_000001_list_indexes::Migration),
+            Box::new(m20261205_000001_api_key_require_dpop::Migration),
         ]
     }
 }

@@ -50,6 +50,10 @@ struct CreateApiKey {
     /// networks, and cannot grant any beyond them.
     #[oai(nullable)]
     allowed_ips: Option<Vec<String>>,
+    /// Its machine tokens (`POST /oauth/token`) must be bound to a DPoP key (RFC 9449), so a
+    /// copied token is useless alone. Default false; kept on rotation.
+    #[serde(default)]
+    require_dpop: Option<bool>,
 }
 
 /// What a rotation may change besides the secret; the body may be left out.
@@ -81,6 +85,8 @@ struct ApiKey {
     /// The client networks (CIDRs) the key works from; `null`: anywhere.
     #[oai(nullable)]
     allowed_ips: Option<Vec<String>>,
+    /// Its machine tokens must be DPoP-bound.
+    require_dpop: bool,
     #[oai(nullable)]
     last_used_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -96,6 +102,7 @@ impl From<ApiKeyInfo> for ApiKey {
             permissions: k.permissions.to_vec(),
             expires_at: k.expires_at,
             allowed_ips: k.allowed_ips.as_ref().map(AllowedIps::to_strings),
+            require_dpop: k.require_dpop,
             last_used_at: k.last_used_at,
             created_at: k.created_at,
         }
@@ -176,6 +183,7 @@ impl ApiKeysApi {
             permissions,
             expires_at: body.expires_at,
             allowed_ips,
+            require_dpop: body.require_dpop.unwrap_or(false),
         };
         let created = api_keys::create(&self.state.db, &scope, new, &audit.0).await?;
         Ok(CreatedKey::Created(Json(with_secret(created))))

@@ -65,6 +65,7 @@ pub fn annotate(spec: &str, routes: &RouteTable, authz: &Authorizer) -> String {
                 .collect();
         }
     }
+    super::oauth::document_errors(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
 }
 

@@ -1,4 +1,5 @@
 //! `GET /api/v1/me`: who the caller is and how it authenticated.
+use chrono::{DateTime, Utc};
 use poem_openapi::{Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
@@ -47,6 +48,19 @@ struct Authentication {
     tenant: Option<String>,
     #[oai(nullable)]
     permissions: Option<Vec<Permission>>,
+    /// Set when a key's machine token (`POST /oauth/token`) was presented rather than the key.
+    #[oai(nullable)]
+    client_token: Option<MachineToken>,
+}
+
+/// The machine token a request came with.
+#[derive(Object)]
+struct MachineToken {
+    /// Its `jti`, as the audit trail names it (`detail.via_token`).
+    id: Uuid,
+    expires_at: DateTime<Utc>,
+    /// Whether it is bound to a DPoP key (RFC 9449).
+    dpop_bound: bool,
 }
 
 #[derive(Object)]
@@ -89,6 +103,11 @@ impl MeApi {
                 )),
                 tenant: memberships.first().map(|m| m.tenant.clone()),
                 permissions: Some(grant.permissions.to_vec()),
+                client_token: grant.via_token.as_ref().map(|token| MachineToken {
+                    id: token.jti,
+                    expires_at: DateTime::from_timestamp(token.exp, 0).unwrap_or_default(),
+                    dpop_bound: token.jkt.is_some(),
+                }),
             },
             Credential::Session(_) => Authentication {
                 method: "session".into(),
@@ -96,6 +115,7 @@ impl MeApi {
                 api_key_prefix: None,
                 tenant: None,
                 permissions: None,
+                client_token: None,
             },
         };
         Ok(Json(Me {

@@ -97,6 +97,7 @@ mod landing;
 mod login;
 mod me;
 mod members;
+mod oauth;
 mod posts;
 mod public;
 mod sessions;
@@ -115,6 +116,7 @@ resources! {
     sessions::SessionsApi,
     landing::LandingApi,
     jwks::JwksApi,
+    oauth::OAuthApi,
     audit::AuditApi,
 }
 

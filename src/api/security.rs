@@ -39,7 +39,8 @@ pub struct ApiKeyAuth(Principal);
 #[oai(ty = "basic", checker = "resolved_by_basic")]
 pub struct ApiKeyBasicAuth(Principal);
 
-/// A session's access token (from `POST /auth/refresh`), for native clients.
+/// An access token: a session's (from `POST /auth/refresh`, for native clients), or a
+/// program's short-lived machine token (from `POST /oauth/token` for its API key).
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "resolved_by_bearer")]
 pub struct BearerAuth(Principal);

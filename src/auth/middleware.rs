@@ -16,14 +16,16 @@ use base64::Engine;
 use chrono::Utc;
 use poem::{Endpoint, Middleware, Request, Result, http::header};
 use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 use super::{
-    Credential, Principal, SessionGrant,
+    Credential, Principal, SessionGrant, TokenUse,
     api_keys::{KeyVerifier, VerifyError},
     cookies,
-    permissions::Permission,
+    dpop::{self, ProofError},
+    permissions::{Permission, Permissions},
     sessions,
-    tokens::{Rejected, TokenIssuer},
+    tokens::{AccessClaims, Holder, Rejected, TokenIssuer},
 };
 use crate::{
     domain::audit::{self, AuditLog},
@@ -56,6 +58,8 @@ pub struct Authenticator {
 enum Presented {
     ApiKey(String),
     Bearer(String),
+    /// `Authorization: DPoP <token>`: a token bound to the client's key, with a proof.
+    Dpop(String),
     Cookie(String),
 }
 
@@ -65,6 +69,7 @@ impl Presented {
         match self {
             Presented::ApiKey(_) => "api_key",
             Presented::Bearer(_) => "bearer",
+            Presented::Dpop(_) => "dpop",
             Presented::Cookie(_) => "cookie",
         }
     }
@@ -106,6 +111,9 @@ fn from_authorization(value: &header::HeaderValue) -> Option<Presented> {
     if scheme.eq_ignore_ascii_case("bearer") {
         return Some(Presented::Bearer(rest.to_owned()));
     }
+    if scheme.eq_ignore_ascii_case(dpop::SCHEME) {
+        return Some(Presented::Dpop(rest.to_owned()));
+    }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
@@ -128,6 +136,14 @@ fn store_down(err: StoreError) -> ApiError {
     ApiError::Unavailable("authentication is temporarily unavailable".into())
 }
 
+/// How an access token came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Bearer,
+    Dpop,
+    Cookie,
+}
+
 /// Why a presented credential was refused.
 enum Refusal {
     /// Wrong, forged, revoked or unknown (the reason, for metrics and the audit trail): counts
@@ -135,7 +151,26 @@ enum Refusal {
     Failed(&'static str),
     /// Genuine but expired: routine for every client, so it is not counted.
     Expired,
+    /// A DPoP-bound token without its valid proof (counted as failed): `error` for the
+    /// `WWW-Authenticate: DPoP` challenge.
+    Dpop {
+        error: &'static str,
+        reason: &'static str,
+    },
     Error(ApiError),
+}
+
+/// A key's verification as the principal or the refusal (`reason` for a refused key).
+fn key_refusal(
+    verified: Result<Option<Principal>, VerifyError>,
+    reason: &'static str,
+) -> Result<Principal, Refusal> {
+    match verified {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => Err(Refusal::Failed(reason)),
+        Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),
+        Err(VerifyError::Db(err)) => Err(Refusal::Error(err.into())),
+    }
 }
 
 impl Authenticator {
@@ -144,11 +179,15 @@ impl Authenticator {
     pub async fn resolve(&self, req: &Request) -> Result<Principal, ApiError> {
         let presented = presented(req)?.ok_or(ApiError::Unauthorized)?;
         let credential = presented.kind();
-        match self.principal(presented, client_ip(req)).await {
+        match self.principal(presented, req).await {
             Ok(principal) => Ok(principal),
             Err(Refusal::Failed(reason)) => {
                 self.failed(req, credential, reason).await;
                 Err(ApiError::Unauthorized)
+            }
+            Err(Refusal::Dpop { error, reason }) => {
+                self.failed(req, credential, reason).await;
+                Err(ApiError::DpopUnauthorized { error })
             }
             Err(Refusal::Expired) => {
                 metrics::auth_failure(credential, "expired");
@@ -172,24 +211,22 @@ impl Authenticator {
         self.limiter.failed(&ratelimit::client_of(req)).await;
     }
 
-    async fn principal(
-        &self,
-        presented: Presented,
-        client: Option<IpAddr>,
-    ) -> Result<Principal, Refusal> {
+    async fn principal(&self, presented: Presented, req: &Request) -> Result<Principal, Refusal> {
+        let client = client_ip(req);
         match presented {
-            Presented::ApiKey(key) => match self.keys.verify(&key, client).await {
-                Ok(Some(principal)) => Ok(principal),
-                Ok(None) => Err(Refusal::Failed("rejected")),
-                Err(VerifyError::Store(err)) => Err(Refusal::Error(store_down(err))),
-                Err(VerifyError::Db(err)) => Err(Refusal::Error(err.into())),
-            },
-            Presented::Bearer(token) => self.session(&token, false).await,
-            Presented::Cookie(token) => self.session(&token, true).await,
+            Presented::ApiKey(key) => key_refusal(self.keys.verify(&key, client).await, "rejected"),
+            Presented::Bearer(token) => self.access_token(&token, Carrier::Bearer, req).await,
+            Presented::Dpop(token) => self.access_token(&token, Carrier::Dpop, req).await,
+            Presented::Cookie(token) => self.access_token(&token, Carrier::Cookie, req).await,
         }
     }
 
-    async fn session(&self, token: &str, via_cookie: bool) -> Result<Principal, Refusal> {
+    async fn access_token(
+        &self,
+        token: &str,
+        carrier: Carrier,
+        req: &Request,
+    ) -> Result<Principal, Refusal> {
         let claims = self
             .tokens
             .verify(token)
@@ -197,11 +234,114 @@ impl Authenticator {
                 Rejected::Expired => Refusal::Expired,
                 Rejected::Invalid => Refusal::Failed("invalid"),
             })?;
+        match (claims.holder(), carrier) {
+            (Some(Holder::Session(sid)), Carrier::Bearer | Carrier::Cookie) => {
+                self.session(&claims, sid, carrier == Carrier::Cookie).await
+            }
+            // A machine token comes in the Authorization header only: no cookie ever holds one.
+            (
+                Some(Holder::Client {
+                    lookup_id,
+                    scope,
+                    jkt,
+                }),
+                Carrier::Bearer | Carrier::Dpop,
+            ) => {
+                self.possession(token, jkt, carrier, req).await?;
+                let used = TokenUse {
+                    jti: claims.jti,
+                    exp: claims.exp,
+                    jkt: jkt.map(str::to_owned),
+                };
+                self.machine(lookup_id, scope, used, client_ip(req)).await
+            }
+            _ => Err(Refusal::Failed("invalid")),
+        }
+    }
+
+    /// A token bound to a DPoP key comes as `Authorization: DPoP` with a valid proof of that
+    /// key for this request and token (RFC 9449 §7); an unbound one as `Bearer` only.
+    async fn possession(
+        &self,
+        token: &str,
+        jkt: Option<&str>,
+        carrier: Carrier,
+        req: &Request,
+    ) -> Result<(), Refusal> {
+        let invalid_token = Refusal::Dpop {
+            error: "invalid_token",
+            reason: "dpop_scheme",
+        };
+        let invalid_proof = |reason| Refusal::Dpop {
+            error: "invalid_dpop_proof",
+            reason,
+        };
+        let bound_to = match (jkt, carrier) {
+            (None, Carrier::Dpop) | (Some(_), Carrier::Bearer | Carrier::Cookie) => {
+                return Err(invalid_token);
+            }
+            (None, _) => return Ok(()),
+            (Some(jkt), Carrier::Dpop) => jkt,
+        };
+        let mut proofs = req.headers().get_all(dpop::HEADER).iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return Err(invalid_proof("dpop_proof_missing"));
+        };
+        let proof = proof
+            .to_str()
+            .map_err(|_| invalid_proof("dpop_proof_invalid"))?;
+        let url = format!("{}{}", self.tokens.issuer(), req.uri().path());
+        let expected = dpop::Expected {
+            method: req.method().as_str(),
+            url: &url,
+            access_token: Some(token),
+        };
+        match dpop::verify(&self.store, proof, &expected).await {
+            Ok(jkt) if jkt == bound_to => Ok(()),
+            Ok(_) => Err(invalid_proof("dpop_other_key")),
+            Err(ProofError::Invalid(why)) => {
+                tracing::debug!(why, "DPoP proof refused");
+                Err(invalid_proof("dpop_proof_invalid"))
+            }
+            Err(ProofError::Store(err)) => Err(Refusal::Error(store_down(err))),
+        }
+    }
+
+    /// A machine token is as good as its key right now (revoked, rotated, expired or out of
+    /// its `allowed_ips`: refused), narrowed to the token's scope.
+    async fn machine(
+        &self,
+        lookup_id: &str,
+        scope: &str,
+        used: TokenUse,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, Refusal> {
+        let mut principal = key_refusal(
+            self.keys.verify_issued_to(lookup_id, client).await,
+            "revoked",
+        )?;
+        let scope = Permissions::from_scope(scope).map_err(|_| Refusal::Failed("invalid"))?;
+        if let Credential::ApiKey(grant) = &mut principal.credential {
+            grant.permissions = grant
+                .permissions
+                .intersection(&scope)
+                .ok_or(Refusal::Failed("invalid"))?;
+            grant.via_token = Some(used);
+        }
+        Ok(principal)
+    }
+
+    async fn session(
+        &self,
+        claims: &AccessClaims,
+        sid: Uuid,
+        via_cookie: bool,
+    ) -> Result<Principal, Refusal> {
         // The session and this token's revocation markers, in one round trip.
         let revoked = self
             .store
             .any_exists(&[
-                &sessions::revoked_session_key(claims.sid),
+                &sessions::revoked_session_key(sid),
                 &sessions::revoked_token_key(claims.jti),
             ])
             .await
@@ -212,7 +352,7 @@ impl Authenticator {
         Ok(Principal {
             user_id: claims.sub,
             credential: Credential::Session(SessionGrant {
-                session_id: claims.sid,
+                session_id: sid,
                 token_id: claims.jti,
                 expires_at: claims.exp,
                 via_cookie,

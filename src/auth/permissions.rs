@@ -88,6 +88,29 @@ impl Permissions {
     pub fn to_vec(&self) -> Vec<Permission> {
         self.0.iter().copied().collect()
     }
+
+    /// An OAuth `scope` (RFC 6749 §3.3: space-separated): each scope is a permission's name,
+    /// so `read` is the safe methods and `write` the unsafe ones. The one place the two meet.
+    pub fn from_scope(scope: &str) -> Result<Self, String> {
+        let permissions = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(Permission::from_str)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::try_from(permissions).map_err(str::to_owned)
+    }
+
+    /// The `scope` string of these permissions.
+    pub fn scope(&self) -> String {
+        let names: Vec<&str> = self.0.iter().map(|p| p.as_str()).collect();
+        names.join(" ")
+    }
+
+    /// What both allow; `None` when nothing is left.
+    pub fn intersection(&self, other: &Permissions) -> Option<Permissions> {
+        let common: BTreeSet<Permission> = self.0.intersection(&other.0).copied().collect();
+        (!common.is_empty()).then_some(Self(common))
+    }
 }
 
 impl TryFrom<Vec<Permission>> for Permissions {
@@ -118,6 +141,22 @@ mod tests {
         for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
             assert_eq!(Permission::for_method(&m), Permission::Write);
         }
+    }
+
+    #[test]
+    fn a_scope_names_permissions_and_nothing_else() {
+        let read = Permissions::from_scope("read").unwrap();
+        assert_eq!(read.scope(), "read");
+        assert_eq!(
+            Permissions::from_scope("write  read").unwrap(),
+            Permissions::all()
+        );
+        assert_eq!(Permissions::all().scope(), "read write");
+        assert!(Permissions::from_scope("admin").is_err());
+        assert!(Permissions::from_scope(" ").is_err());
+        assert_eq!(Permissions::all().intersection(&read), Some(read.clone()));
+        let write = Permissions::from_scope("write").unwrap();
+        assert_eq!(read.intersection(&write), None);
     }
 
     #[test]

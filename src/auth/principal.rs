@@ -32,6 +32,21 @@ pub struct ApiKeyGrant {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Nor client networks beyond its own; `None`: usable from anywhere.
     pub allowed_ips: Option<AllowedIps>,
+    /// Its machine tokens must be bound to a DPoP key.
+    pub require_dpop: bool,
+    /// Set when the caller presented a machine token issued for this key rather than the key
+    /// itself: such a caller holds a short-lived stand-in and must not manage keys.
+    pub via_token: Option<TokenUse>,
+}
+
+/// The machine token a key-backed request came with.
+#[derive(Debug, Clone)]
+pub struct TokenUse {
+    pub jti: Uuid,
+    /// When the token expires (Unix seconds).
+    pub exp: i64,
+    /// The DPoP key thumbprint the token is bound to, if any.
+    pub jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]

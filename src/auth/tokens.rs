@@ -29,18 +29,64 @@ pub enum Rejected {
     Invalid,
 }
 
-/// The claims of an access token; all are required and validated.
+/// The claims of an access token, validated. A token belongs either to a session (`sid`) or
+/// to an API key (`client_id`, `scope`: a machine token from the client credentials grant),
+/// never both: [`TokenIssuer::verify`] refuses any other mix.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     pub sub: Uuid,
     /// The session (login) this token belongs to: logout revokes it.
-    pub sid: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// The API key's lookup id (a machine token): revoking or rotating the key ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// A machine token's permissions, as an OAuth scope (a subset of its key's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// A machine token bound to the client's DPoP key (RFC 9449 §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     pub jti: Uuid,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+}
+
+/// The key a token is bound to: its RFC 7638 thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+/// Whose an access token is.
+pub enum Holder<'a> {
+    Session(Uuid),
+    Client {
+        lookup_id: &'a str,
+        scope: &'a str,
+        /// The DPoP key it is bound to, if any.
+        jkt: Option<&'a str>,
+    },
+}
+
+impl AccessClaims {
+    /// The session or the API key this token stands for; `None` for a token that names both or
+    /// neither (never issued by us).
+    pub fn holder(&self) -> Option<Holder<'_>> {
+        let jkt = self.cnf.as_ref().map(|c| c.jkt.as_str());
+        match (self.sid, self.client_id.as_deref(), self.scope.as_deref()) {
+            (Some(sid), None, None) if jkt.is_none() => Some(Holder::Session(sid)),
+            (None, Some(lookup_id), Some(scope)) => Some(Holder::Client {
+                lookup_id,
+                scope,
+                jkt,
+            }),
+            _ => None,
+        }
+    }
 }
 
 struct KeyPair {
@@ -55,6 +101,7 @@ pub struct TokenIssuer {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    client_ttl_secs: i64,
     verified: VerifiedTokens,
 }
 
@@ -172,8 +219,14 @@ impl TokenIssuer {
             issuer: base.clone(),
             audience: format!("{base}/api"),
             ttl_secs: i64::try_from(auth.access_token_ttl_secs).unwrap_or(900),
+            client_ttl_secs: i64::try_from(auth.client_token_ttl_secs).unwrap_or(300),
             verified: verified_cache(),
         })
+    }
+
+    /// `iss` of our tokens: the public URL, without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     pub fn ttl_secs(&self) -> i64 {
@@ -183,16 +236,52 @@ impl TokenIssuer {
     /// A new access token for the user's session.
     pub fn issue(&self, user: Uuid, session: Uuid) -> anyhow::Result<(String, AccessClaims)> {
         let now = Utc::now().timestamp();
-        let claims = AccessClaims {
+        self.sign(AccessClaims {
+            sid: Some(session),
+            ..self.claims(user, now, now + self.ttl_secs)
+        })
+    }
+
+    /// A machine token for an API key (client credentials), with `scope` (already narrowed to
+    /// the key's permissions); it never outlives the key (`key_expires_at`). `jkt`: bound to
+    /// that DPoP key.
+    pub fn issue_client(
+        &self,
+        user: Uuid,
+        lookup_id: &str,
+        scope: String,
+        key_expires_at: Option<i64>,
+        jkt: Option<String>,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        let now = Utc::now().timestamp();
+        let exp = key_expires_at.map_or(now + self.client_ttl_secs, |at| {
+            at.min(now + self.client_ttl_secs)
+        });
+        self.sign(AccessClaims {
+            client_id: Some(lookup_id.to_owned()),
+            scope: Some(scope),
+            cnf: jkt.map(|jkt| Confirmation { jkt }),
+            ..self.claims(user, now, exp)
+        })
+    }
+
+    fn claims(&self, user: Uuid, now: i64, exp: i64) -> AccessClaims {
+        AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: user,
-            sid: session,
+            sid: None,
+            client_id: None,
+            scope: None,
+            cnf: None,
             jti: Uuid::now_v7(),
             iat: now,
             nbf: now,
-            exp: now + self.ttl_secs,
-        };
+            exp,
+        }
+    }
+
+    fn sign(&self, claims: AccessClaims) -> anyhow::Result<(String, AccessClaims)> {
         let key = self.keys.first().ok_or_else(|| anyhow!("no signing key"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
@@ -243,8 +332,8 @@ impl TokenIssuer {
                 _ => Rejected::Invalid,
             })?
             .claims;
-        // Not issued in the future (beyond clock skew).
-        if claims.iat > Utc::now().timestamp() + LEEWAY_SECS {
+        // Not issued in the future (beyond clock skew); a session's or a key's, not both.
+        if claims.iat > Utc::now().timestamp() + LEEWAY_SECS || claims.holder().is_none() {
             return Err(Rejected::Invalid);
         }
         Ok(claims)
@@ -276,6 +365,7 @@ mod tests {
             issuer: "https://iq.example".into(),
             audience: "https://iq.example/api".into(),
             ttl_secs: 900,
+            client_ttl_secs: 300,
             verified: verified_cache(),
         }
     }
@@ -292,6 +382,43 @@ mod tests {
         assert_eq!(back.sub, claims.sub);
         assert_eq!(back.sid, claims.sid);
         assert_eq!(back.exp - back.iat, 900);
+    }
+
+    #[test]
+    fn a_machine_token_names_its_key_and_never_a_session_too() {
+        let iss = issuer(vec![pair("a")]);
+        let (token, _) = iss
+            .issue_client(
+                Uuid::now_v7(),
+                "lk",
+                "read".into(),
+                None,
+                Some("jkt".into()),
+            )
+            .unwrap();
+        let back = iss.verify(&token).unwrap();
+        assert!(matches!(
+            back.holder(),
+            Some(Holder::Client {
+                lookup_id: "lk",
+                scope: "read",
+                jkt: Some("jkt")
+            })
+        ));
+        assert_eq!(back.exp - back.iat, 300);
+        // Never past the key's own expiry.
+        let soon = Utc::now().timestamp() + 10;
+        let (_, claims) = iss
+            .issue_client(Uuid::now_v7(), "lk", "read".into(), Some(soon), None)
+            .unwrap();
+        assert_eq!(claims.exp, soon);
+        // Claims of both kinds at once are not a token of ours.
+        let mixed = AccessClaims {
+            sid: Some(Uuid::now_v7()),
+            ..(*back).clone()
+        };
+        let (forged, _) = iss.sign(mixed).unwrap();
+        assert_eq!(iss.verify(&forged).unwrap_err(), Rejected::Invalid);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use super::ConfigError;
 pub struct AuthSettings {
     /// Lifetime of our access tokens (JWT).
     pub access_token_ttl_secs: u64,
+    /// Lifetime of the access tokens a program gets for its API key (`POST /oauth/token`):
+    /// short, so a leaked one is soon worthless.
+    pub client_token_ttl_secs: u64,
     /// Lifetime of a refresh token; each use replaces it with a new one.
     pub refresh_token_ttl_secs: u64,
     /// How long an invitation to a tenant can be accepted.
@@ -254,6 +257,11 @@ impl AuthSettings {
         if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 3600 {
             return Err(ConfigError::new(
                 "auth.access_token_ttl_secs must be 1 to 3600",
+            ));
+        }
+        if self.client_token_ttl_secs == 0 || self.client_token_ttl_secs > 3600 {
+            return Err(ConfigError::new(
+                "auth.client_token_ttl_secs must be 1 to 3600",
             ));
         }
         if self.refresh_token_ttl_secs < self.access_token_ttl_secs {

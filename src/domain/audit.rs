@@ -23,6 +23,9 @@ use crate::db::entities::audit_event;
 pub struct Context {
     pub actor_user_id: Option<Uuid>,
     pub actor_api_key_id: Option<Uuid>,
+    /// The `jti` of the machine token the key's request came with, if it came with one: kept
+    /// in the event's detail as `"via_token"`, so a token's actions can be told from its key's.
+    pub actor_token_id: Option<Uuid>,
     pub client_ip: Option<String>,
     /// Cut to [`USER_AGENT_MAX`] characters.
     pub user_agent: Option<String>,
@@ -125,6 +128,8 @@ pub mod action {
     pub const API_KEY_CREATED: &str = "api_key_created";
     pub const API_KEY_ROTATED: &str = "api_key_rotated";
     pub const API_KEY_REVOKED: &str = "api_key_revoked";
+    /// An API key was exchanged for a machine token (`POST /oauth/token`).
+    pub const CLIENT_TOKEN_ISSUED: &str = "client_token_issued";
     pub const MEMBER_INVITED: &str = "member_invited";
     pub const MEMBER_ROLE_CHANGED: &str = "member_role_changed";
     pub const MEMBER_REMOVED: &str = "member_removed";
@@ -151,12 +156,26 @@ pub async fn write(db: &impl ConnectionTrait, ctx: &Context, event: Event) -> Re
             .as_deref()
             .map(|ua| ua.chars().take(USER_AGENT_MAX).collect())),
         request_id: Set(ctx.request_id.clone()),
-        detail: Set(event.detail),
+        detail: Set(with_token(event.detail, ctx.actor_token_id)),
         ..Default::default()
     }
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// `detail` with `"via_token": jti` added when the actor used a machine token.
+fn with_token(detail: Option<serde_json::Value>, token: Option<Uuid>) -> Option<serde_json::Value> {
+    let Some(jti) = token else {
+        return detail;
+    };
+    let mut detail = match detail {
+        Some(serde_json::Value::Object(map)) => map,
+        None => serde_json::Map::new(),
+        Some(other) => serde_json::Map::from_iter([("detail".to_owned(), other)]),
+    };
+    detail.insert("via_token".to_owned(), jti.to_string().into());
+    Some(detail.into())
 }
 
 /// Records an event that changes nothing else: a failure to record is logged, not fatal.
@@ -281,4 +300,28 @@ pub async fn purge_before(
         .exec(db)
         .await?
         .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_machine_tokens_jti_joins_the_detail() {
+        let jti = Uuid::nil();
+        assert_eq!(
+            with_token(Some(json!({"a": 1})), None),
+            Some(json!({"a": 1}))
+        );
+        assert_eq!(
+            with_token(Some(json!({"a": 1})), Some(jti)),
+            Some(json!({"a": 1, "via_token": jti.to_string()}))
+        );
+        assert_eq!(
+            with_token(None, Some(jti)),
+            Some(json!({"via_token": jti.to_string()}))
+        );
+    }
 }

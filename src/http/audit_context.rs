@@ -11,6 +11,10 @@ pub fn audit_context(req: &Request) -> audit::Context {
     audit::Context {
         actor_user_id: principal.map(|p| p.user_id),
         actor_api_key_id: principal.and_then(|p| p.api_key()).map(|k| k.key_id),
+        actor_token_id: principal
+            .and_then(|p| p.api_key())
+            .and_then(|k| k.via_token.as_ref())
+            .map(|token| token.jti),
         client_ip: client.map(|ip| ip.to_canonical().to_string()),
         user_agent: req
             .headers()

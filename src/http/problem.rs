@@ -3,6 +3,7 @@
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, http::StatusCode};
 
 use crate::{
+    auth::client_credentials::TOKEN_PATH,
     error::{ApiError, PROBLEM_CONTENT_TYPE, Problem},
     telemetry::RequestId,
 };
@@ -26,10 +27,11 @@ impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
+        let token_endpoint = req.uri().path() == TOKEN_PATH;
         let err = match self.inner.call(req).await {
             Ok(resp) => {
                 let resp = resp.into_response();
-                if !needs_rewrite(&resp) {
+                if !needs_rewrite(&resp) || (token_endpoint && is_oauth_error(&resp)) {
                     return Ok(resp);
                 }
                 let (parts, _) = resp.into_parts();
@@ -78,6 +80,13 @@ fn with_request_id(mut problem: Problem, request_id: Option<String>) -> Problem 
 fn needs_rewrite(resp: &Response) -> bool {
     (resp.status().is_client_error() || resp.status().is_server_error())
         && resp.content_type() != Some(PROBLEM_CONTENT_TYPE)
+}
+
+/// The token endpoint's own errors are RFC 6749 JSON (`{"error": ...}`), the format OAuth
+/// clients parse: kept as they are. Anything else from that path is a problem document still.
+fn is_oauth_error(resp: &Response) -> bool {
+    resp.content_type()
+        .is_some_and(|t| t.starts_with("application/json"))
 }
 
 /// The framework's message for a client error: these come from parsing the request (they name

@@ -17,6 +17,7 @@ use poem::{
 
 use super::{Decision, Policy, RateLimiter, client_key};
 use crate::{
+    auth::client_credentials::TOKEN_PATH,
     auth::{Principal, X_API_KEY, cookies},
     domain::audit::{self, AuditLog},
     error::ApiError,
@@ -29,7 +30,7 @@ use crate::{
 const UNLIMITED: &[&str] = &["/healthz", "/readyz"];
 /// Each request here costs a provider round trip, stored flow state or a database write.
 const STRICT_PREFIXES: &[&str] = &["/auth/login/", "/auth/callback/"];
-const STRICT_PATHS: &[&str] = &["/auth/refresh"];
+const STRICT_PATHS: &[&str] = &["/auth/refresh", TOKEN_PATH];
 
 /// The decisions taken for one request, for the response headers; and the audit trail,
 /// for refusals taken further in.
@@ -90,7 +91,9 @@ pub fn site_of(req: &Request) -> Option<String> {
 /// Whether the request presents a credential, on any path: every handler that looks at one
 /// (the API, refresh, logout, the landing page) is then closed to a cooling address.
 pub fn credentialed(req: &Request) -> bool {
-    req.headers().contains_key(header::AUTHORIZATION)
+    // A token request carries its key in the body (client_secret_post) or the header.
+    req.uri().path() == TOKEN_PATH
+        || req.headers().contains_key(header::AUTHORIZATION)
         || req.headers().contains_key(X_API_KEY)
         || req.headers().contains_key("x-refresh-token")
         || has_cookie(req, cookies::ACCESS)
@@ -282,7 +285,7 @@ pub struct PrincipalLimitEndpoint<E> {
 }
 
 /// A user's sessions share one budget; each API key has its own.
-fn principal_key(principal: &Principal) -> String {
+pub fn principal_key(principal: &Principal) -> String {
     match principal.api_key() {
         Some(key) => format!("key:{}", key.key_id),
         None => user_key(principal.user_id),

@@ -23,7 +23,8 @@ mod middleware;
 mod shared;
 
 pub use middleware::{
-    PrincipalLimit, RateLimit, client_of, credentialed, sampling_key, site_of, spend, user_key,
+    PrincipalLimit, RateLimit, client_of, credentialed, principal_key, sampling_key, site_of,
+    spend, user_key,
 };
 
 /// What is being limited. The name appears in the `RateLimit-Policy` / `RateLimit` fields.

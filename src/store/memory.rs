@@ -45,9 +45,10 @@ impl Expiry<String, Entry> for UntilDeadline {
 }
 
 /// Bounded so that a flood of distinct keys (login flows, rate-limit counters per IP) cannot
-/// exhaust memory. Revocations and policy epochs live in a cache of their own: only
-/// authenticated actions write them, so anonymous traffic cannot crowd them out (a bounded
-/// cache may refuse or evict entries when full, and a lost revocation would let a token back in).
+/// exhaust memory. Revocations, policy epochs and spent DPoP `jti`s live in a cache of their
+/// own: only authenticated actions write them, so anonymous traffic cannot crowd them out (a
+/// bounded cache may refuse or evict entries when full, and a lost revocation would let a token
+/// back in, a lost `jti` a proof be replayed).
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Cache<String, Entry>,
@@ -55,7 +56,7 @@ pub struct MemoryStore {
 }
 
 /// Key prefixes kept in the protected cache.
-const PROTECTED_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:"];
+const PROTECTED_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:", "dpop:jti:"];
 
 impl MemoryStore {
     pub fn new(max_entries: u64) -> Self {
@@ -143,5 +144,29 @@ impl EphemeralStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spent_dpop_jtis_are_kept_apart_from_anonymous_traffic() {
+        let store = MemoryStore::new(10);
+        for key in [
+            "dpop:jti:abc",
+            "revoked:abc",
+            "apikey:revoked:abc",
+            "authz:epoch",
+        ] {
+            assert!(
+                std::ptr::eq(store.cache_for(key), &store.protected),
+                "{key}"
+            );
+        }
+        for key in ["ratelimit:ip:1.2.3.4", "oidc:flow:abc"] {
+            assert!(std::ptr::eq(store.cache_for(key), &store.cache), "{key}");
+        }
     }
 }

@@ -266,8 +266,9 @@ async fn authentication_fails_closed_when_the_store_is_down() {
         .unwrap();
     let user = app.seed_user().await;
     let all = ironquill::auth::permissions::Permissions::all();
+    let limits = ironquill::auth::api_keys::KeyLimits::default();
     let (_, secret) =
-        ironquill::auth::api_keys::insert_key(&app.db, user.id, &tenant, "k", &all, None, None)
+        ironquill::auth::api_keys::insert_key(&app.db, user.id, &tenant, "k", &all, limits)
             .await
             .unwrap();
     let problem = assert_problem(app.get_me(secret.expose_secret()).await, 503).await;

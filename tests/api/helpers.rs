@@ -209,6 +209,27 @@ impl TestApp {
             .header("x-api-key", key)
     }
 
+    /// `POST /oauth/token` with `form`; `basic`: the key as HTTP Basic (user `apikey`).
+    pub async fn request_token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<&str>,
+    ) -> reqwest::Response {
+        let request = self.client.post(self.url("/oauth/token")).form(form);
+        let request = match basic {
+            Some(key) => request.basic_auth("apikey", Some(key)),
+            None => request,
+        };
+        request.send().await.expect("request sent")
+    }
+
+    /// A request carrying `Authorization: Bearer <token>`.
+    pub fn with_bearer(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
     /// Every refresh token issued so far expires, as if a week had passed.
     pub async fn expire_refresh_tokens(&self) {
         use ironquill::db::entities::refresh_token;
@@ -544,6 +565,24 @@ impl TestApp {
             resp.text().await.unwrap_or_default()
         );
         resp.json().await.expect("created key JSON")
+    }
+
+    /// A machine token for `key` (client credentials with HTTP Basic), with `scope` if given.
+    pub async fn machine_token(&self, key: &str, scope: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(scope.map(|scope| ("scope", scope)));
+        let resp = self.request_token(&form, Some(key)).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "token: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        let body: Value = resp.json().await.expect("token JSON");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// A draft by `key`'s user in `tenant`; returns its id.

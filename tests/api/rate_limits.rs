@@ -199,6 +199,36 @@ async fn logins_callbacks_and_refreshes_have_a_strict_bucket_per_address() {
 }
 
 #[tokio::test]
+async fn the_token_endpoint_has_the_strict_bucket_and_a_wrong_key_there_counts_as_failed() {
+    let app = limited_app(json!({
+        "auth": quota(3, 60),
+        "failed_auth": quota(1, 60),
+        "failed_auth_cooldown_secs": 60,
+    }))
+    .await;
+    let owner = app.bootstrap("acme", "owner@example.com").await;
+    let token = |client: &'static str, key: &str| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "apikey"),
+                ("client_secret", key),
+            ])
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    assert_eq!(token(ALICE, &owner.api_key).await.unwrap().status(), 200);
+    assert_eq!(token(ALICE, &owner.api_key).await.unwrap().status(), 200);
+    assert_eq!(token(ALICE, &owner.api_key).await.unwrap().status(), 200);
+    assert_limited(token(ALICE, &owner.api_key).await.unwrap(), "auth").await;
+    // Wrong keys in the form (no Authorization header) cool the address down like any other.
+    assert_eq!(token(BOB, "iq_wrong").await.unwrap().status(), 401);
+    assert_eq!(token(BOB, "iq_wrong").await.unwrap().status(), 401);
+    assert_limited(token(BOB, &owner.api_key).await.unwrap(), "failed-auth").await;
+}
+
+#[tokio::test]
 async fn failed_authentications_cool_the_address_down_whatever_it_sends_next() {
     let app = limited_app(json!({
         "failed_auth": quota(3, 60),
@@ -452,4 +482,23 @@ async fn readyz_warns_when_redis_may_evict_revocations() {
     let warned = warnings(ready);
     assert_eq!(warned.len(), 1);
     assert!(warned[0].as_str().unwrap().contains("allkeys-lru"));
+}
+
+#[tokio::test]
+async fn each_key_draws_its_tokens_from_its_own_budget() {
+    const GRANT: &[(&str, &str)] = &[("grant_type", "client_credentials")];
+    let app = limited_app(json!({"per_principal": quota(2, 60)})).await;
+    let owner = app.bootstrap("acme", "owner@example.com").await;
+    let other = app.bootstrap("globex", "other@example.com").await;
+    for _ in 0..2 {
+        let issued = app.request_token(GRANT, Some(&owner.api_key)).await;
+        assert_eq!(issued.status(), 200);
+    }
+    assert_limited(
+        app.request_token(GRANT, Some(&owner.api_key)).await,
+        "principal",
+    )
+    .await;
+    let others = app.request_token(GRANT, Some(&other.api_key)).await;
+    assert_eq!(others.status(), 200, "another key's budget");
 }

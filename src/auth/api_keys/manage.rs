@@ -34,6 +34,16 @@ pub struct NewApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// `None`: unrestricted, or, asked for by a confined key, that key's own networks.
     pub allowed_ips: Option<AllowedIps>,
+    pub require_dpop: bool,
+}
+
+/// What limits a stored key besides its permissions.
+#[derive(Default)]
+pub struct KeyLimits<'a> {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Option<&'a AllowedIps>,
+    /// Its machine tokens must be DPoP-bound.
+    pub require_dpop: bool,
 }
 
 /// A key as listed: never the secret, never its hash.
@@ -47,6 +57,7 @@ pub struct ApiKeyInfo {
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_ips: Option<AllowedIps>,
+    pub require_dpop: bool,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -61,16 +72,34 @@ impl KeyScope<'_> {
         key.user_id == self.principal.user_id && self.principal.can_reach(key.tenant_id)
     }
 
+    /// Creating, rotating and revoking keys takes the key itself or a session: a machine token
+    /// is a short-lived, possibly DPoP-bound stand-in, and a leaked one must not turn into a
+    /// permanent or unbound key, nor take its own key from its owner.
+    fn may_manage(&self) -> ApiResult<()> {
+        if self
+            .principal
+            .api_key()
+            .is_some_and(|grant| grant.via_token.is_some())
+        {
+            return Err(ApiError::Forbidden(
+                "a machine token cannot manage API keys".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A key may hand out only what it holds itself: no permission it lacks, no lifetime
-    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one), and
-    /// no client network outside its own (so a key confined to a CI runner's range cannot mint
-    /// one usable from anywhere).
+    /// beyond its own (so a leaked expiring key cannot mint or take over a permanent one), no
+    /// client network outside its own (so a key confined to a CI runner's range cannot mint
+    /// one usable from anywhere), and no escape from its DPoP requirement.
     fn may_grant(
         &self,
         permissions: &Permissions,
         expires_at: Option<DateTime<Utc>>,
         allowed_ips: Option<&AllowedIps>,
+        require_dpop: bool,
     ) -> ApiResult<()> {
+        self.may_manage()?;
         let Some(grant) = self.principal.api_key() else {
             return Ok(());
         };
@@ -94,6 +123,11 @@ impl KeyScope<'_> {
         {
             return Err(ApiError::Forbidden(
                 "an API key cannot grant allowed_ips beyond its own".into(),
+            ));
+        }
+        if grant.require_dpop && !require_dpop {
+            return Err(ApiError::Forbidden(
+                "an API key that requires DPoP cannot grant a key that does not".into(),
             ));
         }
         Ok(())
@@ -133,6 +167,7 @@ fn info(row: api_key::Model, tenant_slug: String) -> ApiResult<ApiKeyInfo> {
     Ok(ApiKeyInfo {
         permissions: permissions_of(&row)?,
         allowed_ips: allowed_ips_of(&row)?,
+        require_dpop: row.require_dpop,
         id: row.id,
         label: row.label,
         prefix: token::display_prefix(&row.lookup_id),
@@ -167,7 +202,12 @@ pub async fn create(
         return Err(ApiError::validation("tenant", "no such tenant among yours"));
     }
     let allowed_ips = new.allowed_ips.or_else(|| scope.inherited_allowed_ips());
-    scope.may_grant(&new.permissions, new.expires_at, allowed_ips.as_ref())?;
+    scope.may_grant(
+        &new.permissions,
+        new.expires_at,
+        allowed_ips.as_ref(),
+        new.require_dpop,
+    )?;
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::validation("expires_at", "must be in the future"));
     }
@@ -178,8 +218,11 @@ pub async fn create(
         &new.tenant,
         &label,
         &new.permissions,
-        new.expires_at,
-        allowed_ips.as_ref(),
+        KeyLimits {
+            expires_at: new.expires_at,
+            allowed_ips: allowed_ips.as_ref(),
+            require_dpop: new.require_dpop,
+        },
     )
     .await?;
     audit::write(
@@ -202,6 +245,7 @@ pub fn key_event(action: &'static str, key: &ApiKeyInfo) -> audit::Event {
             "permissions": key.permissions,
             "expires_at": key.expires_at,
             "allowed_ips": key.allowed_ips,
+            "require_dpop": key.require_dpop,
         }))
 }
 
@@ -212,8 +256,7 @@ pub async fn insert_key(
     tenant: &TenantScope,
     label: &str,
     permissions: &Permissions,
-    expires_at: Option<DateTime<Utc>>,
-    allowed_ips: Option<&AllowedIps>,
+    limits: KeyLimits<'_>,
 ) -> ApiResult<(ApiKeyInfo, SecretString)> {
     let key = token::generate();
     let row = api_key::ActiveModel {
@@ -223,8 +266,9 @@ pub async fn insert_key(
         lookup_id: Set(key.lookup_id),
         secret_hash: Set(key.hash),
         permissions: Set(serde_json::to_value(permissions).map_err(anyhow::Error::from)?),
-        expires_at: Set(expires_at),
-        allowed_ips: Set(stored_allowed_ips(allowed_ips)?),
+        expires_at: Set(limits.expires_at),
+        allowed_ips: Set(stored_allowed_ips(limits.allowed_ips)?),
+        require_dpop: Set(limits.require_dpop),
         last_used_at: Set(None),
         revoked_at: Set(None),
         ..Default::default()
@@ -311,6 +355,7 @@ pub async fn revoke(
     id: Uuid,
     ctx: &audit::Context,
 ) -> ApiResult<()> {
+    scope.may_manage()?;
     let (row, tenant_slug) = find_visible(db, scope, id).await?;
     // Announce first: if the store is down nothing has changed and the caller may retry.
     verifier.announce_revocation(&row.lookup_id).await?;
@@ -348,7 +393,12 @@ pub async fn rotate(
         Some(replacement) => Some(replacement),
         None => allowed_ips_of(&row)?,
     };
-    scope.may_grant(&permissions_of(&row)?, row.expires_at, allowed_ips.as_ref())?;
+    scope.may_grant(
+        &permissions_of(&row)?,
+        row.expires_at,
+        allowed_ips.as_ref(),
+        row.require_dpop,
+    )?;
     let allowed_ips = Set(stored_allowed_ips(allowed_ips.as_ref())?);
     let txn = db.begin_write().await?;
     let rotated = reissue(&txn, verifier, row, tenant_slug, allowed_ips).await?;

@@ -7,7 +7,7 @@ mod verify;
 
 pub use allowed_ips::AllowedIps;
 pub use manage::{
-    ApiKeyInfo, CLI_LABEL_PREFIX, KeyScope, NewApiKey, create, find_active_by_label, insert_key,
-    key_event, list, replace_secret, revoke, rotate,
+    ApiKeyInfo, CLI_LABEL_PREFIX, KeyLimits, KeyScope, NewApiKey, create, find_active_by_label,
+    insert_key, key_event, list, replace_secret, revoke, rotate,
 };
 pub use verify::{KeyVerifier, VerifyError};

@@ -14,10 +14,7 @@ use moka::sync::Cache;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::{
-    AllowedIps,
-    token::{self, ParsedKey},
-};
+use super::{AllowedIps, token};
 use crate::{
     auth::{ApiKeyGrant, Credential, Principal, permissions::Permissions},
     db::entities::api_key,
@@ -51,6 +48,7 @@ struct ActiveKey {
     permissions: Permissions,
     expires_at: Option<DateTime<Utc>>,
     allowed_ips: Option<AllowedIps>,
+    require_dpop: bool,
 }
 
 impl ActiveKey {
@@ -105,12 +103,40 @@ impl KeyVerifier {
         let Ok(parsed) = token::parse(presented) else {
             return Ok(None);
         };
-        let Some((key, source)) = self.lookup(&parsed).await? else {
+        let Some((key, source)) = self.lookup(parsed.lookup_id()).await? else {
+            // Same work as a found key, so an unknown id is not told apart by timing.
+            let _ = token::hashes_match(&parsed.hash(), &self.dummy_hash);
             return Ok(None);
         };
         if !token::hashes_match(&parsed.hash(), &key.hash) {
             return Ok(None);
         }
+        self.admit(parsed.lookup_id(), key, source, client).await
+    }
+
+    /// The principal of the key a machine token was issued for (its lookup id, from the
+    /// token's signed claims), with the key's full permissions; `None` once the key is
+    /// revoked, rotated or expired, or from outside its `allowed_ips`: the same checks as a
+    /// presented key, on every request.
+    pub async fn verify_issued_to(
+        &self,
+        lookup_id: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Principal>, VerifyError> {
+        let Some((key, source)) = self.lookup(lookup_id).await? else {
+            return Ok(None);
+        };
+        self.admit(lookup_id, key, source, client).await
+    }
+
+    /// The checks after the key is known: expiry, client address, revocation marker.
+    async fn admit(
+        &self,
+        lookup_id: &str,
+        key: Arc<ActiveKey>,
+        source: Source,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Principal>, VerifyError> {
         if key.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Ok(None);
         }
@@ -120,13 +146,8 @@ impl KeyVerifier {
             tracing::debug!(key_id = %key.id, client = ?client, "API key used from outside its allowed_ips");
             return Ok(None);
         }
-        if self
-            .store
-            .get(&revocation_key(parsed.lookup_id()))
-            .await?
-            .is_some()
-        {
-            self.cache.invalidate(parsed.lookup_id());
+        if self.store.get(&revocation_key(lookup_id)).await?.is_some() {
+            self.cache.invalidate(lookup_id);
             return Ok(None);
         }
         if let Source::Database { last_used_at } = source
@@ -139,11 +160,13 @@ impl KeyVerifier {
             user_id: key.user_id,
             credential: Credential::ApiKey(ApiKeyGrant {
                 key_id: key.id,
-                lookup_id: parsed.lookup_id().to_owned(),
+                lookup_id: lookup_id.to_owned(),
                 tenant_id: key.tenant_id,
                 permissions: key.permissions.clone(),
                 expires_at: key.expires_at,
                 allowed_ips: key.allowed_ips.clone(),
+                require_dpop: key.require_dpop,
+                via_token: None,
             }),
         }))
     }
@@ -151,19 +174,17 @@ impl KeyVerifier {
     /// From the cache, or from the database (then cached). `None` if no live row.
     async fn lookup(
         &self,
-        parsed: &ParsedKey,
+        lookup_id: &str,
     ) -> Result<Option<(Arc<ActiveKey>, Source)>, VerifyError> {
-        if let Some(hit) = self.cache.get(parsed.lookup_id()) {
+        if let Some(hit) = self.cache.get(lookup_id) {
             return Ok(Some((hit, Source::Cache)));
         }
         let row = api_key::Entity::find()
-            .filter(api_key::Column::LookupId.eq(parsed.lookup_id()))
+            .filter(api_key::Column::LookupId.eq(lookup_id))
             .filter(api_key::Column::RevokedAt.is_null())
             .one(&self.db)
             .await?;
         let Some(row) = row else {
-            // Same work as a found key, so an unknown id is not told apart by timing.
-            let _ = token::hashes_match(&parsed.hash(), &self.dummy_hash);
             return Ok(None);
         };
         let Ok(permissions) = serde_json::from_value::<Permissions>(row.permissions.clone()) else {
@@ -187,9 +208,9 @@ impl KeyVerifier {
             permissions,
             expires_at: row.expires_at,
             allowed_ips,
+            require_dpop: row.require_dpop,
         });
-        self.cache
-            .insert(parsed.lookup_id().to_owned(), key.clone());
+        self.cache.insert(lookup_id.to_owned(), key.clone());
         let source = Source::Database {
             last_used_at: row.last_used_at,
         };

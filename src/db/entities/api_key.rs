@@ -15,6 +15,8 @@ pub struct Model {
     pub permissions: Json,
     /// The client networks the key works from (JSON array of CIDRs); `None`: anywhere.
     pub allowed_ips: Option<Json>,
+    /// Its machine tokens must be DPoP-bound (`POST /oauth/token` with a proof).
+    pub require_dpop: bool,
     pub expires_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
