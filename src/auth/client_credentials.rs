@@ -5,7 +5,6 @@
 //! refresh token: the program asks again with its key.
 use std::net::IpAddr;
 
-use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -183,11 +182,7 @@ fn basic(authorization: &str) -> Result<SecretString, GrantError> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(malformed);
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+    let Some((user, secret)) = super::basic_credentials(encoded) else {
         return Err(malformed);
     };
     let unescape = |s: &str| {
@@ -195,7 +190,7 @@ fn basic(authorization: &str) -> Result<SecretString, GrantError> {
             .next()
             .map(|(_, v)| v.into_owned())
     };
-    match (unescape(user), unescape(secret)) {
+    match (unescape(&user), unescape(&secret)) {
         (Some(user), Some(secret)) if user == CLIENT_ID => Ok(SecretString::from(secret)),
         _ => Err(malformed),
     }
@@ -203,6 +198,8 @@ fn basic(authorization: &str) -> Result<SecretString, GrantError> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
 
     fn request<'a>(

@@ -12,7 +12,6 @@
 //! this site.
 use std::{net::IpAddr, sync::Arc};
 
-use base64::Engine;
 use chrono::Utc;
 use poem::{Endpoint, Middleware, Request, Result, http::header};
 use subtle::ConstantTimeEq;
@@ -115,12 +114,8 @@ fn from_authorization(value: &header::HeaderValue) -> Option<Presented> {
         return Some(Presented::Dpop(rest.to_owned()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (user, key) = decoded.split_once(':')?;
-        return (user == "apikey").then(|| Presented::ApiKey(key.to_owned()));
+        let (user, key) = super::basic_credentials(rest)?;
+        return (user == "apikey").then_some(Presented::ApiKey(key));
     }
     None
 }
