@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 
 use crate::{
     auth::{Authenticator, api_keys::KeyVerifier, providers::Providers, tokens::TokenIssuer},
@@ -24,6 +25,8 @@ pub struct AppState {
     /// `server.public_url`, or the address actually bound (tests, local runs).
     pub public_url: url::Url,
     pub db: DatabaseConnection,
+    /// The hot reads (pages of posts): on the calling thread for a SQLite file.
+    pub reads: db::Reader,
     pub store: Store,
     pub keys: Arc<KeyVerifier>,
     pub tokens: Arc<TokenIssuer>,
@@ -120,6 +123,7 @@ impl AppState {
             limiter,
             audit,
             tenant_slugs: SlugCache::default(),
+            reads: db::Reader::new(db.clone(), settings.database.url.expose_secret()),
             authz: Arc::new(authz),
             settings: Arc::new(settings),
             public_url,

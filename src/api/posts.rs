@@ -191,7 +191,7 @@ impl PostsApi {
         offset: Query<Option<u64>>,
     ) -> ApiResult<JsonReply<Page<Post>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
-        let page = posts::list(&self.state.db, &tenant.scope, visibility(&tenant), page).await?;
+        let page = posts::list(&self.state.reads, &tenant.scope, visibility(&tenant), page).await?;
         Ok(JsonReply(Page::from_domain(page)))
     }
 

@@ -69,7 +69,7 @@ impl PublicApi {
             .resolve(db, &tenant.0)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let page = posts::list_published(db, &scope, page).await?;
+        let page = posts::list_published(&self.state.reads, &scope, page).await?;
         Ok(JsonReply(Page::from_domain(page)))
     }
 

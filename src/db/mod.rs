@@ -12,7 +12,10 @@ use secrecy::ExposeSecret;
 use crate::config::DatabaseSettings;
 
 pub mod entities;
+mod reads;
 mod sqlite;
+
+pub use reads::{FromSqliteRow, Reader};
 
 /// How long a SQLite write waits for another connection's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

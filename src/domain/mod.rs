@@ -18,5 +18,5 @@ mod version;
 
 pub use error::{Error, OnUnique, Result};
 pub use pagination::{Page, PageRequest};
-pub use scope::{Paginate, TenantOwned, TenantScope};
+pub use scope::{Paginate, ReadPage, TenantOwned, TenantScope};
 pub use version::{Expected, Versioned};

@@ -6,21 +6,24 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Error, Expected, OnUnique, Page, PageRequest, Paginate, Result, TenantOwned, TenantScope,
+    Error, Expected, OnUnique, Page, PageRequest, ReadPage, Result, TenantOwned, TenantScope,
     Versioned, fields,
 };
-use crate::db::entities::{
-    PostStatus,
-    post::{self, Column, Entity as Posts},
+use crate::db::{
+    Reader,
+    entities::{
+        PostStatus,
+        post::{self, Column, Entity as Posts},
+    },
 };
 
 /// Published posts of the tenant, newest first.
 pub async fn list_published(
-    db: &impl ConnectionTrait,
+    reads: &Reader,
     scope: &TenantScope,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
-    published_newest_first(scope).page(db, page).await
+    published_newest_first(scope).read_page(reads, page).await
 }
 
 /// In the order of `ix_posts_tenant_status_published_id`, so a page reads only its rows.
@@ -90,12 +93,14 @@ fn slug_taken() -> Error {
 }
 
 pub async fn list(
-    db: &impl ConnectionTrait,
+    reads: &Reader,
     scope: &TenantScope,
     visibility: Visibility,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
-    visible_newest_first(scope, visibility).page(db, page).await
+    visible_newest_first(scope, visibility)
+        .read_page(reads, page)
+        .await
 }
 
 /// In the order of `ix_posts_tenant_created_id`; the visibility filter applies as it scans.
@@ -243,5 +248,98 @@ mod tests {
                 "sorts: {plan:?}"
             );
         }
+    }
+
+    /// The inline reader (a SQLite file) returns exactly what sea-orm decodes through the pool,
+    /// for every list shape, with drafts, publication dates and sub-second times.
+    #[tokio::test]
+    async fn inline_reads_decode_what_the_pool_decodes() {
+        use sea_orm::{ActiveModelTrait, EntityTrait};
+
+        use crate::db::entities::{tenant, user};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let settings = crate::config::DatabaseSettings {
+            url: url.clone().into(),
+            max_connections: 2,
+            connect_timeout_secs: 5,
+            acquire_timeout_ms: 1000,
+            migrate_on_start: false,
+        };
+        let db = crate::db::connect(&settings).await.expect("sqlite file");
+        crate::db::migrate(&db).await.expect("migrations");
+        let reads = Reader::new(db.clone(), &url);
+        assert!(reads.is_inline());
+
+        let acme = tenant::ActiveModel {
+            slug: Set("acme".into()),
+            name: Set("Acme".into()),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .expect("tenant");
+        let scope = TenantScope::resolved(acme.id, acme.slug);
+        let mut authors = Vec::new();
+        for _ in 0..2 {
+            let author = <user::ActiveModel as Default>::default()
+                .insert(&db)
+                .await
+                .expect("user");
+            authors.push(author.id);
+        }
+        for n in 0..7 {
+            let author = authors[n % 2];
+            let new = PostForCreate {
+                title: format!("Title \u{e9} {n}"),
+                slug: format!("post-{n}"),
+                body: format!("Body \"{n}\"\nwith a second line"),
+            };
+            let post = create(&db, &scope, author, new).await.expect("post");
+            if n % 3 != 0 {
+                post::ActiveModel {
+                    id: sea_orm::ActiveValue::Unchanged(post.id),
+                    status: Set(PostStatus::Published),
+                    published_at: Set(Some(Utc::now())),
+                    ..Default::default()
+                }
+                .update(&db)
+                .await
+                .expect("publish");
+            }
+        }
+
+        let shapes = [
+            published_newest_first(&scope),
+            visible_newest_first(&scope, Visibility::All),
+            visible_newest_first(&scope, Visibility::Published),
+            visible_newest_first(&scope, Visibility::PublishedAndOwnDrafts(authors[0])),
+        ];
+        for query in shapes {
+            for (limit, offset) in [(101, 0), (2, 1), (2, 3)] {
+                let page = query.clone().limit(limit).offset(offset);
+                let by_pool = page.clone().all(&db).await.expect("pool");
+                let inline = reads.all(page).await.expect("inline");
+                assert!(!by_pool.is_empty());
+                assert_eq!(inline, by_pool);
+            }
+        }
+        // Drafts (no publication date) and published posts both came back.
+        let all = reads
+            .all(visible_newest_first(&scope, Visibility::All))
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 7);
+        assert!(all.iter().any(|p| p.published_at.is_none()));
+        assert!(all.iter().any(|p| p.published_at.is_some()));
+
+        // A query with other columns is refused rather than misread.
+        let other_columns = Posts::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::Title);
+        let err = reads.all(other_columns).await.expect_err("refused");
+        assert!(err.to_string().contains("columns"), "{err}");
     }
 }

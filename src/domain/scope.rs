@@ -8,6 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Page, PageRequest};
+use crate::db::{FromSqliteRow, Reader};
 
 /// Proof that a tenant was resolved. Fields are private and the constructor is visible to the
 /// domain only, so a function that takes a `TenantScope` cannot be handed a made-up tenant id:
@@ -107,6 +108,24 @@ impl<E: EntityTrait> Paginate<E> for Select<E> {
             .offset(page.offset)
             .limit(page.limit + 1)
             .all(db)
+            .await?;
+        Ok(Page::from_overfetch(rows, page))
+    }
+}
+
+/// [`Paginate`] for the hot pages, through [`Reader`] (on the calling thread on SQLite).
+#[allow(async_fn_in_trait)] // used by this crate's own futures only
+pub trait ReadPage<E: EntityTrait> {
+    async fn read_page(self, reads: &Reader, page: PageRequest) -> Result<Page<E::Model>, DbErr>;
+}
+
+impl<E: EntityTrait> ReadPage<E> for Select<E>
+where
+    E::Model: FromSqliteRow,
+{
+    async fn read_page(self, reads: &Reader, page: PageRequest) -> Result<Page<E::Model>, DbErr> {
+        let rows = reads
+            .all(self.offset(page.offset).limit(page.limit + 1))
             .await?;
         Ok(Page::from_overfetch(rows, page))
     }

@@ -126,6 +126,18 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
     spawn_app_from(settings).await
 }
 
+/// The app on a SQLite file in `dir` (whatever `DATABASE_URL` says), where the hot reads run
+/// on the calling thread (`db::Reader`) rather than through the pool.
+pub async fn spawn_app_on_a_sqlite_file(dir: &tempfile::TempDir) -> TestApp {
+    let url = format!("sqlite://{}/iq.db?mode=rwc", dir.path().display());
+    let app = spawn_app_with(|f| f.merge(Serialized::default("database.url", url))).await;
+    assert!(
+        app.state.reads.is_inline(),
+        "reads on a SQLite file run inline"
+    );
+    app
+}
+
 /// A second instance on the same database and Redis as `other`, as behind a load balancer.
 /// Only meaningful when both are shared services (PostgreSQL and Redis).
 pub async fn spawn_sibling(other: &TestApp) -> TestApp {

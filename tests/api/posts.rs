@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, assert_problem, draft, etag},
+    helpers::{TestApp, assert_problem, draft, etag, spawn_app_on_a_sqlite_file},
     team::Team,
 };
 
@@ -90,7 +90,19 @@ async fn listed_slugs(app: &TestApp, key: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn lists_show_each_role_only_the_drafts_it_may_see() {
-    let team = Team::new().await;
+    each_role_sees_only_the_drafts_it_may(Team::new().await).await;
+}
+
+/// On a SQLite file the list is read on the calling thread (`db::Reader`), not through the
+/// pool: the same rules must hold there.
+#[tokio::test]
+async fn lists_read_from_a_sqlite_file_show_the_same_drafts() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_on_a_sqlite_file(&dir).await;
+    each_role_sees_only_the_drafts_it_may(Team::of(app).await).await;
+}
+
+async fn each_role_sees_only_the_drafts_it_may(team: Team) {
     let (app, bob) = (&team.app, team.bob.as_str());
     app.new_draft(bob, "acme", "bobs-draft").await;
     app.new_published_post(bob, "acme", "bobs-pub").await;

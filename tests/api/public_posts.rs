@@ -1,10 +1,22 @@
 use chrono::{Duration, Utc};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_on_a_sqlite_file};
 
 #[tokio::test]
 async fn lists_only_published_posts_of_that_tenant_newest_first() {
-    let app = spawn_app().await;
+    only_published_posts_of_that_tenant_newest_first(spawn_app().await).await;
+}
+
+/// On a SQLite file the page is read on the calling thread (`db::Reader`): the same rules.
+#[tokio::test]
+async fn lists_read_from_a_sqlite_file_follow_the_same_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    only_published_posts_of_that_tenant_newest_first(spawn_app_on_a_sqlite_file(&dir).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    pages_follow_next_offset_in(spawn_app_on_a_sqlite_file(&dir).await).await;
+}
+
+async fn only_published_posts_of_that_tenant_newest_first(app: TestApp) {
     let acme = app.seed_tenant("acme").await;
     let other = app.seed_tenant("other").await;
     let author = app.seed_user().await;
@@ -57,7 +69,10 @@ async fn public_posts_expose_no_internal_ids() {
 
 #[tokio::test]
 async fn pages_follow_next_offset() {
-    let app = spawn_app().await;
+    pages_follow_next_offset_in(spawn_app().await).await;
+}
+
+async fn pages_follow_next_offset_in(app: TestApp) {
     let acme = app.seed_tenant("acme").await;
     let author = app.seed_user().await;
     let now = Utc::now();

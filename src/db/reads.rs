@@ -1,0 +1,341 @@
+//! Reads on the request path that SQLite runs on the calling thread.
+//!
+//! sqlx's SQLite driver runs each statement on a thread of its own: the statement goes over a
+//! channel, every row comes back over another, and the connection is pinged on its way back to
+//! the pool, so one query wakes a thread four times. For the reads the API serves most (a page
+//! of posts) those hand-offs cost more CPU than SQLite's own work. On a SQLite file, [`Reader`]
+//! runs them here instead, on read-only connections of its own, synchronously, in the calling
+//! task. That holds the runtime thread for the read, which is right only for bounded, indexed
+//! reads: a page of at most 101 rows through an index, as the plan tests in `domain::posts`
+//! check. Everything else, PostgreSQL and an in-memory SQLite database use the pool as before.
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, Row,
+    config::DbConfig,
+    types::{ToSqlOutput, Value as Sql, ValueRef},
+};
+use sea_orm::{
+    ActiveEnum, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, RuntimeErr, Select,
+    Statement,
+    sea_query::{OptionEnum, Value},
+    sqlx::sqlite::SqliteConnectOptions,
+};
+use uuid::Uuid;
+
+use super::entities::{PostStatus, post};
+
+/// Idle read connections kept; more open while more threads read at once, and close after.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// Runs the hot reads on the calling thread for a SQLite file, else through the pool.
+#[derive(Clone)]
+pub struct Reader {
+    db: DatabaseConnection,
+    inline: Option<Arc<InlineSqlite>>,
+}
+
+impl Reader {
+    /// Reads through `db`'s pool, or on the calling thread when `url` names a SQLite file.
+    pub fn new(db: DatabaseConnection, url: &str) -> Self {
+        let inline = sqlite_file(url).map(|path| Arc::new(InlineSqlite::new(path)));
+        Self { db, inline }
+    }
+
+    /// Whether reads run on the calling thread (a SQLite file).
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
+    /// Every row `select` finds.
+    pub async fn all<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, DbErr>
+    where
+        E: EntityTrait,
+        E::Model: FromSqliteRow,
+    {
+        if let Some(inline) = &self.inline {
+            match inline.all(&select.build(DbBackend::Sqlite)) {
+                Ok(rows) => return Ok(rows),
+                // A read on a WAL database is refused only in rare moments (recovery, a
+                // checkpoint restarting the log): the pool's connections wait them out.
+                Err(InlineError::Busy) => {}
+                Err(InlineError::Failed(err)) => return Err(err),
+            }
+        }
+        select.all(&self.db).await
+    }
+}
+
+/// The database file a SQLite URL names; `None` for PostgreSQL and in-memory databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    // sqlx's own parser, so that this reads the file the pool opened.
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
+/// A row type read on the inline path, column by column in the order of its entity's `SELECT`.
+pub trait FromSqliteRow: Sized {
+    /// The column names, in order: a query whose columns differ is refused, not misread.
+    const COLUMNS: &'static [&'static str];
+
+    fn from_sqlite_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl FromSqliteRow for post::Model {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "tenant_id",
+        "author_id",
+        "title",
+        "slug",
+        "body",
+        "status",
+        "version",
+        "published_at",
+        "created_at",
+        "updated_at",
+    ];
+
+    fn from_sqlite_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: uuid(row, 0)?,
+            tenant_id: uuid(row, 1)?,
+            author_id: uuid(row, 2)?,
+            title: row.get(3)?,
+            slug: row.get(4)?,
+            body: row.get(5)?,
+            status: status(row, 6)?,
+            version: row.get(7)?,
+            published_at: optional_timestamp(row, 8)?,
+            created_at: timestamp(row, 9)?,
+            updated_at: timestamp(row, 10)?,
+        })
+    }
+}
+
+/// A UUID as sqlx writes it to SQLite: 16 bytes.
+fn uuid(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let bytes = row.get_ref(idx)?.as_blob()?;
+    Uuid::from_slice(bytes).map_err(|err| conversion(idx, err))
+}
+
+/// A timestamp as sqlx writes it to SQLite: RFC 3339 text.
+fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text = row.get_ref(idx)?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|err| conversion(idx, err))
+}
+
+fn optional_timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get_ref(idx)? {
+        ValueRef::Null => Ok(None),
+        _ => timestamp(row, idx).map(Some),
+    }
+}
+
+fn status(row: &Row<'_>, idx: usize) -> rusqlite::Result<PostStatus> {
+    let text: String = row.get(idx)?;
+    PostStatus::try_from_value(&text).map_err(|err| conversion(idx, err))
+}
+
+fn conversion(idx: usize, err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(err))
+}
+
+enum InlineError {
+    /// SQLite refused the read for now; the pool may retry it.
+    Busy,
+    Failed(DbErr),
+}
+
+impl From<rusqlite::Error> for InlineError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => InlineError::Busy,
+            _ => InlineError::Failed(DbErr::Query(RuntimeErr::Internal(format!(
+                "inline SQLite read: {err}"
+            )))),
+        }
+    }
+}
+
+/// Read-only connections to one SQLite file, each used by one thread at a time.
+struct InlineSqlite {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl InlineSqlite {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn all<T: FromSqliteRow>(&self, statement: &Statement) -> Result<Vec<T>, InlineError> {
+        let conn = match self.idle.lock().map(|mut idle| idle.pop()) {
+            Ok(Some(conn)) => conn,
+            _ => open(&self.path)?,
+        };
+        let rows = run(&conn, statement);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_CONNECTIONS
+        {
+            idle.push(conn);
+        }
+        rows
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, InlineError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Never wait on this thread: a busy database sends the read to the pool instead.
+    conn.busy_timeout(Duration::ZERO)?;
+    // One plan per statement whatever its `LIMIT` (see `db::sqlite::stable_query_plans`).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(conn)
+}
+
+fn run<T: FromSqliteRow>(conn: &Connection, statement: &Statement) -> Result<Vec<T>, InlineError> {
+    let mut prepared = conn.prepare_cached(&statement.sql)?;
+    let columns = prepared.column_names();
+    if columns != T::COLUMNS {
+        return Err(InlineError::Failed(DbErr::Custom(format!(
+            "inline SQLite read: columns {columns:?}, expected {:?}",
+            T::COLUMNS
+        ))));
+    }
+    let values = statement.values.as_ref().map(|v| v.0.as_slice());
+    let params = values
+        .unwrap_or_default()
+        .iter()
+        .map(bind)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(T::from_sqlite_row(row)?);
+    }
+    Ok(out)
+}
+
+/// A parameter as sqlx binds it on SQLite, for the types the inline reads use.
+fn bind(value: &Value) -> Result<ToSqlOutput<'_>, InlineError> {
+    let sql = match value {
+        Value::String(s) => s
+            .as_deref()
+            .map(|s| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))),
+        Value::Enum(OptionEnum::Some(e)) => {
+            Some(ToSqlOutput::Borrowed(ValueRef::Text(e.value.as_bytes())))
+        }
+        Value::Enum(OptionEnum::None(_)) => None,
+        Value::Uuid(u) => u.map(|u| ToSqlOutput::Owned(Sql::Blob(u.as_bytes().to_vec()))),
+        Value::Bool(b) => b.map(|b| ToSqlOutput::Owned(Sql::Integer(b.into()))),
+        Value::Int(i) => i.map(|i| ToSqlOutput::Owned(Sql::Integer(i.into()))),
+        Value::BigInt(i) => i.map(|i| ToSqlOutput::Owned(Sql::Integer(i))),
+        Value::Unsigned(i) => i.map(|i| ToSqlOutput::Owned(Sql::Integer(i.into()))),
+        Value::BigUnsigned(i) => {
+            let i = i
+                .map(i64::try_from)
+                .transpose()
+                .map_err(|_| unsupported("an integer beyond i64"))?;
+            i.map(|i| ToSqlOutput::Owned(Sql::Integer(i)))
+        }
+        Value::ChronoDateTimeUtc(t) => t.map(|t| {
+            ToSqlOutput::Owned(Sql::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))
+        }),
+        other => return Err(unsupported(&format!("{other:?}"))),
+    };
+    Ok(sql.unwrap_or(ToSqlOutput::Owned(Sql::Null)))
+}
+
+fn unsupported(what: &str) -> InlineError {
+    InlineError::Failed(DbErr::Custom(format!(
+        "inline SQLite read: parameter {what} not supported"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sqlite_files_are_read_inline() {
+        assert_eq!(
+            sqlite_file("sqlite://data/iq.db?mode=rwc"),
+            Some(PathBuf::from("data/iq.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/a%20b.db"),
+            Some(PathBuf::from("/tmp/a b.db"))
+        );
+        for url in [
+            "sqlite::memory:",
+            "sqlite://file:shared?mode=memory&cache=shared",
+            "postgres://postgres@127.0.0.1/iq",
+        ] {
+            assert_eq!(sqlite_file(url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_busy_database_sends_the_read_to_the_pool_and_other_errors_fail() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(matches!(InlineError::from(busy), InlineError::Busy));
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert!(matches!(InlineError::from(corrupt), InlineError::Failed(_)));
+    }
+
+    #[test]
+    fn parameters_bind_as_sqlx_binds_them() {
+        let at = DateTime::parse_from_rfc3339("2026-11-24T15:06:55.123456+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = Uuid::now_v7();
+        let text = |v: &Value| match bind(v) {
+            Ok(ToSqlOutput::Owned(Sql::Text(t))) => t,
+            Ok(ToSqlOutput::Borrowed(ValueRef::Text(t))) => String::from_utf8(t.to_vec()).unwrap(),
+            _ => panic!("not text: {v:?}"),
+        };
+        assert_eq!(text(&Value::from(at)), "2026-11-24T15:06:55.123456+00:00");
+        assert_eq!(text(&Value::from("published")), "published");
+        assert!(matches!(
+            bind(&Value::from(id)),
+            Ok(ToSqlOutput::Owned(Sql::Blob(b))) if b == id.as_bytes()
+        ));
+        assert!(matches!(
+            bind(&Value::from(21u64)),
+            Ok(ToSqlOutput::Owned(Sql::Integer(21)))
+        ));
+        assert!(matches!(
+            bind(&Value::String(None)),
+            Ok(ToSqlOutput::Owned(Sql::Null))
+        ));
+        assert!(matches!(
+            bind(&Value::from(u64::MAX)),
+            Err(InlineError::Failed(_))
+        ));
+        assert!(matches!(
+            bind(&Value::from(1.5f64)),
+            Err(InlineError::Failed(_))
+        ));
+    }
+}
