@@ -26,6 +26,8 @@ mod security;
 pub use extract::{Audit, IfMatch, etag};
 pub use json::{JsonBody, OptionalJsonBody};
 pub use json_reply::JsonReply;
+#[cfg(test)]
+pub(crate) use json_reply::sample_times;
 pub use page::Page;
 pub use pages::{BrowserErrorPages, favicon};
 pub use respond::{Deleted, Tagged};
