@@ -5,14 +5,20 @@
 //! the pool, so one query wakes a thread four times. For the reads the API serves most (a page
 //! of posts) those hand-offs cost more CPU than SQLite's own work. On a SQLite file, [`Reader`]
 //! runs them here instead, on read-only connections of its own, synchronously, in the calling
-//! task. That holds the runtime thread for the read, which is right only for bounded, indexed
-//! reads: a page of at most 101 rows through an index, as the plan tests in `domain::posts`
-//! check. Everything else, PostgreSQL and an in-memory SQLite database use the pool as before.
+//! task. That holds a runtime thread while SQLite works, so only reads bounded by an index go
+//! here (a page read in index order that stops after `limit + 1` rows; `domain::posts` decides
+//! which), and a budget of SQLite VM steps interrupts any read that runs long anyway. A read
+//! that cannot finish here for any reason (busy, interrupted, a value it cannot decode, a file
+//! it cannot open) is sent to the pool, which answers as it always did. PostgreSQL and an
+//! in-memory SQLite database use the pool only.
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
@@ -22,17 +28,24 @@ use rusqlite::{
     types::{ToSqlOutput, Value as Sql, ValueRef},
 };
 use sea_orm::{
-    ActiveEnum, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, RuntimeErr, Select,
-    Statement,
+    ActiveEnum, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Select, Statement,
     sea_query::{OptionEnum, Value},
     sqlx::sqlite::SqliteConnectOptions,
 };
 use uuid::Uuid;
 
 use super::entities::{PostStatus, post};
+use crate::telemetry::metrics;
 
-/// Idle read connections kept; more open while more threads read at once, and close after.
-const IDLE_CONNECTIONS: usize = 8;
+/// SQLite VM steps between two looks at the budget, and the budget in looks: a page of 101
+/// posts takes a few thousand steps; past 50,000 (well under a millisecond, or a deep `offset`)
+/// the read is interrupted and the pool takes it.
+const STEPS_PER_CHECK: i32 = 1_000;
+const STEP_BUDGET: u32 = 50;
+
+/// An idle read connection older than this is closed, so a database file replaced under a
+/// running server (a restore) is not read from its old copy for long; sqlx's pool does as much.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 
 /// Runs the hot reads on the calling thread for a SQLite file, else through the pool.
 #[derive(Clone)]
@@ -53,19 +66,46 @@ impl Reader {
         self.inline.is_some()
     }
 
-    /// Every row `select` finds.
-    pub async fn all<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, DbErr>
+    /// The pool, for the reads that may not run on the calling thread.
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Reads served on the calling thread and reads it handed to the pool, since start.
+    pub fn inline_counts(&self) -> (u64, u64) {
+        self.inline.as_ref().map_or((0, 0), |inline| {
+            (
+                inline.served.load(Ordering::Relaxed),
+                inline.handed_over.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Every row `select` finds. Only for a `select` bounded by an index: on a SQLite file it
+    /// holds the calling thread while it runs (up to the step budget).
+    pub(crate) async fn all_bounded<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, DbErr>
     where
         E: EntityTrait,
         E::Model: FromSqliteRow,
     {
         if let Some(inline) = &self.inline {
             match inline.all(&select.build(DbBackend::Sqlite)) {
-                Ok(rows) => return Ok(rows),
-                // A read on a WAL database is refused only in rare moments (recovery, a
-                // checkpoint restarting the log): the pool's connections wait them out.
-                Err(InlineError::Busy) => {}
-                Err(InlineError::Failed(err)) => return Err(err),
+                Ok(rows) => {
+                    inline.served.fetch_add(1, Ordering::Relaxed);
+                    metrics::inline_read("served");
+                    return Ok(rows);
+                }
+                Err(InlineError::Mismatch(err)) => return Err(err),
+                Err(InlineError::Retry(reason)) => {
+                    inline.handed_over.fetch_add(1, Ordering::Relaxed);
+                    metrics::inline_read("handed_to_pool");
+                    // Busy and long reads are expected now and then; anything else is worth a look.
+                    if matches!(reason, Retry::Busy | Retry::TooLong) {
+                        tracing::debug!(?reason, "inline SQLite read handed to the pool");
+                    } else {
+                        tracing::warn!(?reason, "inline SQLite read handed to the pool");
+                    }
+                }
             }
         }
         select.all(&self.db).await
@@ -189,66 +229,109 @@ fn conversion(idx: usize, err: impl std::error::Error + Send + Sync + 'static) -
 }
 
 enum InlineError {
-    /// SQLite refused the read for now; the pool may retry it.
+    /// The query's columns are not the decoder's: a bug, never retried.
+    Mismatch(DbErr),
+    /// The read could not finish here; the pool answers it.
+    Retry(Retry),
+}
+
+#[derive(Debug)]
+enum Retry {
+    /// Locked for now (WAL recovery, a checkpoint restarting the log): the pool's
+    /// connections wait it out, this thread does not.
     Busy,
-    Failed(DbErr),
+    /// Ran past the step budget.
+    TooLong,
+    /// Anything else: an error opening or reading, a value this decoder does not read.
+    #[allow(dead_code)] // read through `Debug`, in the log
+    Failed(String),
 }
 
 impl From<rusqlite::Error> for InlineError {
     fn from(err: rusqlite::Error) -> Self {
-        match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => InlineError::Busy,
-            _ => InlineError::Failed(DbErr::Query(RuntimeErr::Internal(format!(
-                "inline SQLite read: {err}"
-            )))),
-        }
+        InlineError::Retry(match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Retry::Busy,
+            Some(ErrorCode::OperationInterrupted) => Retry::TooLong,
+            _ => Retry::Failed(err.to_string()),
+        })
     }
 }
 
 /// Read-only connections to one SQLite file, each used by one thread at a time.
 struct InlineSqlite {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<ReadConnection>>,
+    /// Idle connections kept: one per thread that may read at once (the runtime's workers).
+    keep: usize,
+    served: AtomicU64,
+    handed_over: AtomicU64,
+}
+
+struct ReadConnection {
+    conn: Connection,
+    opened: Instant,
+    /// Budget checks left for the current read; the progress handler counts it down.
+    budget: Arc<AtomicU32>,
 }
 
 impl InlineSqlite {
     fn new(path: PathBuf) -> Self {
+        let threads = std::thread::available_parallelism().map_or(8, usize::from);
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            keep: threads.max(8),
+            served: AtomicU64::new(0),
+            handed_over: AtomicU64::new(0),
         }
     }
 
     fn all<T: FromSqliteRow>(&self, statement: &Statement) -> Result<Vec<T>, InlineError> {
-        let conn = match self.idle.lock().map(|mut idle| idle.pop()) {
-            Ok(Some(conn)) => conn,
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let read = match idle {
+            Some(read) if read.opened.elapsed() < MAX_CONNECTION_AGE => read,
             _ => open(&self.path)?,
         };
-        let rows = run(&conn, statement);
+        read.budget.store(STEP_BUDGET, Ordering::Relaxed);
+        let rows = run(&read.conn, statement);
         if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < IDLE_CONNECTIONS
+            && idle.len() < self.keep
         {
-            idle.push(conn);
+            idle.push(read);
         }
         rows
     }
 }
 
-fn open(path: &Path) -> Result<Connection, InlineError> {
+fn open(path: &Path) -> Result<ReadConnection, InlineError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    // Never wait on this thread: a busy database sends the read to the pool instead.
+    // Never wait for a lock on this thread: a busy database sends the read to the pool.
     conn.busy_timeout(Duration::ZERO)?;
     // One plan per statement whatever its `LIMIT` (see `db::sqlite::stable_query_plans`).
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-    Ok(conn)
+    let budget = Arc::new(AtomicU32::new(STEP_BUDGET));
+    let left = budget.clone();
+    // Returning `true` interrupts the statement (SQLITE_INTERRUPT): the pool takes the read.
+    conn.progress_handler(
+        STEPS_PER_CHECK,
+        Some(move || {
+            left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_err()
+        }),
+    )?;
+    Ok(ReadConnection {
+        conn,
+        opened: Instant::now(),
+        budget,
+    })
 }
 
 fn run<T: FromSqliteRow>(conn: &Connection, statement: &Statement) -> Result<Vec<T>, InlineError> {
     let mut prepared = conn.prepare_cached(&statement.sql)?;
     let columns = prepared.column_names();
     if columns != T::COLUMNS {
-        return Err(InlineError::Failed(DbErr::Custom(format!(
+        return Err(InlineError::Mismatch(DbErr::Custom(format!(
             "inline SQLite read: columns {columns:?}, expected {:?}",
             T::COLUMNS
         ))));
@@ -298,9 +381,7 @@ fn bind(value: &Value) -> Result<ToSqlOutput<'_>, InlineError> {
 }
 
 fn unsupported(what: &str) -> InlineError {
-    InlineError::Failed(DbErr::Custom(format!(
-        "inline SQLite read: parameter {what} not supported"
-    )))
+    InlineError::Retry(Retry::Failed(format!("parameter {what} not supported")))
 }
 
 #[cfg(test)]
@@ -327,17 +408,23 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_database_sends_the_read_to_the_pool_and_other_errors_fail() {
+    fn busy_interrupted_and_failed_reads_go_to_the_pool() {
         let busy = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             None,
         );
-        assert!(matches!(InlineError::from(busy), InlineError::Busy));
+        assert!(matches!(
+            InlineError::from(busy),
+            InlineError::Retry(Retry::Busy)
+        ));
         let corrupt = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
             None,
         );
-        assert!(matches!(InlineError::from(corrupt), InlineError::Failed(_)));
+        assert!(matches!(
+            InlineError::from(corrupt),
+            InlineError::Retry(Retry::Failed(_))
+        ));
     }
 
     #[test]
@@ -398,13 +485,11 @@ mod tests {
             bind(&Value::String(None)),
             Ok(ToSqlOutput::Owned(Sql::Null))
         ));
-        assert!(matches!(
-            bind(&Value::from(u64::MAX)),
-            Err(InlineError::Failed(_))
-        ));
-        assert!(matches!(
-            bind(&Value::from(1.5f64)),
-            Err(InlineError::Failed(_))
-        ));
+        for value in [Value::from(u64::MAX), Value::from(1.5f64)] {
+            assert!(matches!(
+                bind(&value),
+                Err(InlineError::Retry(Retry::Failed(_)))
+            ));
+        }
     }
 }

@@ -6,8 +6,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Error, Expected, OnUnique, Page, PageRequest, ReadPage, Result, TenantOwned, TenantScope,
-    Versioned, fields,
+    Error, Expected, OnUnique, Page, PageRequest, Paginate, ReadPage, Result, TenantOwned,
+    TenantScope, Versioned, fields,
 };
 use crate::db::{
     Reader,
@@ -98,9 +98,16 @@ pub async fn list(
     visibility: Visibility,
     page: PageRequest,
 ) -> Result<Page<post::Model>, sea_orm::DbErr> {
-    visible_newest_first(scope, visibility)
-        .read_page(reads, page)
-        .await
+    let query = visible_newest_first(scope, visibility);
+    match visibility {
+        // The index alone orders and bounds the page.
+        Visibility::All => query.read_page(reads, page).await,
+        // Rows are filtered while the index is walked, as many as there are drafts to skip:
+        // not bounded, so not on the calling thread.
+        Visibility::Published | Visibility::PublishedAndOwnDrafts(_) => {
+            query.page(reads.pool(), page).await
+        }
+    }
 }
 
 /// In the order of `ix_posts_tenant_created_id`; the visibility filter applies as it scans.
@@ -320,26 +327,61 @@ mod tests {
             for (limit, offset) in [(101, 0), (2, 1), (2, 3)] {
                 let page = query.clone().limit(limit).offset(offset);
                 let by_pool = page.clone().all(&db).await.expect("pool");
-                let inline = reads.all(page).await.expect("inline");
+                let inline = reads.all_bounded(page).await.expect("inline");
                 assert!(!by_pool.is_empty());
                 assert_eq!(inline, by_pool);
             }
         }
         // Drafts (no publication date) and published posts both came back.
         let all = reads
-            .all(visible_newest_first(&scope, Visibility::All))
+            .all_bounded(visible_newest_first(&scope, Visibility::All))
             .await
             .unwrap();
         assert_eq!(all.len(), 7);
         assert!(all.iter().any(|p| p.published_at.is_none()));
         assert!(all.iter().any(|p| p.published_at.is_some()));
 
+        assert_eq!(
+            reads.inline_counts(),
+            (13, 0),
+            "all served on the calling thread"
+        );
+
+        // A date in a shape this reader leaves alone (SQLite's own `datetime`): the pool reads it.
+        db.execute_unprepared(
+            "UPDATE posts SET created_at = datetime('now') WHERE slug = 'post-0'",
+        )
+        .await
+        .expect("hand-written date");
+        let everything = visible_newest_first(&scope, Visibility::All);
+        let by_pool = everything.clone().all(&db).await.expect("pool");
+        assert_eq!(reads.all_bounded(everything).await.expect("read"), by_pool);
+        assert_eq!(reads.inline_counts(), (13, 1), "handed to the pool");
+
+        // A read that walks far past its page (20,000 drafts to skip) is interrupted by the
+        // step budget and answered by the pool, the same rows.
+        let bulk = format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             INSERT INTO posts (id, tenant_id, author_id, title, slug, body, status, version, \
+             created_at, updated_at) SELECT randomblob(16), x'{}', x'{}', 't', 'bulk-' || i, \
+             'b', 'draft', 1, '2020-01-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00' FROM n",
+            scope.id().simple(),
+            authors[1].simple()
+        );
+        db.execute_unprepared(&bulk).await.expect("bulk drafts");
+        let skipping = visible_newest_first(&scope, Visibility::Published)
+            .offset(4)
+            .limit(21);
+        let by_pool = skipping.clone().all(&db).await.expect("pool");
+        assert_eq!(reads.all_bounded(skipping).await.expect("read"), by_pool);
+        assert_eq!(reads.inline_counts(), (13, 2), "interrupted, then the pool");
+
         // A query with other columns is refused rather than misread.
         let other_columns = Posts::find()
             .select_only()
             .column(Column::Id)
             .column(Column::Title);
-        let err = reads.all(other_columns).await.expect_err("refused");
+        let err = reads.all_bounded(other_columns).await.expect_err("refused");
         assert!(err.to_string().contains("columns"), "{err}");
     }
 }

@@ -80,6 +80,11 @@ pub fn authz_denied(permission: impl std::fmt::Display) {
     metrics::counter!("authz_denied_total", "permission" => permission.to_string()).increment(1);
 }
 
+/// A hot read on a SQLite file: `served` on the calling thread, or `handed_to_pool`.
+pub fn inline_read(outcome: &'static str) {
+    metrics::counter!("sqlite_inline_reads_total", "outcome" => outcome).increment(1);
+}
+
 pub fn rate_limited(policy: &'static str) {
     metrics::counter!("rate_limited_total", "policy" => policy).increment(1);
 }

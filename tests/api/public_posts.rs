@@ -11,9 +11,16 @@ async fn lists_only_published_posts_of_that_tenant_newest_first() {
 #[tokio::test]
 async fn lists_read_from_a_sqlite_file_follow_the_same_rules() {
     let dir = tempfile::tempdir().unwrap();
-    only_published_posts_of_that_tenant_newest_first(spawn_app_on_a_sqlite_file(&dir).await).await;
+    let app = spawn_app_on_a_sqlite_file(&dir).await;
+    let reads = app.state.reads.clone();
+    only_published_posts_of_that_tenant_newest_first(app).await;
+    assert_eq!(reads.inline_counts(), (1, 0), "read on the calling thread");
+
     let dir = tempfile::tempdir().unwrap();
-    pages_follow_next_offset_in(spawn_app_on_a_sqlite_file(&dir).await).await;
+    let app = spawn_app_on_a_sqlite_file(&dir).await;
+    let reads = app.state.reads.clone();
+    pages_follow_next_offset_in(app).await;
+    assert_eq!(reads.inline_counts(), (2, 0), "read on the calling thread");
 }
 
 async fn only_published_posts_of_that_tenant_newest_first(app: TestApp) {
