@@ -162,7 +162,7 @@ pub fn sample_times() -> Vec<DateTime<Utc>> {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let secs = (state >> 33) as i64 % 7_258_118_400;
+        let secs = (state >> 1) as i64 % 7_258_118_400;
         let nanos = match i % 5 {
             0 => 0,
             1 => (state as u32 % 1000) * 1_000_000,

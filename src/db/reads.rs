@@ -12,6 +12,7 @@
 //! it cannot open) is sent to the pool, which answers as it always did. PostgreSQL and an
 //! in-memory SQLite database use the pool only.
 use std::{
+    collections::VecDeque,
     path::{Path, PathBuf},
     str::FromStr,
     sync::{
@@ -99,8 +100,10 @@ impl Reader {
                 Err(InlineError::Retry(reason)) => {
                     inline.handed_over.fetch_add(1, Ordering::Relaxed);
                     metrics::inline_read("handed_to_pool");
-                    // Busy and long reads are expected now and then; anything else is worth a look.
-                    if matches!(reason, Retry::Busy | Retry::TooLong) {
+                    // Busy and long reads are expected now and then; anything else is worth a
+                    // look, once a minute at most (a bad row on a hot page fails every read;
+                    // the metric counts them all).
+                    if matches!(reason, Retry::Busy | Retry::TooLong) || !inline.warn_now() {
                         tracing::debug!(?reason, "inline SQLite read handed to the pool");
                     } else {
                         tracing::warn!(?reason, "inline SQLite read handed to the pool");
@@ -260,12 +263,17 @@ impl From<rusqlite::Error> for InlineError {
 /// Read-only connections to one SQLite file, each used by one thread at a time.
 struct InlineSqlite {
     path: PathBuf,
-    idle: Mutex<Vec<ReadConnection>>,
+    idle: Mutex<VecDeque<ReadConnection>>,
     /// Idle connections kept: one per thread that may read at once (the runtime's workers).
     keep: usize,
     served: AtomicU64,
     handed_over: AtomicU64,
+    started: Instant,
+    /// Seconds after `started`, plus `WARN_EVERY_SECS`, of the last warning (0: none yet).
+    last_warning: AtomicU64,
 }
+
+const WARN_EVERY_SECS: u64 = 60;
 
 struct ReadConnection {
     conn: Connection,
@@ -279,15 +287,29 @@ impl InlineSqlite {
         let threads = std::thread::available_parallelism().map_or(8, usize::from);
         Self {
             path,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             keep: threads.max(8),
             served: AtomicU64::new(0),
             handed_over: AtomicU64::new(0),
+            started: Instant::now(),
+            last_warning: AtomicU64::new(0),
         }
     }
 
+    /// Whether a minute has passed since the last warning (and this one is it).
+    fn warn_now(&self) -> bool {
+        let now = self.started.elapsed().as_secs() + WARN_EVERY_SECS;
+        let last = self.last_warning.load(Ordering::Relaxed);
+        now >= last + WARN_EVERY_SECS
+            && self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
     fn all<T: FromSqliteRow>(&self, statement: &Statement) -> Result<Vec<T>, InlineError> {
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        // First in, first out: every idle connection comes round, so each one's age is seen.
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop_front());
         let read = match idle {
             Some(read) if read.opened.elapsed() < MAX_CONNECTION_AGE => read,
             _ => open(&self.path)?,
@@ -297,7 +319,7 @@ impl InlineSqlite {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.keep
         {
-            idle.push(read);
+            idle.push_back(read);
         }
         rows
     }
@@ -306,7 +328,8 @@ impl InlineSqlite {
 fn open(path: &Path) -> Result<ReadConnection, InlineError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    // Never wait for a lock on this thread: a busy database sends the read to the pool.
+    // No busy handler: a locked database sends the read to the pool. (SQLite's own retry when
+    // a read starts during a WAL checkpoint can still sleep briefly; it is rare.)
     conn.busy_timeout(Duration::ZERO)?;
     // One plan per statement whatever its `LIMIT` (see `db::sqlite::stable_query_plans`).
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
@@ -432,6 +455,27 @@ mod tests {
         for at in crate::api::sample_times() {
             let text = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
             assert_eq!(parse_utc_fast(text.as_bytes()), Some(at), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_fraction_width_is_read_as_chrono_reads_it() {
+        for fraction in [
+            "", ".5", ".12", ".123", ".1234", ".12345", ".123456", ".1234567",
+        ] {
+            for tail in [".12345678", ".123456789", ".000000001", ".9"] {
+                for text in [
+                    format!("2026-11-24T15:06:55{fraction}+00:00"),
+                    format!("2000-02-29T23:59:59{tail}+00:00"),
+                ] {
+                    let chrono = DateTime::parse_from_rfc3339(&text).unwrap();
+                    assert_eq!(
+                        parse_utc_fast(text.as_bytes()),
+                        Some(chrono.to_utc()),
+                        "{text}"
+                    );
+                }
+            }
         }
     }
 
