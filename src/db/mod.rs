@@ -1,11 +1,12 @@
 //! The database: connection (SQLite by default, PostgreSQL by URL), migrations, entities.
-use std::{path::Path, time::Duration};
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, sqlx::sqlite::SqliteJournalMode,
+    TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode},
 };
 use secrecy::ExposeSecret;
 
@@ -188,19 +189,10 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
-    }
-    if let Some(dir) = Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| {
             format!("could not create the database directory {}", dir.display())
         })?;
@@ -208,9 +200,42 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The database file a SQLite URL names; `None` for PostgreSQL and in-memory databases. Read
+/// by sqlx's own parser (percent-decoding included), so it is the file the pool opens.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file_as_sqlx_reads_it() {
+        assert_eq!(
+            sqlite_file("sqlite://data/iq.db?mode=rwc"),
+            Some(PathBuf::from("data/iq.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:data/iq.db"),
+            Some(PathBuf::from("data/iq.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/a%20b.db"),
+            Some(PathBuf::from("/tmp/a b.db"))
+        );
+        for url in [
+            "sqlite::memory:",
+            "sqlite://file:shared?mode=memory&cache=shared",
+            "postgres://postgres@127.0.0.1/iq",
+        ] {
+            assert_eq!(sqlite_file(url), None, "{url}");
+        }
+    }
 
     #[test]
     fn codes_are_classified_by_their_driver() {

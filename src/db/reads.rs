@@ -14,7 +14,6 @@
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
-    str::FromStr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -26,16 +25,18 @@ use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, Row,
     config::DbConfig,
-    types::{ToSqlOutput, Value as Sql, ValueRef},
+    types::{ToSqlOutput, Type, Value as Sql, ValueRef},
 };
 use sea_orm::{
     ActiveEnum, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Select, Statement,
     sea_query::{OptionEnum, Value},
-    sqlx::sqlite::SqliteConnectOptions,
 };
 use uuid::Uuid;
 
-use super::entities::{PostStatus, post};
+use super::{
+    entities::{PostStatus, post},
+    sqlite_file,
+};
 use crate::telemetry::metrics;
 
 /// SQLite VM steps between two looks at the budget, and the budget in looks: a page of 101
@@ -115,16 +116,6 @@ impl Reader {
     }
 }
 
-/// The database file a SQLite URL names; `None` for PostgreSQL and in-memory databases.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
-        return None;
-    }
-    // sqlx's own parser, so that this reads the file the pool opened.
-    let options = SqliteConnectOptions::from_str(url).ok()?;
-    Some(options.get_filename().to_path_buf())
-}
-
 /// A row type read on the inline path, column by column in the order of its entity's `SELECT`.
 pub trait FromSqliteRow: Sized {
     /// The column names, in order: a query whose columns differ is refused, not misread.
@@ -168,13 +159,13 @@ impl FromSqliteRow for post::Model {
 /// A UUID as sqlx writes it to SQLite: 16 bytes.
 fn uuid(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let bytes = row.get_ref(idx)?.as_blob()?;
-    Uuid::from_slice(bytes).map_err(|err| conversion(idx, err))
+    Uuid::from_slice(bytes).map_err(|err| conversion(idx, Type::Blob, err))
 }
 
 /// A timestamp as sqlx writes it to SQLite: RFC 3339 text.
 fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let text = row.get_ref(idx)?.as_str()?;
-    parse_rfc3339(text).map_err(|err| conversion(idx, err))
+    parse_rfc3339(text).map_err(|err| conversion(idx, Type::Text, err))
 }
 
 /// `DateTime::parse_from_rfc3339`, with a fast path for the one shape sqlx writes in UTC
@@ -224,11 +215,16 @@ fn optional_timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Date
 
 fn status(row: &Row<'_>, idx: usize) -> rusqlite::Result<PostStatus> {
     let text: String = row.get(idx)?;
-    PostStatus::try_from_value(&text).map_err(|err| conversion(idx, err))
+    PostStatus::try_from_value(&text).map_err(|err| conversion(idx, Type::Text, err))
 }
 
-fn conversion(idx: usize, err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(err))
+/// A value of SQLite type `stored` that does not decode into its field.
+fn conversion(
+    idx: usize,
+    stored: Type,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, stored, Box::new(err))
 }
 
 enum InlineError {
@@ -269,8 +265,8 @@ struct InlineSqlite {
     served: AtomicU64,
     handed_over: AtomicU64,
     started: Instant,
-    /// Seconds after `started`, plus `WARN_EVERY_SECS`, of the last warning (0: none yet).
-    last_warning: AtomicU64,
+    /// Seconds after `started` from which the next warning may be logged.
+    next_warning: AtomicU64,
 }
 
 const WARN_EVERY_SECS: u64 = 60;
@@ -292,18 +288,23 @@ impl InlineSqlite {
             served: AtomicU64::new(0),
             handed_over: AtomicU64::new(0),
             started: Instant::now(),
-            last_warning: AtomicU64::new(0),
+            next_warning: AtomicU64::new(0),
         }
     }
 
     /// Whether a minute has passed since the last warning (and this one is it).
     fn warn_now(&self) -> bool {
-        let now = self.started.elapsed().as_secs() + WARN_EVERY_SECS;
-        let last = self.last_warning.load(Ordering::Relaxed);
-        now >= last + WARN_EVERY_SECS
+        let now = self.started.elapsed().as_secs();
+        let next = self.next_warning.load(Ordering::Relaxed);
+        now >= next
             && self
-                .last_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .next_warning
+                .compare_exchange(
+                    next,
+                    now + WARN_EVERY_SECS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
     }
 
@@ -410,25 +411,6 @@ fn unsupported(what: &str) -> InlineError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_sqlite_files_are_read_inline() {
-        assert_eq!(
-            sqlite_file("sqlite://data/iq.db?mode=rwc"),
-            Some(PathBuf::from("data/iq.db"))
-        );
-        assert_eq!(
-            sqlite_file("sqlite:///tmp/a%20b.db"),
-            Some(PathBuf::from("/tmp/a b.db"))
-        );
-        for url in [
-            "sqlite::memory:",
-            "sqlite://file:shared?mode=memory&cache=shared",
-            "postgres://postgres@127.0.0.1/iq",
-        ] {
-            assert_eq!(sqlite_file(url), None, "{url}");
-        }
-    }
 
     #[test]
     fn busy_interrupted_and_failed_reads_go_to_the_pool() {
