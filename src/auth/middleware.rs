@@ -10,7 +10,7 @@
 //! unsafe methods authenticated by cookie also need CSRF proof: the `X-CSRF-Token` header
 //! matching the CSRF cookie, or an `Origin` / `Sec-Fetch-Site` showing the request comes from
 //! this site.
-use std::{net::IpAddr, sync::Arc};
+use std::{borrow::Cow, net::IpAddr, sync::Arc};
 
 use chrono::Utc;
 use poem::{Endpoint, Middleware, Request, Result, http::header};
@@ -54,15 +54,16 @@ pub struct Authenticator {
     pub origin: String,
 }
 
-enum Presented {
-    ApiKey(String),
-    Bearer(String),
+/// Borrowed from the request's headers (a key in HTTP Basic is decoded, so owned).
+enum Presented<'a> {
+    ApiKey(Cow<'a, str>),
+    Bearer(&'a str),
     /// `Authorization: DPoP <token>`: a token bound to the client's key, with a proof.
-    Dpop(String),
+    Dpop(&'a str),
     Cookie(String),
 }
 
-impl Presented {
+impl Presented<'_> {
     /// The credential kind, as metrics and the audit trail name it.
     fn kind(&self) -> &'static str {
         match self {
@@ -79,7 +80,7 @@ pub const X_API_KEY: &str = "x-api-key";
 
 /// The credential a request presents (`Ok(None)`: none usable), or the 400 for one that
 /// presents two ways at once.
-fn presented(req: &Request) -> Result<Option<Presented>, ApiError> {
+fn presented(req: &Request) -> Result<Option<Presented<'_>>, ApiError> {
     let headers = req.headers();
     let mut api_keys = headers.get_all(X_API_KEY).iter();
     match (headers.get(header::AUTHORIZATION), api_keys.next()) {
@@ -92,7 +93,7 @@ fn presented(req: &Request) -> Result<Option<Presented>, ApiError> {
         (None, Some(key)) => Ok(key
             .to_str()
             .ok()
-            .map(|key| Presented::ApiKey(key.trim().to_owned()))),
+            .map(|key| Presented::ApiKey(Cow::Borrowed(key.trim())))),
         (Some(authorization), None) => Ok(from_authorization(authorization)),
         (None, None) => Ok(req
             .cookie()
@@ -101,21 +102,21 @@ fn presented(req: &Request) -> Result<Option<Presented>, ApiError> {
     }
 }
 
-fn from_authorization(value: &header::HeaderValue) -> Option<Presented> {
+fn from_authorization(value: &header::HeaderValue) -> Option<Presented<'_>> {
     let (scheme, rest) = value.to_str().ok()?.split_once(' ')?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("apikey") {
-        return Some(Presented::ApiKey(rest.to_owned()));
+        return Some(Presented::ApiKey(Cow::Borrowed(rest)));
     }
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(Presented::Bearer(rest.to_owned()));
+        return Some(Presented::Bearer(rest));
     }
     if scheme.eq_ignore_ascii_case(dpop::SCHEME) {
-        return Some(Presented::Dpop(rest.to_owned()));
+        return Some(Presented::Dpop(rest));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let (user, key) = super::basic_credentials(rest)?;
-        return (user == "apikey").then_some(Presented::ApiKey(key));
+        return (user == "apikey").then_some(Presented::ApiKey(Cow::Owned(key)));
     }
     None
 }
@@ -206,12 +207,16 @@ impl Authenticator {
         self.limiter.failed(&ratelimit::client_of(req)).await;
     }
 
-    async fn principal(&self, presented: Presented, req: &Request) -> Result<Principal, Refusal> {
+    async fn principal(
+        &self,
+        presented: Presented<'_>,
+        req: &Request,
+    ) -> Result<Principal, Refusal> {
         let client = client_ip(req);
         match presented {
             Presented::ApiKey(key) => key_refusal(self.keys.verify(&key, client).await, "rejected"),
-            Presented::Bearer(token) => self.access_token(&token, Carrier::Bearer, req).await,
-            Presented::Dpop(token) => self.access_token(&token, Carrier::Dpop, req).await,
+            Presented::Bearer(token) => self.access_token(token, Carrier::Bearer, req).await,
+            Presented::Dpop(token) => self.access_token(token, Carrier::Dpop, req).await,
             Presented::Cookie(token) => self.access_token(&token, Carrier::Cookie, req).await,
         }
     }

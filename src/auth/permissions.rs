@@ -2,7 +2,7 @@
 //!
 //! Kept as an enum with a string form so finer scopes (`posts:write`, say) are added as
 //! variants without changing storage: the database holds a JSON array of these strings.
-use std::{collections::BTreeSet, fmt, str::FromStr};
+use std::{fmt, str::FromStr};
 
 use poem::http::Method;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,17 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// Every permission, in the order sets list them.
+    pub const ALL: [Permission; 2] = [Permission::Read, Permission::Write];
+
+    /// Its bit in a [`Permissions`] set (a new variant must be given one to compile).
+    const fn bit(self) -> u16 {
+        match self {
+            Permission::Read => 1,
+            Permission::Write => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::Read => "read",
@@ -67,26 +78,30 @@ impl FromStr for Permission {
     }
 }
 
-/// A non-empty set of permissions.
+/// A non-empty set of permissions: one bit per [`Permission`], so a principal carrying it is
+/// copied on every request without an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<Permission>", into = "Vec<Permission>")]
-pub struct Permissions(BTreeSet<Permission>);
+pub struct Permissions(u16);
 
 impl Permissions {
     pub fn all() -> Self {
-        Self([Permission::Read, Permission::Write].into())
+        Self(Permission::ALL.iter().fold(0, |bits, p| bits | p.bit()))
     }
 
     pub fn contains(&self, p: Permission) -> bool {
-        self.0.contains(&p)
+        self.0 & p.bit() != 0
     }
 
     pub fn is_subset(&self, other: &Permissions) -> bool {
-        self.0.is_subset(&other.0)
+        self.0 & !other.0 == 0
     }
 
     pub fn to_vec(&self) -> Vec<Permission> {
-        self.0.iter().copied().collect()
+        Permission::ALL
+            .into_iter()
+            .filter(|p| self.contains(*p))
+            .collect()
     }
 
     /// An OAuth `scope` (RFC 6749 §3.3: space-separated): each scope is a permission's name,
@@ -102,14 +117,14 @@ impl Permissions {
 
     /// The `scope` string of these permissions.
     pub fn scope(&self) -> String {
-        let names: Vec<&str> = self.0.iter().map(|p| p.as_str()).collect();
+        let names: Vec<&str> = self.to_vec().into_iter().map(Permission::as_str).collect();
         names.join(" ")
     }
 
     /// What both allow; `None` when nothing is left.
     pub fn intersection(&self, other: &Permissions) -> Option<Permissions> {
-        let common: BTreeSet<Permission> = self.0.intersection(&other.0).copied().collect();
-        (!common.is_empty()).then_some(Self(common))
+        let common = self.0 & other.0;
+        (common != 0).then_some(Self(common))
     }
 }
 
@@ -120,7 +135,7 @@ impl TryFrom<Vec<Permission>> for Permissions {
         if v.is_empty() {
             return Err("at least one permission is required");
         }
-        Ok(Self(v.into_iter().collect()))
+        Ok(Self(v.into_iter().fold(0, |bits, p| bits | p.bit())))
     }
 }
 
@@ -157,6 +172,25 @@ mod tests {
         assert_eq!(Permissions::all().intersection(&read), Some(read.clone()));
         let write = Permissions::from_scope("write").unwrap();
         assert_eq!(read.intersection(&write), None);
+    }
+
+    #[test]
+    fn each_permission_has_its_own_bit_and_a_place_in_all() {
+        let bits: Vec<u16> = Permission::ALL.iter().map(|p| p.bit()).collect();
+        for (i, bit) in bits.iter().enumerate() {
+            assert_eq!(bit.count_ones(), 1);
+            assert!(!bits[..i].contains(bit), "{bit} twice");
+        }
+        for p in [Permission::Read, Permission::Write] {
+            assert!(Permissions::all().contains(p), "{p} missing from ALL");
+        }
+        let read = Permissions::from_scope("read").unwrap();
+        assert!(read.is_subset(&Permissions::all()));
+        assert!(!Permissions::all().is_subset(&read));
+        assert_eq!(
+            Permissions::all().to_vec(),
+            vec![Permission::Read, Permission::Write]
+        );
     }
 
     #[test]

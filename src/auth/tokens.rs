@@ -108,7 +108,7 @@ pub struct TokenIssuer {
 /// Tokens verified moments ago, by the SHA-256 of the whole token: a hit is the very string
 /// whose signature and claims were checked, so only the time is checked again (never past
 /// `exp`). Revocation is not cached: the caller checks the revocation list on every request.
-type VerifiedTokens = moka::sync::Cache<[u8; 32], Arc<AccessClaims>>;
+type VerifiedTokens = crate::cache::TtlCache<[u8; 32], Arc<AccessClaims>>;
 
 /// How long a verified token is remembered (bounded by its own expiry).
 const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -116,10 +116,7 @@ const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const LEEWAY_SECS: i64 = 5;
 
 fn verified_cache() -> VerifiedTokens {
-    moka::sync::Cache::builder()
-        .max_capacity(100_000)
-        .time_to_live(VERIFIED_TTL)
-        .build()
+    crate::cache::TtlCache::new(100_000, VERIFIED_TTL)
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -67,8 +67,7 @@ impl<E: Endpoint> Endpoint for TenantAuthzEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        let path = req.uri().path().to_owned();
-        let Some(slug) = routes::tenant_slug(&path) else {
+        let Some(slug) = routes::tenant_slug(req.uri().path()) else {
             return self.inner.call(req).await;
         };
         let principal = req

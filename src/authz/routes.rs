@@ -69,10 +69,10 @@ impl RouteTable {
     /// The methods declared for a path (none when no line covers it): what `Allow` lists
     /// when a request uses another method.
     pub fn methods_for(&self, path: &str) -> Vec<Method> {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let path = path.trim_end_matches('/');
         let mut methods: Vec<Method> = Vec::new();
         for (route, pattern) in &self.routes {
-            if matches(pattern, &segments) && !methods.contains(&route.method) {
+            if matches(pattern, path.split('/')) && !methods.contains(&route.method) {
                 methods.push(route.method.clone());
             }
         }
@@ -87,12 +87,12 @@ impl RouteTable {
         } else {
             method
         };
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let path = path.trim_end_matches('/');
         // The most specific line wins (fewest variables), whatever the order of declaration:
         // a later `GET /posts/export` is not taken for `GET /posts/{id}`.
         self.routes
             .iter()
-            .filter(|(r, pattern)| r.method == method && matches(pattern, &segments))
+            .filter(|(r, pattern)| r.method == method && matches(pattern, path.split('/')))
             .min_by_key(|(_, pattern)| pattern.iter().filter(|p| p.starts_with('{')).count())
             .map(|(r, _)| r.permission)
     }
@@ -105,12 +105,14 @@ impl TenantRoute {
     }
 }
 
-fn matches(pattern: &[String], segments: &[&str]) -> bool {
-    pattern.len() == segments.len()
-        && pattern
-            .iter()
-            .zip(segments)
-            .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
+/// Whether a request path's segments fill the pattern's, one for one (no allocation: this
+/// runs for every line on every tenant request).
+fn matches<'a>(pattern: &[String], mut segments: impl Iterator<Item = &'a str>) -> bool {
+    pattern.iter().all(|p| {
+        segments
+            .next()
+            .is_some_and(|s| (p.starts_with('{') && !s.is_empty()) || p == s)
+    }) && segments.next().is_none()
 }
 
 /// The tenant slug of a tenant-scoped path: `/api/v1/tenants/{slug}` and anything below it.

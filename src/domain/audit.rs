@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -197,7 +196,7 @@ const SAMPLED_PER_SECOND: u32 = 10;
 /// The audit trail of one instance, with the sampling of repeated events.
 pub struct AuditLog {
     db: DatabaseConnection,
-    recent: Cache<String, ()>,
+    recent: crate::cache::TtlCache<String, ()>,
     budget: governor::DefaultDirectRateLimiter,
 }
 
@@ -205,10 +204,7 @@ impl AuditLog {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            recent: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(SAMPLE_WINDOW)
-                .build(),
+            recent: crate::cache::TtlCache::new(100_000, SAMPLE_WINDOW),
             budget: governor::RateLimiter::direct(
                 governor::Quota::per_second(nonzero(SAMPLED_PER_SECOND))
                     .allow_burst(nonzero(SAMPLED_PER_SECOND * 60)),
@@ -220,7 +216,10 @@ impl AuditLog {
     /// the last minute by this instance, or the instance's budget for sampled events is spent
     /// (counted in `audit_events_suppressed_total`); the metrics count every event anyway.
     pub async fn sampled(&self, key: String, ctx: &Context, event: Event) {
-        if !self.recent.entry(key).or_insert(()).is_fresh() {
+        let first = self
+            .recent
+            .upsert(key.as_str(), SAMPLE_WINDOW, || ((), true), |()| false);
+        if !first {
             return;
         }
         if self.budget.check().is_err() {

@@ -39,16 +39,14 @@ pub async fn resolve(db: &impl ConnectionTrait, slug: &str) -> Result<Option<Ten
 /// deleted, so this spares every tenant and public request a query. Shared by the tenant
 /// middleware and the public pages (one per process, in [`crate::state::AppState`]).
 #[derive(Clone)]
-pub struct SlugCache(moka::sync::Cache<String, TenantScope>);
+pub struct SlugCache(std::sync::Arc<crate::cache::TtlCache<String, TenantScope>>);
 
 impl Default for SlugCache {
     fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(30))
-                .build(),
-        )
+        Self(std::sync::Arc::new(crate::cache::TtlCache::new(
+            10_000,
+            std::time::Duration::from_secs(30),
+        )))
     }
 }
 

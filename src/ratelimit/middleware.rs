@@ -12,7 +12,7 @@ use std::{
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{HeaderValue, header},
+    http::{HeaderName, HeaderValue, header},
 };
 
 use super::{Decision, Policy, RateLimiter, client_key};
@@ -140,11 +140,14 @@ fn refused(decision: &Decision) -> Result<(), ApiError> {
 
 /// `RateLimit-Policy` and `RateLimit` for `decisions`, e.g. `"ip";q=600;w=60` and
 /// `"ip";r=599;t=1`.
+const POLICY_FIELD: HeaderName = HeaderName::from_static("ratelimit-policy");
+const STATE_FIELD: HeaderName = HeaderName::from_static("ratelimit");
+
 fn add_fields(resp: &mut Response, decisions: &[Decision]) {
     if decisions.is_empty() {
         return;
     }
-    let (mut policy, mut state) = (String::new(), String::new());
+    let (mut policy, mut state) = (String::with_capacity(64), String::with_capacity(64));
     for (i, d) in decisions.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
         let name = d.policy.name();
@@ -161,7 +164,7 @@ fn add_fields(resp: &mut Response, decisions: &[Decision]) {
             d.reset_secs()
         );
     }
-    for (field, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+    for (field, value) in [(POLICY_FIELD, policy), (STATE_FIELD, state)] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert(field, value);
         }

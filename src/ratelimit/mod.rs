@@ -11,9 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use moka::sync::Cache;
-
 use crate::{
+    cache::TtlCache,
     config::{Quota, RateLimitSettings},
     store::Store,
 };
@@ -137,11 +136,11 @@ pub struct RateLimiter {
     shared: Option<shared::SharedLimits>,
     cooldown: Duration,
     /// Cooling addresses decided in process (no Redis, or Redis unreachable at the time).
-    cooling: Cache<String, Instant>,
+    cooling: TtlCache<String, Instant>,
 }
 
 /// Bound on the in-process cooling list; under a flood of distinct addresses the oldest go.
-const MAX_COOLING: u64 = 100_000;
+const MAX_COOLING: usize = 100_000;
 
 impl RateLimiter {
     pub fn new(settings: &RateLimitSettings, store: &Store) -> Arc<Self> {
@@ -155,12 +154,9 @@ impl RateLimiter {
             limits,
             shared,
             cooldown: settings.failed_auth_cooldown(),
-            // LRU: under a flood of addresses the oldest go, never a new cooling entry.
-            cooling: Cache::builder()
-                .max_capacity(MAX_COOLING)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .time_to_live(settings.failed_auth_cooldown())
-                .build(),
+            // Bounded: under a flood of addresses the entries nobody comes back to go first;
+            // a new cooling entry is always admitted.
+            cooling: TtlCache::new(MAX_COOLING, settings.failed_auth_cooldown()),
         })
     }
 

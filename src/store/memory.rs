@@ -1,12 +1,8 @@
-//! In-process backend: a bounded moka cache with a per-entry deadline.
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
-
-use moka::{Expiry, sync::Cache};
+//! In-process backend: bounded caches whose entries carry their own deadline.
+use std::{sync::Arc, time::Duration};
 
 use super::{EphemeralStore, StoreError};
+use crate::cache::TtlCache;
 
 #[derive(Clone)]
 enum Value {
@@ -14,65 +10,31 @@ enum Value {
     Counter(u64),
 }
 
-#[derive(Clone)]
-struct Entry {
-    value: Value,
-    expires_at: Instant,
-}
-
-impl Entry {
-    fn live(self) -> Option<Value> {
-        (self.expires_at > Instant::now()).then_some(self.value)
-    }
-}
-
-struct UntilDeadline;
-
-impl Expiry<String, Entry> for UntilDeadline {
-    fn expire_after_create(&self, _: &String, entry: &Entry, now: Instant) -> Option<Duration> {
-        Some(entry.expires_at.saturating_duration_since(now))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Entry,
-        now: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.expires_at.saturating_duration_since(now))
-    }
-}
-
 /// Bounded so that a flood of distinct keys (login flows, rate-limit counters per IP) cannot
 /// exhaust memory. Revocations, policy epochs and spent DPoP `jti`s live in a cache of their
 /// own: only authenticated actions write them, so anonymous traffic cannot crowd them out (a
-/// bounded cache may refuse or evict entries when full, and a lost revocation would let a token
-/// back in, a lost `jti` a proof be replayed).
+/// bounded cache evicts entries when full, and a lost revocation would let a token back in, a
+/// lost `jti` a proof be replayed).
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<String, Entry>,
-    protected: Cache<String, Entry>,
+    cache: Arc<TtlCache<String, Value>>,
+    protected: Arc<TtlCache<String, Value>>,
 }
 
 /// Key prefixes kept in the protected cache.
 const PROTECTED_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:", "dpop:jti:"];
 
 impl MemoryStore {
-    pub fn new(max_entries: u64) -> Self {
-        let build = |capacity| {
-            Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilDeadline)
-                .build()
-        };
+    pub fn new(max_entries: usize) -> Self {
+        // Each entry has its own time to live; the caches add no cap of their own.
+        let build = |capacity| Arc::new(TtlCache::new(capacity, Duration::MAX));
         Self {
             cache: build(max_entries),
             protected: build(max_entries.saturating_mul(10)),
         }
     }
 
-    fn cache_for(&self, key: &str) -> &Cache<String, Entry> {
+    fn cache_for(&self, key: &str) -> &TtlCache<String, Value> {
         if PROTECTED_PREFIXES.iter().any(|p| key.starts_with(p)) {
             &self.protected
         } else {
@@ -90,56 +52,40 @@ fn bytes(value: Option<Value>) -> Option<Vec<u8>> {
 
 impl EphemeralStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(bytes(self.cache_for(key).get(key).and_then(Entry::live)))
+        Ok(bytes(self.cache_for(key).get(key)))
     }
 
     async fn any_exists(&self, keys: &[&str]) -> Result<bool, StoreError> {
-        Ok(keys.iter().any(|key| {
-            self.cache_for(key)
-                .get(*key)
-                .and_then(Entry::live)
-                .is_some()
-        }))
+        Ok(keys
+            .iter()
+            .any(|key| self.cache_for(key).contains_key(*key)))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let entry = Entry {
-            value: Value::Bytes(value.into()),
-            expires_at: Instant::now() + ttl,
-        };
-        self.cache_for(key).insert(key.to_owned(), entry);
+        self.cache_for(key)
+            .insert_for(key.to_owned(), Value::Bytes(value.into()), ttl);
         Ok(())
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(bytes(self.cache_for(key).remove(key).and_then(Entry::live)))
+        Ok(bytes(self.cache_for(key).remove(key)))
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        // `and_upsert_with` runs serially per key, so concurrent increments are never lost.
-        let entry = self
-            .cache_for(key)
-            .entry(key.to_owned())
-            .and_upsert_with(|current| {
-                let now = Instant::now();
-                match current.map(|e| e.into_value()) {
-                    Some(Entry {
-                        value: Value::Counter(n),
-                        expires_at,
-                    }) if expires_at > now => Entry {
-                        value: Value::Counter(n.saturating_add(1)),
-                        expires_at,
-                    },
-                    _ => Entry {
-                        value: Value::Counter(1),
-                        expires_at: now + ttl,
-                    },
+        // One key's upserts run one after another, so concurrent increments are never lost; a
+        // live counter keeps its deadline (a fixed window).
+        self.cache_for(key).upsert(
+            key,
+            ttl,
+            || (Value::Counter(1), Ok(1)),
+            |value| match value {
+                Value::Counter(n) => {
+                    *n = n.saturating_add(1);
+                    Ok(*n)
                 }
-            });
-        match entry.into_value().value {
-            Value::Counter(n) => Ok(n),
-            Value::Bytes(_) => Err(StoreError::Unavailable("counter key holds a value".into())),
-        }
+                Value::Bytes(_) => Err(StoreError::Unavailable("counter key holds a value".into())),
+            },
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -161,12 +107,12 @@ mod tests {
             "authz:epoch",
         ] {
             assert!(
-                std::ptr::eq(store.cache_for(key), &store.protected),
+                std::ptr::eq(store.cache_for(key), &*store.protected),
                 "{key}"
             );
         }
         for key in ["ratelimit:ip:1.2.3.4", "oidc:flow:abc"] {
-            assert!(std::ptr::eq(store.cache_for(key), &store.cache), "{key}");
+            assert!(std::ptr::eq(store.cache_for(key), &*store.cache), "{key}");
         }
     }
 }

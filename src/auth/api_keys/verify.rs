@@ -10,13 +10,13 @@
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::{AllowedIps, token};
 use crate::{
     auth::{ApiKeyGrant, Credential, Principal, permissions::Permissions},
+    cache::TtlCache,
     db::entities::api_key,
     store::{EphemeralStore, Store, StoreError},
 };
@@ -70,7 +70,7 @@ enum Source {
 pub struct KeyVerifier {
     db: DatabaseConnection,
     store: Store,
-    cache: Cache<String, Arc<ActiveKey>>,
+    cache: TtlCache<String, Arc<ActiveKey>>,
     /// Compared against when the lookup id is unknown, so that path costs the same.
     dummy_hash: String,
 }
@@ -84,10 +84,7 @@ impl KeyVerifier {
         Self {
             db,
             store,
-            cache: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
+            cache: TtlCache::new(10_000, CACHE_TTL),
             dummy_hash: token::hash("iq_dummy"),
         }
     }
@@ -146,8 +143,8 @@ impl KeyVerifier {
             tracing::debug!(key_id = %key.id, client = ?client, "API key used from outside its allowed_ips");
             return Ok(None);
         }
-        if self.store.get(&revocation_key(lookup_id)).await?.is_some() {
-            self.cache.invalidate(lookup_id);
+        if self.store.any_exists(&[&revocation_key(lookup_id)]).await? {
+            self.cache.remove(lookup_id);
             return Ok(None);
         }
         if let Source::Database { last_used_at } = source
@@ -242,7 +239,7 @@ impl KeyVerifier {
         self.store
             .set(&revocation_key(lookup_id), b"1", REVOCATION_TTL)
             .await?;
-        self.cache.invalidate(lookup_id);
+        self.cache.remove(lookup_id);
         Ok(())
     }
 }
