@@ -1,16 +1,18 @@
-//! `JsonReply<T>`: a JSON response body written by serde straight from `T`, documented by `T`'s
+//! `JsonReply<T>`: a JSON response body written straight from `T`, documented by `T`'s
 //! poem-openapi schema.
 //!
 //! poem-openapi's own `Json` first builds a `serde_json::Value` tree of the whole body (a copy
 //! of every string, a map per object) and then writes that. For the list pages on the hot path
-//! that copy costs more than the rest of the serialisation. `T`'s `Serialize` must write exactly
-//! what its schema says: [`rfc3339`] and [`rfc3339_opt`] write dates as poem-openapi does, and
+//! that copy costs more than the rest of the serialisation. `T` must write exactly what its
+//! schema says: [`rfc3339`] and [`rfc3339_opt`] write dates as poem-openapi does, and
 //! each type used here has a test comparing both (`assert_same_json`).
 //!
-//! The writer is sonic-rs's serde serializer: it escapes strings 32 bytes at a time (SIMD)
-//! where serde_json looks at every byte, which was a quarter of a list page's instructions
-//! (post bodies are most of the page). It escapes the same characters the same way; a test
-//! holds the two writers to the same bytes.
+//! The body is written by [`WriteJson`], not by a serde serializer: a list page is a few
+//! thousand fields, and serde's generic path cost ~250 instructions per field where copying a
+//! field's name is a few. Free text is escaped by sonic-rs (32 bytes at a time, where
+//! serde_json looks at every byte); UUIDs, dates and numbers never need escaping and are
+//! copied. Every implementation is held to serde_json's bytes for the same value by a test
+//! ([`assert_same_json`]), so the `Serialize` derive stays the reference.
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use poem::{IntoResponse, Response};
 use poem_openapi::{
@@ -19,7 +21,7 @@ use poem_openapi::{
     registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::Type,
 };
-use serde::{Serialize, Serializer};
+use serde::Serializer;
 
 pub struct JsonReply<T>(pub T);
 
@@ -47,13 +49,13 @@ impl<T: Type> Payload for JsonReply<T> {
 /// copied into a larger one near the end of most pages.
 const INITIAL_BODY: usize = 24 * 1024;
 
-impl<T: Serialize + Send> IntoResponse for JsonReply<T> {
+impl<T: WriteJson + Send> IntoResponse for JsonReply<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(INITIAL_BODY);
-        match sonic_rs::to_writer(&mut body, &self.0) {
+        match self.0.write_json(&mut body) {
             Ok(()) => Response::builder().content_type(CONTENT_TYPE).body(body),
-            // Only a `Serialize` that fails on its own gets here (a map with non-string keys,
-            // say): a bug, answered as poem's `Json` answers it.
+            // Only a writer that fails on its own gets here (writing into a `Vec` cannot fail):
+            // a bug, answered as poem's `Json` answers it.
             Err(err) => Response::builder()
                 .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
                 .body(err.to_string()),
@@ -61,7 +63,7 @@ impl<T: Serialize + Send> IntoResponse for JsonReply<T> {
     }
 }
 
-impl<T: Type + Serialize + Send> ApiResponse for JsonReply<T> {
+impl<T: Type + WriteJson + Send> ApiResponse for JsonReply<T> {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
@@ -79,6 +81,61 @@ impl<T: Type + Serialize + Send> ApiResponse for JsonReply<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
+    }
+}
+
+/// A reply body that writes itself as JSON, as its `Serialize` derive would (tested).
+pub trait WriteJson {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), sonic_rs::Error>;
+}
+
+/// The pieces a [`WriteJson`] is made of.
+pub mod write {
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    /// Punctuation and field names, as they are: `,"title":`.
+    pub fn raw(out: &mut Vec<u8>, json: &str) {
+        out.extend_from_slice(json.as_bytes());
+    }
+
+    /// Free text, quoted and escaped.
+    pub fn text(out: &mut Vec<u8>, text: &str) -> Result<(), sonic_rs::Error> {
+        sonic_rs::to_writer(out, text)
+    }
+
+    /// A UUID, hyphenated in lower case (hex digits and hyphens: nothing to escape).
+    pub fn uuid(out: &mut Vec<u8>, id: &Uuid) {
+        out.push(b'"');
+        raw(
+            out,
+            id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
+        );
+        out.push(b'"');
+    }
+
+    /// A date-time as [`super::rfc3339`] writes it (digits and `-:.T+`: nothing to escape).
+    pub fn date(out: &mut Vec<u8>, at: &DateTime<Utc>) {
+        let mut buf = [0u8; super::RFC3339_MAX];
+        out.push(b'"');
+        match super::write_rfc3339(at, &mut buf) {
+            Some(text) => raw(out, text),
+            None => raw(out, &at.to_rfc3339()),
+        }
+        out.push(b'"');
+    }
+
+    /// A date-time or `null`.
+    pub fn optional_date(out: &mut Vec<u8>, at: &Option<DateTime<Utc>>) {
+        match at {
+            Some(at) => date(out, at),
+            None => raw(out, "null"),
+        }
+    }
+
+    /// An integer.
+    pub fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+        raw(out, itoa::Buffer::new().format(n));
     }
 }
 
@@ -149,11 +206,12 @@ pub fn rfc3339_opt<S: Serializer>(
     }
 }
 
-/// Asserts that the reply's writer writes `value` as its poem-openapi schema type does, and
-/// byte for byte as serde_json would.
+/// Asserts that [`WriteJson`] writes `value` byte for byte as serde_json writes its
+/// `Serialize` derive, and that this is what its poem-openapi schema type says.
 #[cfg(test)]
-pub fn assert_same_json<T: Serialize + poem_openapi::types::ToJSON>(value: &T) {
-    let written = sonic_rs::to_vec(value).expect("sonic-rs");
+pub fn assert_same_json<T: WriteJson + serde::Serialize + poem_openapi::types::ToJSON>(value: &T) {
+    let mut written = Vec::new();
+    value.write_json(&mut written).expect("written");
     assert_eq!(
         String::from_utf8_lossy(&written),
         serde_json::to_string(value).expect("serde_json")
@@ -195,7 +253,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Serialize)]
+    #[derive(serde::Serialize)]
     struct At(#[serde(serialize_with = "rfc3339")] DateTime<Utc>);
 
     fn written(at: DateTime<Utc>) -> String {

@@ -4,6 +4,7 @@ use poem_openapi::{
     types::{ParseFromJSON, ToJSON},
 };
 
+use super::json_reply::{WriteJson, write};
 use crate::domain;
 
 /// A page of results. `next_offset` is absent on the last page.
@@ -30,5 +31,27 @@ impl<T: ParseFromJSON + ToJSON> Page<T> {
             offset: page.offset,
             next_offset: page.next_offset,
         }
+    }
+}
+
+impl<T: ParseFromJSON + ToJSON + WriteJson> WriteJson for Page<T> {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), sonic_rs::Error> {
+        write::raw(out, "{\"items\":[");
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                write::raw(out, ",");
+            }
+            item.write_json(out)?;
+        }
+        write::raw(out, "],\"limit\":");
+        write::int(out, self.limit);
+        write::raw(out, ",\"offset\":");
+        write::int(out, self.offset);
+        if let Some(next) = self.next_offset {
+            write::raw(out, ",\"next_offset\":");
+            write::int(out, next);
+        }
+        write::raw(out, "}");
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags, Deleted, IfMatch, JsonBody, JsonReply, Page, Resource, Tagged,
-    json_reply::{rfc3339, rfc3339_opt},
+    json_reply::{WriteJson, rfc3339, rfc3339_opt, write},
 };
 use crate::{
     authz::{Permission, TenantAccess, TenantRoute},
@@ -100,6 +100,38 @@ impl From<post::Model> for Post {
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
+    }
+}
+
+impl WriteJson for Post {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), sonic_rs::Error> {
+        write::raw(out, "{\"id\":");
+        write::uuid(out, &self.id);
+        write::raw(out, ",\"slug\":");
+        write::text(out, &self.slug)?;
+        write::raw(out, ",\"title\":");
+        write::text(out, &self.title)?;
+        write::raw(out, ",\"body\":");
+        write::text(out, &self.body)?;
+        write::raw(
+            out,
+            match self.status {
+                PostStatus::Draft => ",\"status\":\"draft\"",
+                PostStatus::Published => ",\"status\":\"published\"",
+            },
+        );
+        write::raw(out, ",\"author_id\":");
+        write::uuid(out, &self.author_id);
+        write::raw(out, ",\"version\":");
+        write::int(out, self.version);
+        write::raw(out, ",\"published_at\":");
+        write::optional_date(out, &self.published_at);
+        write::raw(out, ",\"created_at\":");
+        write::date(out, &self.created_at);
+        write::raw(out, ",\"updated_at\":");
+        write::date(out, &self.updated_at);
+        write::raw(out, "}");
+        Ok(())
     }
 }
 
@@ -384,10 +416,21 @@ mod tests {
             created_at: at,
             updated_at: at,
         };
+        // Every ASCII character in free text, a date chrono writes itself (past year 9999).
+        let ascii: String = (0u8..0x80).map(char::from).collect();
+        let odd = || Post {
+            slug: ascii.clone(),
+            title: ascii.clone(),
+            body: ascii.repeat(3),
+            version: -1,
+            created_at: Utc.with_ymd_and_hms(12_000, 1, 1, 0, 0, 0).unwrap(),
+            ..post(None, PostStatus::Draft)
+        };
         for next_offset in [None, Some(20)] {
             let items = vec![
                 post(Some(at), PostStatus::Published),
                 post(None, PostStatus::Draft),
+                odd(),
             ];
             assert_same_json(&Page {
                 items,

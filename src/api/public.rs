@@ -4,7 +4,7 @@ use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 
 use super::{
     ApiTags, JsonReply, Page,
-    json_reply::{rfc3339, rfc3339_opt},
+    json_reply::{WriteJson, rfc3339, rfc3339_opt, write},
 };
 use crate::{
     db::entities::post,
@@ -45,6 +45,23 @@ impl From<post::Model> for PublicPost {
             published_at: p.published_at,
             updated_at: p.updated_at,
         }
+    }
+}
+
+impl WriteJson for PublicPost {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), sonic_rs::Error> {
+        write::raw(out, "{\"slug\":");
+        write::text(out, &self.slug)?;
+        write::raw(out, ",\"title\":");
+        write::text(out, &self.title)?;
+        write::raw(out, ",\"body\":");
+        write::text(out, &self.body)?;
+        write::raw(out, ",\"published_at\":");
+        write::optional_date(out, &self.published_at);
+        write::raw(out, ",\"updated_at\":");
+        write::date(out, &self.updated_at);
+        write::raw(out, "}");
+        Ok(())
     }
 }
 
@@ -107,15 +124,16 @@ mod tests {
     fn a_page_of_public_posts_is_written_as_its_schema_says() {
         let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         for (published_at, next_offset) in [(Some(at), Some(40)), (None, None)] {
-            let post = PublicPost {
+            let post = |body: String| PublicPost {
                 slug: "s".into(),
                 title: "\u{7}tab\t".into(),
-                body: String::new(),
+                body,
                 published_at,
                 updated_at: at,
             };
+            let ascii: String = (0u8..0x80).map(char::from).collect();
             assert_same_json(&Page {
-                items: vec![post],
+                items: vec![post(String::new()), post(ascii.repeat(2))],
                 limit: 1,
                 offset: 40,
                 next_offset,

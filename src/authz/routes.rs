@@ -88,11 +88,14 @@ impl RouteTable {
             method
         };
         let path = path.trim_end_matches('/');
+        let depth = path.split('/').count();
         // The most specific line wins (fewest variables), whatever the order of declaration:
         // a later `GET /posts/export` is not taken for `GET /posts/{id}`.
         self.routes
             .iter()
-            .filter(|(r, pattern)| r.method == method && matches(pattern, path.split('/')))
+            .filter(|(r, pattern)| {
+                r.method == method && pattern.len() == depth && matches(pattern, path.split('/'))
+            })
             .min_by_key(|(_, pattern)| pattern.iter().filter(|p| p.starts_with('{')).count())
             .map(|(r, _)| r.permission)
     }
