@@ -26,6 +26,14 @@ pub fn sha256_hex(secret: &str) -> String {
     HEXLOWER.encode(&Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `expected` is [`sha256_hex`] of `secret`, compared in constant time (the digest is
+/// written on the stack: this runs on every request with an API key).
+pub fn sha256_hex_matches(secret: &str, expected: &str) -> bool {
+    let mut hex = [0u8; 64];
+    HEXLOWER.encode_mut(&Sha256::digest(secret.as_bytes()), &mut hex);
+    bool::from(hex.as_slice().ct_eq(expected.as_bytes()))
+}
+
 /// Constant-time equality of two strings (of public length).
 pub fn equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))

@@ -155,6 +155,11 @@ def run(label, env_extra):
             ("same, session JWT (Bearer)", "/api/v1/tenants/acme/posts",
              {"Authorization": f"Bearer {token}"}),
             ("GET /api/v1/me, API key", "/api/v1/me", {"Authorization": f"apikey {api_key}"}),
+            # One row per page: the two pages are then alike in size, so their ratio is what
+            # authentication, the limiters and the tenant check cost, apart from the body.
+            ("public list, limit=1", "/public/acme/posts?limit=1", {}),
+            ("tenant list, limit=1, API key", "/api/v1/tenants/acme/posts?limit=1",
+             {"Authorization": f"apikey {api_key}"}),
         ]
         # Rounds over every route in turn, each route's median kept: a neighbour's burst on a
         # shared machine then moves one sample of a route, not the whole figure.
@@ -167,13 +172,16 @@ def run(label, env_extra):
         server.terminate()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)
-    healthz, public = results[0][1], results[1][1]
+    (healthz, public), alike = (results[0][1], results[1][1]), results[-2:]
     print(f"\n{label}: wrk -t1 -c32 -d{SECONDS}s, median of {ROUNDS} rounds, "
           f"{os.cpu_count()} cores")
     print("| request | req/s | vs public | vs /healthz |")
     print("| --- | --- | --- | --- |")
-    for name, rps in results:
+    for name, rps in results[:-2]:
         print(f"| `{name}` | {rps:,.0f} | {rps / public:.2f} | {rps / healthz:.3f} |")
+    (_, one_public), (_, one_key) = alike
+    print(f"\npages of one post (alike in size): public {one_public:,.0f}, tenant list by API key "
+          f"{one_key:,.0f} req/s: {one_key / one_public:.2f}x")
     if idle:
         print(f"\nstart to ready on a fresh SQLite file: {idle[0]:.0f} ms; "
               f"idle resident memory: {idle[1]:.1f} MB")

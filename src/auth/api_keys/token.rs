@@ -10,7 +10,8 @@
 //! there is nothing to brute-force, unlike a password.
 use crate::auth::secrets;
 use data_encoding::BASE32_DNSSEC;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
+use subtle::ConstantTimeEq;
 
 pub const PREFIX: &str = "iq_";
 const LOOKUP_BYTES: usize = 10;
@@ -22,12 +23,13 @@ const CHECKSUM_LEN: usize = 7;
 pub const KEY_LEN: usize = PREFIX.len() + LOOKUP_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
 
 /// A syntactically valid key, checksum verified. Holds the secret, so it redacts itself.
-pub struct ParsedKey {
-    lookup_id: String,
-    full: SecretString,
+/// A well-formed key, borrowed from the request (no copy of the secret is made).
+pub struct ParsedKey<'a> {
+    lookup_id: &'a str,
+    full: &'a str,
 }
 
-impl std::fmt::Debug for ParsedKey {
+impl std::fmt::Debug for ParsedKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParsedKey")
             .field("lookup_id", &self.lookup_id)
@@ -74,7 +76,7 @@ pub fn generate() -> NewKey {
 }
 
 /// Checks shape and checksum; no database involved.
-pub fn parse(candidate: &str) -> Result<ParsedKey, KeyFormatError> {
+pub fn parse(candidate: &str) -> Result<ParsedKey<'_>, KeyFormatError> {
     // ASCII first: the fixed-position slicing below must never split a UTF-8 character.
     if !candidate.is_ascii() {
         return Err(KeyFormatError::Alphabet);
@@ -99,12 +101,17 @@ pub fn parse(candidate: &str) -> Result<ParsedKey, KeyFormatError> {
         return Err(KeyFormatError::Alphabet);
     }
     let (body, sum) = candidate.split_at(KEY_LEN - CHECKSUM_LEN);
-    if !secrets::equal(&checksum(body), sum) {
+    let mut expected = [0u8; CHECKSUM_LEN];
+    BASE32_DNSSEC.encode_mut(
+        &crc32fast::hash(body.as_bytes()).to_be_bytes(),
+        &mut expected,
+    );
+    if !bool::from(expected.ct_eq(sum.as_bytes())) {
         return Err(KeyFormatError::Checksum);
     }
     Ok(ParsedKey {
-        lookup_id: lookup.to_owned(),
-        full: candidate.to_owned().into(),
+        lookup_id: lookup,
+        full: candidate,
     })
 }
 
@@ -113,19 +120,19 @@ pub fn hash(full_key: &str) -> String {
     secrets::sha256_hex(full_key)
 }
 
-impl ParsedKey {
+impl ParsedKey<'_> {
     pub fn lookup_id(&self) -> &str {
-        &self.lookup_id
+        self.lookup_id
     }
 
     pub fn hash(&self) -> String {
-        hash(self.full.expose_secret())
+        hash(self.full)
     }
-}
 
-/// Constant-time comparison of two stored hashes.
-pub fn hashes_match(a: &str, b: &str) -> bool {
-    secrets::equal(a, b)
+    /// Whether this key hashes to `stored` (a stored hash), compared in constant time.
+    pub fn hash_matches(&self, stored: &str) -> bool {
+        secrets::sha256_hex_matches(self.full, stored)
+    }
 }
 
 /// The non-secret part shown in listings: `iq_<lookup>`.
@@ -135,6 +142,8 @@ pub fn display_prefix(lookup_id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -143,6 +152,10 @@ mod tests {
         let parsed = parse(key.secret.expose_secret()).unwrap();
         assert_eq!(parsed.lookup_id(), key.lookup_id);
         assert_eq!(parsed.hash(), key.hash);
+        assert!(parsed.hash_matches(&key.hash));
+        assert!(!parsed.hash_matches(&generate().hash), "another key's hash");
+        assert!(!parsed.hash_matches(&key.hash[..63]), "a truncated hash");
+        assert!(!parsed.hash_matches(""));
         assert!(key.secret.expose_secret().starts_with("iq_"));
         assert_eq!(key.secret.expose_secret().len(), KEY_LEN);
     }
