@@ -4,18 +4,29 @@
 //! Several of these are read on every authenticated request, so a lookup must cost next to
 //! nothing: [`quick_cache`] (sharded locks, S3-FIFO eviction, no background work) does the
 //! bounded, concurrent part, about a tenth of what moka's lookup cost us under load. Each entry
-//! carries its own deadline, checked on every read: an entry is never returned after it, and
-//! an expired one is dropped when next seen (or evicted by newer ones: memory stays bounded by
-//! the capacity either way).
+//! carries its own deadline, checked on every read: an entry is never returned after it.
+//!
+//! quick_cache knows nothing of deadlines, and its eviction (S3-FIFO) keeps entries already
+//! seen as hot: expired entries nobody reads again would sit there and leave new entries only
+//! the small cold queue, to be evicted after a few thousand later writes. So expired entries
+//! are swept out every [`SWEEP_EVERY`] (by a write, on the blocking pool), and a cache made
+//! with [`TtlCache::keeping_live`] never evicts a live entry at all (revocation markers).
 use std::{
     hash::Hash,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use quick_cache::{
-    Equivalent,
+    DefaultHashBuilder, Equivalent, Lifecycle, UnitWeighter,
     sync::{Cache, EntryAction, EntryResult},
 };
+
+/// How often writes sweep out expired entries.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Longer than any entry lives: what an unbounded time to live means here.
 const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -32,22 +43,104 @@ impl<V> Timed<V> {
     }
 }
 
+/// Tells quick_cache which entries it must not evict: the live ones, when asked to keep them.
+#[derive(Clone)]
+struct KeepLive(bool);
+
+impl<K, V> Lifecycle<K, Timed<V>> for KeepLive {
+    type RequestState = ();
+
+    fn begin_request(&self) -> Self::RequestState {}
+
+    fn is_pinned(&self, _: &K, entry: &Timed<V>) -> bool {
+        self.0 && entry.live_at(Instant::now())
+    }
+}
+
+type Entries<K, V> = Cache<K, Timed<V>, UnitWeighter, DefaultHashBuilder, KeepLive>;
+
 /// A bounded map whose entries live for `ttl` (or until their own deadline).
 pub struct TtlCache<K, V> {
-    entries: Cache<K, Timed<V>>,
+    entries: Arc<Entries<K, V>>,
     ttl: Duration,
+    capacity: usize,
+    /// When the next write sweeps, in milliseconds since `born`.
+    next_sweep: AtomicU64,
+    born: Instant,
 }
 
 impl<K, V> TtlCache<K, V>
 where
-    K: Eq + Hash + Clone,
-    V: Clone,
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
-    /// At most `capacity` entries, each kept `ttl` unless inserted with its own deadline.
+    /// At most `capacity` entries, each kept `ttl` unless inserted with its own deadline; when
+    /// full, a new entry evicts another (expired ones first, as they are swept).
     pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self::build(capacity, ttl, false)
+    }
+
+    /// Like [`Self::new`], but a live entry is never evicted: beyond `capacity` live entries
+    /// the cache grows, and [`Self::is_full`] tells the caller to refuse new ones.
+    pub fn keeping_live(capacity: usize, ttl: Duration) -> Self {
+        Self::build(capacity, ttl, true)
+    }
+
+    fn build(capacity: usize, ttl: Duration, keep_live: bool) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            entries: Cache::new(capacity.max(1)),
+            entries: Arc::new(Cache::with(
+                capacity,
+                capacity as u64,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                KeepLive(keep_live),
+            )),
             ttl,
+            capacity,
+            next_sweep: AtomicU64::new(SWEEP_EVERY.as_millis() as u64),
+            born: Instant::now(),
+        }
+    }
+
+    /// Removes every expired entry now.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.entries.retain(|_, entry| entry.live_at(now));
+    }
+
+    /// Whether `capacity` entries are held once expired ones are swept out.
+    pub fn is_full(&self) -> bool {
+        if self.entries.len() < self.capacity {
+            return false;
+        }
+        self.sweep();
+        self.entries.len() >= self.capacity
+    }
+
+    /// Called by every write: one writer per [`SWEEP_EVERY`] sweeps, on the blocking pool when
+    /// there is a runtime (a full sweep visits every entry).
+    fn sweep_when_due(&self, now: Instant) {
+        let at = now.saturating_duration_since(self.born).as_millis() as u64;
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if at < due
+            || self
+                .next_sweep
+                .compare_exchange(
+                    due,
+                    at + SWEEP_EVERY.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let entries = self.entries.clone();
+        let sweep = move || entries.retain(|_, entry| entry.live_at(Instant::now()));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(sweep)),
+            Err(_) => sweep(),
         }
     }
 
@@ -80,7 +173,9 @@ where
 
     /// Keeps `value` for `ttl` (never beyond the cache's time to live).
     pub fn insert_for(&self, key: K, value: V, ttl: Duration) {
-        let expires_at = self.deadline(Instant::now(), ttl);
+        let now = Instant::now();
+        self.sweep_when_due(now);
+        let expires_at = self.deadline(now, ttl);
         self.entries.insert(key, Timed { value, expires_at });
     }
 
@@ -115,6 +210,7 @@ where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
     {
         let now = Instant::now();
+        self.sweep_when_due(now);
         let expires_at = self.deadline(now, ttl);
         let mut init = Some(init);
         let result = self.entries.entry(key, None, |_, entry| {
@@ -193,6 +289,60 @@ mod tests {
         let kept = (0..10_000).filter(|i| cache.contains_key(i)).count();
         assert!(kept <= 110, "{kept} entries kept of a capacity of 100");
         assert!(cache.contains_key(&9_999), "the newest entry is kept");
+    }
+
+    #[test]
+    fn expired_entries_swept_out_leave_room_for_new_ones() {
+        // Without the sweep, expired entries that were read once stay hot and a new entry
+        // that nobody reads yet is evicted after a few more writes.
+        let cache = TtlCache::new(100, Duration::from_secs(60));
+        for i in 0..100 {
+            cache.insert_for(i, i, Duration::from_millis(10));
+            assert!(cache.contains_key(&i));
+        }
+        thread::sleep(Duration::from_millis(20));
+        cache.sweep();
+        cache.insert(1_000, 1_000);
+        for i in 2_000..2_050 {
+            cache.insert(i, i);
+        }
+        assert_eq!(
+            cache.get(&1_000),
+            Some(1_000),
+            "a live entry evicted for newer ones"
+        );
+    }
+
+    #[test]
+    fn writes_sweep_by_themselves() {
+        let cache = TtlCache::new(100, Duration::from_secs(60));
+        cache.insert_for(1, 1, Duration::from_millis(1));
+        cache.next_sweep.store(0, Ordering::Relaxed);
+        thread::sleep(Duration::from_millis(5));
+        cache.insert(2, 2);
+        assert_eq!(
+            cache.entries.len(),
+            1,
+            "the expired entry is swept out by a write"
+        );
+    }
+
+    #[test]
+    fn a_cache_keeping_live_entries_never_evicts_them_and_says_when_full() {
+        let cache = TtlCache::keeping_live(10, Duration::from_secs(60));
+        cache.insert("revoked".to_owned(), ());
+        for i in 0..100 {
+            cache.insert(format!("k{i}"), ());
+        }
+        assert!(cache.contains_key("revoked"));
+        assert!(cache.is_full());
+        let expiring = TtlCache::keeping_live(10, Duration::from_millis(5));
+        for i in 0..10 {
+            expiring.insert(i, ());
+        }
+        assert!(expiring.is_full());
+        thread::sleep(Duration::from_millis(10));
+        assert!(!expiring.is_full(), "expired entries do not count");
     }
 
     #[test]

@@ -181,8 +181,15 @@ mod tests {
             assert_eq!(bit.count_ones(), 1);
             assert!(!bits[..i].contains(bit), "{bit} twice");
         }
+        // An exhaustive match: a new variant fails to compile here until it is listed in ALL.
+        let listed = |p: Permission| match p {
+            Permission::Read | Permission::Write => Permission::ALL.contains(&p),
+        };
         for p in [Permission::Read, Permission::Write] {
-            assert!(Permissions::all().contains(p), "{p} missing from ALL");
+            assert!(
+                listed(p) && Permissions::all().contains(p),
+                "{p} missing from ALL"
+            );
         }
         let read = Permissions::from_scope("read").unwrap();
         assert!(read.is_subset(&Permissions::all()));

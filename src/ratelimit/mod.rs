@@ -154,8 +154,8 @@ impl RateLimiter {
             limits,
             shared,
             cooldown: settings.failed_auth_cooldown(),
-            // Bounded: under a flood of addresses the entries nobody comes back to go first;
-            // a new cooling entry is always admitted.
+            // Bounded: a new cooling entry is always admitted; under a flood of addresses the
+            // entries nobody comes back to go first (an address that keeps trying is kept).
             cooling: TtlCache::new(MAX_COOLING, settings.failed_auth_cooldown()),
         })
     }

@@ -12,9 +12,9 @@ enum Value {
 
 /// Bounded so that a flood of distinct keys (login flows, rate-limit counters per IP) cannot
 /// exhaust memory. Revocations, policy epochs and spent DPoP `jti`s live in a cache of their
-/// own: only authenticated actions write them, so anonymous traffic cannot crowd them out (a
-/// bounded cache evicts entries when full, and a lost revocation would let a token back in, a
-/// lost `jti` a proof be replayed).
+/// own, which never evicts a live entry (a lost revocation would let a token back in, a lost
+/// `jti` a proof be replayed): only authenticated actions write them, and when it is full of
+/// live entries a new one is refused (the action fails closed) rather than another dropped.
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Arc<TtlCache<String, Value>>,
@@ -27,11 +27,26 @@ const PROTECTED_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:", "
 impl MemoryStore {
     pub fn new(max_entries: usize) -> Self {
         // Each entry has its own time to live; the caches add no cap of their own.
-        let build = |capacity| Arc::new(TtlCache::new(capacity, Duration::MAX));
         Self {
-            cache: build(max_entries),
-            protected: build(max_entries.saturating_mul(10)),
+            cache: Arc::new(TtlCache::new(max_entries, Duration::MAX)),
+            protected: Arc::new(TtlCache::keeping_live(
+                max_entries.saturating_mul(10),
+                Duration::MAX,
+            )),
         }
+    }
+
+    /// The cache for a write to `key`, or the refusal when that is the protected cache and it
+    /// is full of live entries.
+    fn cache_to_write(&self, key: &str) -> Result<&TtlCache<String, Value>, StoreError> {
+        let cache = self.cache_for(key);
+        if std::ptr::eq(cache, &*self.protected) && cache.is_full() {
+            tracing::error!("in-process store: protected entries at capacity, write refused");
+            return Err(StoreError::Unavailable(
+                "protected entries at capacity".into(),
+            ));
+        }
+        Ok(cache)
     }
 
     fn cache_for(&self, key: &str) -> &TtlCache<String, Value> {
@@ -62,7 +77,7 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.cache_for(key)
+        self.cache_to_write(key)?
             .insert_for(key.to_owned(), Value::Bytes(value.into()), ttl);
         Ok(())
     }
@@ -74,7 +89,7 @@ impl EphemeralStore for MemoryStore {
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         // One key's upserts run one after another, so concurrent increments are never lost; a
         // live counter keeps its deadline (a fixed window).
-        self.cache_for(key).upsert(
+        self.cache_to_write(key)?.upsert(
             key,
             ttl,
             || (Value::Counter(1), Ok(1)),
@@ -96,6 +111,41 @@ impl EphemeralStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_revocation_outlives_a_flood_of_other_entries() {
+        let store = MemoryStore::new(10);
+        // Short-lived protected entries, read once (so hot in the cache), then expired.
+        for i in 0..100 {
+            let key = format!("dpop:jti:{i}");
+            store
+                .set(&key, b"1", Duration::from_millis(5))
+                .await
+                .unwrap();
+            assert!(store.any_exists(&[&key]).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        store
+            .set("revoked:sid:a", b"1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        for i in 0..99 {
+            let key = format!("dpop:jti:new{i}");
+            store
+                .set(&key, b"1", Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert!(store.any_exists(&["revoked:sid:a"]).await.unwrap());
+        // Full of live entries: a new one is refused, none is dropped.
+        assert!(
+            store
+                .set("revoked:sid:b", b"1", Duration::from_secs(60))
+                .await
+                .is_err()
+        );
+        assert!(store.any_exists(&["revoked:sid:a"]).await.unwrap());
+    }
 
     #[test]
     fn spent_dpop_jtis_are_kept_apart_from_anonymous_traffic() {
