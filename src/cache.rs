@@ -66,7 +66,12 @@ pub struct TtlCache<K, V> {
     capacity: usize,
     /// When the next write sweeps, in milliseconds since `born`.
     next_sweep: AtomicU64,
+    next_full_check: AtomicU64,
     born: Instant,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<K, V> TtlCache<K, V>
@@ -81,24 +86,32 @@ where
     }
 
     /// Like [`Self::new`], but a live entry is never evicted: beyond `capacity` live entries
-    /// the cache grows, and [`Self::is_full`] tells the caller to refuse new ones.
+    /// the cache grows. [`Self::is_full`] tells a caller that would rather refuse new entries.
     pub fn keeping_live(capacity: usize, ttl: Duration) -> Self {
         Self::build(capacity, ttl, true)
     }
 
     fn build(capacity: usize, ttl: Duration, keep_live: bool) -> Self {
         let capacity = capacity.max(1);
+        // Kept live, entries past quick_cache's own capacity make every insert walk them
+        // looking for one to evict: give it room, so pinning stays a backstop.
+        let room = if keep_live {
+            capacity.saturating_mul(2)
+        } else {
+            capacity
+        };
         Self {
             entries: Arc::new(Cache::with(
-                capacity,
-                capacity as u64,
+                room,
+                room as u64,
                 UnitWeighter,
                 DefaultHashBuilder::default(),
                 KeepLive(keep_live),
             )),
             ttl,
             capacity,
-            next_sweep: AtomicU64::new(SWEEP_EVERY.as_millis() as u64),
+            next_sweep: AtomicU64::new(millis(SWEEP_EVERY)),
+            next_full_check: AtomicU64::new(0),
             born: Instant::now(),
         }
     }
@@ -109,31 +122,41 @@ where
         self.entries.retain(|_, entry| entry.live_at(now));
     }
 
-    /// Whether `capacity` entries are held once expired ones are swept out.
+    /// Whether `capacity` entries are held. At capacity, expired entries are swept out first,
+    /// at most once a second (a sweep visits every entry): in between, the count answers.
     pub fn is_full(&self) -> bool {
         if self.entries.len() < self.capacity {
             return false;
         }
-        self.sweep();
+        if self.claim(
+            &self.next_full_check,
+            Instant::now(),
+            Duration::from_secs(1),
+        ) {
+            self.sweep();
+        }
         self.entries.len() >= self.capacity
+    }
+
+    /// Whether this caller takes the turn that `next` schedules (then moved `every` on).
+    fn claim(&self, next: &AtomicU64, now: Instant, every: Duration) -> bool {
+        let at = millis(now.saturating_duration_since(self.born));
+        let due = next.load(Ordering::Relaxed);
+        at >= due
+            && next
+                .compare_exchange(
+                    due,
+                    at + millis(every),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Called by every write: one writer per [`SWEEP_EVERY`] sweeps, on the blocking pool when
     /// there is a runtime (a full sweep visits every entry).
     fn sweep_when_due(&self, now: Instant) {
-        let at = now.saturating_duration_since(self.born).as_millis() as u64;
-        let due = self.next_sweep.load(Ordering::Relaxed);
-        if at < due
-            || self
-                .next_sweep
-                .compare_exchange(
-                    due,
-                    at + SWEEP_EVERY.as_millis() as u64,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
+        if !self.claim(&self.next_sweep, now, SWEEP_EVERY) {
             return;
         }
         let entries = self.entries.clone();
@@ -248,11 +271,11 @@ mod tests {
 
     #[test]
     fn entries_expire_at_their_deadline() {
-        let cache = TtlCache::new(10, Duration::from_millis(40));
+        let cache = TtlCache::new(10, Duration::from_millis(300));
         cache.insert("a".to_owned(), 1);
         cache.insert_for("b".to_owned(), 2, Duration::from_secs(60));
         assert_eq!(cache.get("a"), Some(1));
-        thread::sleep(Duration::from_millis(60));
+        thread::sleep(Duration::from_millis(350));
         assert_eq!(cache.get("a"), None, "past its ttl");
         assert_eq!(
             cache.get("b"),
@@ -297,10 +320,10 @@ mod tests {
         // that nobody reads yet is evicted after a few more writes.
         let cache = TtlCache::new(100, Duration::from_secs(60));
         for i in 0..100 {
-            cache.insert_for(i, i, Duration::from_millis(10));
+            cache.insert_for(i, i, Duration::from_millis(200));
             assert!(cache.contains_key(&i));
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(250));
         cache.sweep();
         cache.insert(1_000, 1_000);
         for i in 2_000..2_050 {
@@ -318,7 +341,7 @@ mod tests {
         let cache = TtlCache::new(100, Duration::from_secs(60));
         cache.insert_for(1, 1, Duration::from_millis(1));
         cache.next_sweep.store(0, Ordering::Relaxed);
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(Duration::from_millis(20));
         cache.insert(2, 2);
         assert_eq!(
             cache.entries.len(),
@@ -336,12 +359,13 @@ mod tests {
         }
         assert!(cache.contains_key("revoked"));
         assert!(cache.is_full());
-        let expiring = TtlCache::keeping_live(10, Duration::from_millis(5));
+        let expiring = TtlCache::keeping_live(10, Duration::from_millis(300));
         for i in 0..10 {
             expiring.insert(i, ());
         }
         assert!(expiring.is_full());
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(Duration::from_millis(350));
+        expiring.next_full_check.store(0, Ordering::Relaxed);
         assert!(!expiring.is_full(), "expired entries do not count");
     }
 

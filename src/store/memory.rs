@@ -10,51 +10,57 @@ enum Value {
     Counter(u64),
 }
 
-/// Bounded so that a flood of distinct keys (login flows, rate-limit counters per IP) cannot
-/// exhaust memory. Revocations, policy epochs and spent DPoP `jti`s live in a cache of their
-/// own, which never evicts a live entry (a lost revocation would let a token back in, a lost
-/// `jti` a proof be replayed): only authenticated actions write them, and when it is full of
-/// live entries a new one is refused (the action fails closed) rather than another dropped.
+/// Three caches, so that no traffic can push out what a security decision needs:
+/// - everything anonymous traffic can write (login flows, rate-limit counters per IP), bounded
+///   and evicting, so a flood of distinct keys cannot exhaust memory;
+/// - revocations and the policy epoch, written only by revoking or membership changes (signed
+///   in, rate limited): a live one is never evicted and never refused, since a lost or refused
+///   revocation would let a token back in; memory grows only with those actions;
+/// - spent DPoP `jti`s, written by any request with a DPoP proof: a live one is never evicted
+///   (a proof could be replayed), and when the cache is full of live ones a new proof is
+///   refused (fails closed) rather than one forgotten.
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Arc<TtlCache<String, Value>>,
-    protected: Arc<TtlCache<String, Value>>,
+    revocations: Arc<TtlCache<String, Value>>,
+    spent_proofs: Arc<TtlCache<String, Value>>,
 }
 
-/// Key prefixes kept in the protected cache.
-const PROTECTED_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:", "dpop:jti:"];
+/// Key prefixes of the revocations cache.
+const REVOCATION_PREFIXES: &[&str] = &["revoked:", "apikey:revoked:", "authz:"];
+/// Key prefix of the spent proofs cache.
+const SPENT_PROOF_PREFIX: &str = "dpop:jti:";
 
 impl MemoryStore {
     pub fn new(max_entries: usize) -> Self {
         // Each entry has its own time to live; the caches add no cap of their own.
+        let keeping_live = |capacity| Arc::new(TtlCache::keeping_live(capacity, Duration::MAX));
         Self {
             cache: Arc::new(TtlCache::new(max_entries, Duration::MAX)),
-            protected: Arc::new(TtlCache::keeping_live(
-                max_entries.saturating_mul(10),
-                Duration::MAX,
-            )),
+            revocations: keeping_live(max_entries),
+            spent_proofs: keeping_live(max_entries.saturating_mul(10)),
         }
-    }
-
-    /// The cache for a write to `key`, or the refusal when that is the protected cache and it
-    /// is full of live entries.
-    fn cache_to_write(&self, key: &str) -> Result<&TtlCache<String, Value>, StoreError> {
-        let cache = self.cache_for(key);
-        if std::ptr::eq(cache, &*self.protected) && cache.is_full() {
-            tracing::error!("in-process store: protected entries at capacity, write refused");
-            return Err(StoreError::Unavailable(
-                "protected entries at capacity".into(),
-            ));
-        }
-        Ok(cache)
     }
 
     fn cache_for(&self, key: &str) -> &TtlCache<String, Value> {
-        if PROTECTED_PREFIXES.iter().any(|p| key.starts_with(p)) {
-            &self.protected
+        if key.starts_with(SPENT_PROOF_PREFIX) {
+            &self.spent_proofs
+        } else if REVOCATION_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            &self.revocations
         } else {
             &self.cache
         }
+    }
+
+    /// The cache for a write to `key`, or the refusal of a new spent proof when that cache is
+    /// full of live ones.
+    fn cache_to_write(&self, key: &str) -> Result<&TtlCache<String, Value>, StoreError> {
+        let cache = self.cache_for(key);
+        if std::ptr::eq(cache, &*self.spent_proofs) && cache.is_full() {
+            tracing::error!("in-process store: spent DPoP proofs at capacity, proof refused");
+            return Err(StoreError::Unavailable("spent proofs at capacity".into()));
+        }
+        Ok(cache)
     }
 }
 
@@ -113,20 +119,25 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_revocation_outlives_a_flood_of_other_entries() {
+    async fn revocations_outlive_a_flood_and_spent_proofs_fail_closed_when_full() {
         let store = MemoryStore::new(10);
-        // Short-lived protected entries, read once (so hot in the cache), then expired.
+        store
+            .set("revoked:sid:a", b"1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        // Spent proofs, read once (so hot in their cache), then expired; then live ones up
+        // to the capacity.
         for i in 0..100 {
             let key = format!("dpop:jti:{i}");
             store
-                .set(&key, b"1", Duration::from_millis(5))
+                .set(&key, b"1", Duration::from_millis(100))
                 .await
                 .unwrap();
             assert!(store.any_exists(&[&key]).await.unwrap());
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         store
-            .set("revoked:sid:a", b"1", Duration::from_secs(60))
+            .set("dpop:jti:first", b"1", Duration::from_secs(60))
             .await
             .unwrap();
         for i in 0..99 {
@@ -136,13 +147,28 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(store.any_exists(&["revoked:sid:a"]).await.unwrap());
-        // Full of live entries: a new one is refused, none is dropped.
+        assert!(store.any_exists(&["dpop:jti:first"]).await.unwrap());
+        // Full of live proofs: a new one is refused, none is forgotten...
         assert!(
             store
-                .set("revoked:sid:b", b"1", Duration::from_secs(60))
+                .set("dpop:jti:more", b"1", Duration::from_secs(60))
                 .await
                 .is_err()
+        );
+        assert!(store.any_exists(&["dpop:jti:first"]).await.unwrap());
+        // ...and revocations, past their own capacity, are neither refused nor dropped.
+        for i in 0..100 {
+            let key = format!("revoked:jti:{i}");
+            store
+                .set(&key, b"1", Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert!(
+            store
+                .any_exists(&["revoked:sid:a", "revoked:jti:99"])
+                .await
+                .unwrap()
         );
         assert!(store.any_exists(&["revoked:sid:a"]).await.unwrap());
     }
@@ -150,14 +176,13 @@ mod tests {
     #[test]
     fn spent_dpop_jtis_are_kept_apart_from_anonymous_traffic() {
         let store = MemoryStore::new(10);
-        for key in [
-            "dpop:jti:abc",
-            "revoked:abc",
-            "apikey:revoked:abc",
-            "authz:epoch",
-        ] {
+        assert!(std::ptr::eq(
+            store.cache_for("dpop:jti:abc"),
+            &*store.spent_proofs
+        ));
+        for key in ["revoked:abc", "apikey:revoked:abc", "authz:epoch"] {
             assert!(
-                std::ptr::eq(store.cache_for(key), &*store.protected),
+                std::ptr::eq(store.cache_for(key), &*store.revocations),
                 "{key}"
             );
         }
