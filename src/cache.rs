@@ -410,11 +410,11 @@ mod tests {
                 },
             )
         };
-        assert_eq!(bump(Duration::from_millis(30)), 1);
-        assert_eq!(bump(Duration::from_millis(30)), 2);
-        thread::sleep(Duration::from_millis(50));
+        assert_eq!(bump(Duration::from_millis(300)), 1);
+        assert_eq!(bump(Duration::from_millis(300)), 2);
+        thread::sleep(Duration::from_millis(350));
         assert_eq!(
-            bump(Duration::from_millis(30)),
+            bump(Duration::from_millis(300)),
             1,
             "a new window after the deadline"
         );

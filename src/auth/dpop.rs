@@ -94,14 +94,7 @@ pub async fn verify(
     }
     // First use of this jti for this key within the window: the atomic counter's first tick.
     let seen = Sha256::digest(format!("{jkt}.{}", claims.jti));
-    if store
-        .incr(
-            &format!("dpop:jti:{}", URL_SAFE_NO_PAD.encode(seen)),
-            JTI_TTL,
-        )
-        .await?
-        != 1
-    {
+    if store.incr(&spent_proof_key(&seen), JTI_TTL).await? != 1 {
         return Err(ProofError::Invalid("replayed jti"));
     }
     Ok(jkt)
@@ -172,6 +165,11 @@ pub fn token_hash(token: &str) -> String {
 
 fn without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// The store key of a spent proof: its key's thumbprint and `jti`, hashed.
+pub(crate) fn spent_proof_key(seen: &[u8]) -> String {
+    format!("dpop:jti:{}", URL_SAFE_NO_PAD.encode(seen))
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub mod routes;
 
 pub use access::TenantAccess;
 pub use middleware::TenantAuthz;
+#[cfg(test)]
+pub(crate) use policy::EPOCH_KEY;
 pub use policy::{Authorizer, AuthzError, Grants, Snapshot, build_enforcer, parse_policy};
 pub use routes::{RouteTable, TenantRoute};
 

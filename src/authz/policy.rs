@@ -29,7 +29,7 @@ use crate::{
     store::{EphemeralStore, Store, StoreError},
 };
 
-const EPOCH_KEY: &str = "authz:epoch";
+pub(crate) const EPOCH_KEY: &str = "authz:epoch";
 /// Long enough never to lapse in practice; if it does, the next request reloads anyway.
 const EPOCH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 

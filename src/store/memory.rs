@@ -130,12 +130,12 @@ mod tests {
         for i in 0..100 {
             let key = format!("dpop:jti:{i}");
             store
-                .set(&key, b"1", Duration::from_millis(100))
+                .set(&key, b"1", Duration::from_millis(400))
                 .await
                 .unwrap();
             assert!(store.any_exists(&[&key]).await.unwrap());
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
         store
             .set("dpop:jti:first", b"1", Duration::from_secs(60))
             .await
@@ -180,13 +180,24 @@ mod tests {
             store.cache_for("dpop:jti:abc"),
             &*store.spent_proofs
         ));
-        for key in ["revoked:abc", "apikey:revoked:abc", "authz:epoch"] {
+        // The keys as their owners build them, so a renamed prefix cannot move one silently.
+        let revocations = [
+            crate::auth::sessions::revoked_session_key(uuid::Uuid::nil()),
+            crate::auth::sessions::revoked_token_key(uuid::Uuid::nil()),
+            crate::auth::api_keys::revocation_key("abc"),
+            crate::authz::EPOCH_KEY.to_owned(),
+        ];
+        for key in &revocations {
             assert!(
                 std::ptr::eq(store.cache_for(key), &*store.revocations),
                 "{key}"
             );
         }
-        for key in ["ratelimit:ip:1.2.3.4", "oidc:flow:abc"] {
+        assert!(std::ptr::eq(
+            store.cache_for(&crate::auth::dpop::spent_proof_key(b"abc")),
+            &*store.spent_proofs
+        ));
+        for key in ["ratelimit:ip:1.2.3.4", "login:abc"] {
             assert!(std::ptr::eq(store.cache_for(key), &*store.cache), "{key}");
         }
     }

@@ -10,4 +10,6 @@ pub use manage::{
     ApiKeyInfo, CLI_LABEL_PREFIX, KeyLimits, KeyScope, NewApiKey, create, find_active_by_label,
     insert_key, key_event, list, replace_secret, revoke, rotate,
 };
+#[cfg(test)]
+pub(crate) use verify::revocation_key;
 pub use verify::{KeyVerifier, VerifyError};

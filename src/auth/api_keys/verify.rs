@@ -75,7 +75,7 @@ pub struct KeyVerifier {
     dummy_hash: String,
 }
 
-fn revocation_key(lookup_id: &str) -> String {
+pub(crate) fn revocation_key(lookup_id: &str) -> String {
     format!("apikey:revoked:{lookup_id}")
 }
 
