@@ -59,6 +59,12 @@ impl<K, V> Lifecycle<K, Timed<V>> for KeepLive {
 
 type Entries<K, V> = Cache<K, Timed<V>, UnitWeighter, DefaultHashBuilder, KeepLive>;
 
+/// Removes every entry expired by now (a sweep visits every entry).
+fn drop_expired<K: Eq + Hash + Clone, V: Clone>(entries: &Entries<K, V>) {
+    let now = Instant::now();
+    entries.retain(|_, entry| entry.live_at(now));
+}
+
 /// A bounded map whose entries live for `ttl` (or until their own deadline).
 pub struct TtlCache<K, V> {
     entries: Arc<Entries<K, V>>,
@@ -118,8 +124,7 @@ where
 
     /// Removes every expired entry now.
     pub fn sweep(&self) {
-        let now = Instant::now();
-        self.entries.retain(|_, entry| entry.live_at(now));
+        drop_expired(&self.entries);
     }
 
     /// Whether `capacity` entries are held. At capacity, expired entries are swept out first,
@@ -160,7 +165,7 @@ where
             return;
         }
         let entries = self.entries.clone();
-        let sweep = move || entries.retain(|_, entry| entry.live_at(Instant::now()));
+        let sweep = move || drop_expired(&entries);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(sweep)),
             Err(_) => sweep(),

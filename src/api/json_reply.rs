@@ -13,6 +13,8 @@
 //! serde_json looks at every byte); UUIDs, dates and numbers never need escaping and are
 //! copied. Every implementation is held to serde_json's bytes for the same value by a test
 //! ([`assert_same_json`]), so the `Serialize` derive stays the reference.
+use std::borrow::Cow;
+
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use poem::{IntoResponse, Response};
 use poem_openapi::{
@@ -118,10 +120,7 @@ pub mod write {
     pub fn date(out: &mut Vec<u8>, at: &DateTime<Utc>) {
         let mut buf = [0u8; super::RFC3339_MAX];
         out.push(b'"');
-        match super::write_rfc3339(at, &mut buf) {
-            Some(text) => raw(out, text),
-            None => raw(out, &at.to_rfc3339()),
-        }
+        raw(out, &super::rfc3339_text(at, &mut buf));
         out.push(b'"');
     }
 
@@ -142,9 +141,14 @@ pub mod write {
 /// A date-time as poem-openapi writes it (`to_rfc3339`, `+00:00`), for `serialize_with`.
 pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     let mut buf = [0u8; RFC3339_MAX];
-    match write_rfc3339(at, &mut buf) {
-        Some(text) => serializer.serialize_str(text),
-        None => serializer.serialize_str(&at.to_rfc3339()),
+    serializer.serialize_str(&rfc3339_text(at, &mut buf))
+}
+
+/// `at.to_rfc3339()`: written into `buf` where [`write_rfc3339`] can, by chrono otherwise.
+fn rfc3339_text<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Cow<'b, str> {
+    match write_rfc3339(at, buf) {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(at.to_rfc3339()),
     }
 }
 
