@@ -106,21 +106,27 @@ pub mod write {
         sonic_rs::to_writer(out, text)
     }
 
-    /// A UUID, hyphenated in lower case (hex digits and hyphens: nothing to escape).
+    /// A UUID, hyphenated in lower case (hex digits and hyphens: nothing to escape), quoted.
     pub fn uuid(out: &mut Vec<u8>, id: &Uuid) {
-        out.push(b'"');
-        raw(
-            out,
-            id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
-        );
-        out.push(b'"');
+        let (high, low) = id.as_u64_pair();
+        let (a, b) = (super::hex16(high), super::hex16(low));
+        let mut text = *b"\"00000000-0000-0000-0000-000000000000\"";
+        text[1..9].copy_from_slice(&a[..8]);
+        text[10..14].copy_from_slice(&a[8..12]);
+        text[15..19].copy_from_slice(&a[12..]);
+        text[20..24].copy_from_slice(&b[..4]);
+        text[25..37].copy_from_slice(&b[4..]);
+        out.extend_from_slice(&text);
     }
 
     /// A date-time as [`super::rfc3339`] writes it (digits and `-:.T+`: nothing to escape).
     pub fn date(out: &mut Vec<u8>, at: &DateTime<Utc>) {
         let mut buf = [0u8; super::RFC3339_MAX];
         out.push(b'"');
-        raw(out, &super::rfc3339_text(at, &mut buf));
+        match super::rfc3339_bytes(at, &mut buf) {
+            Some(text) => out.extend_from_slice(text),
+            None => raw(out, &at.to_rfc3339()),
+        }
         out.push(b'"');
     }
 
@@ -159,6 +165,13 @@ const RFC3339_MAX: usize = 35;
 /// were a tenth of a list page's CPU: the same text (fraction of 0, 3, 6 or 9 digits, as
 /// chrono's `AutoSi`), for years 0 to 9999 outside leap seconds; `None` otherwise.
 fn write_rfc3339<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b str> {
+    std::str::from_utf8(rfc3339_bytes(at, buf)?).ok()
+}
+
+/// [`write_rfc3339`]'s text as bytes (all ASCII), for a writer that needs no `str`.
+fn rfc3339_bytes<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b [u8]> {
+    // The UTC fields once: each accessor of a `DateTime` converts to local time again.
+    let at = at.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = at.nanosecond();
     if nanos >= 1_000_000_000 {
@@ -170,33 +183,60 @@ fn write_rfc3339<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Opti
         n if n % 1_000 == 0 => (n / 1_000, 6),
         n => (n, 9),
     };
-    let mut len = 0;
-    let mut put = |value: u32, digits: usize, then: Option<u8>| {
-        let mut value = value;
-        for slot in buf[len..len + digits].iter_mut().rev() {
-            *slot = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-        len += digits;
-        if let Some(byte) = then {
-            buf[len] = byte;
-            len += 1;
-        }
-    };
-    put(year, 4, Some(b'-'));
-    put(at.month(), 2, Some(b'-'));
-    put(at.day(), 2, Some(b'T'));
-    put(at.hour(), 2, Some(b':'));
-    put(at.minute(), 2, Some(b':'));
-    if width == 0 {
-        put(at.second(), 2, None);
+    *buf = *b"0000-00-00T00:00:00.000000000+00:00";
+    decimal(&mut buf[0..4], year);
+    decimal(&mut buf[5..7], at.month());
+    decimal(&mut buf[8..10], at.day());
+    decimal(&mut buf[11..13], at.hour());
+    decimal(&mut buf[14..16], at.minute());
+    decimal(&mut buf[17..19], at.second());
+    // `.` and the fraction when there is one, then the offset.
+    let end = if width == 0 {
+        19
     } else {
-        put(at.second(), 2, Some(b'.'));
-        put(fraction, width, None);
+        decimal(&mut buf[20..20 + width], fraction);
+        20 + width
+    };
+    buf.copy_within(29..35, end);
+    Some(&buf[..end + 6])
+}
+
+/// `value` in decimal filling `out` (zero-padded; higher digits dropped), two digits at a time.
+fn decimal(out: &mut [u8], mut value: u32) {
+    const PAIRS: &[u8; 200] = b"\
+        0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut end = out.len();
+    while end >= 2 {
+        let pair = (value % 100) as usize * 2;
+        out[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        value /= 100;
+        end -= 2;
     }
-    buf[len..len + 6].copy_from_slice(b"+00:00");
-    len += 6;
-    std::str::from_utf8(&buf[..len]).ok()
+    if end == 1 {
+        out[0] = b'0' + (value % 10) as u8;
+    }
+}
+
+/// The 16 lower-case hex digits of `value`, most significant first: each nibble spread to a
+/// byte of its own, then all eight bytes of a half turned to digits at once.
+fn hex16(value: u64) -> [u8; 16] {
+    fn half(value: u32) -> [u8; 8] {
+        let mut x = u64::from(value);
+        x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+        x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+        x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+        // 0x01 in each byte whose nibble is 10 or more: those skip from '9' to 'a' (39 on).
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+    }
+    let mut digits = [0u8; 16];
+    digits[..8].copy_from_slice(&half((value >> 32) as u32));
+    digits[8..].copy_from_slice(&half(value as u32));
+    digits
 }
 
 /// An optional date-time as poem-openapi writes it: the date, or `null`.
@@ -287,6 +327,30 @@ mod tests {
     fn dates_are_written_as_chrono_writes_them() {
         for at in sample_times() {
             assert_eq!(written(at), format!("\"{}\"", at.to_rfc3339()), "{at:?}");
+        }
+    }
+
+    #[test]
+    fn the_writer_puts_dates_and_uuids_as_serde_json_does() {
+        let far = DateTime::from_timestamp(253_402_300_800, 5).unwrap();
+        for at in sample_times().into_iter().chain([far]) {
+            let mut out = Vec::new();
+            write::date(&mut out, &at);
+            assert_eq!(String::from_utf8(out).unwrap(), written(at), "{at:?}");
+        }
+        // Every hex digit in every position, and both ends of the range.
+        let mut state: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        let mut ids = vec![uuid::Uuid::nil(), uuid::Uuid::max()];
+        for _ in 0..2000 {
+            state = state
+                .wrapping_mul(0x2360_ED05_1FC6_5DA4_4385_DF64_9FCC_F645)
+                .wrapping_add(0x5851_F42D_4C95_7F2D_1405_7B7E_F767_814F);
+            ids.push(uuid::Uuid::from_u128(state));
+        }
+        for id in ids {
+            let mut out = Vec::new();
+            write::uuid(&mut out, &id);
+            assert_eq!(out, serde_json::to_vec(&id).unwrap(), "{id}");
         }
     }
 

@@ -3,29 +3,39 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Permission, Snapshot};
+use super::{Grants, Permission, Snapshot};
 use crate::{
     auth::{Principal, permissions::Permission as KeyPermission},
+    db::entities::Role,
     domain::TenantScope,
     error::{ApiError, ApiResult},
 };
 
-/// Set by [`super::TenantAuthz`] for every tenant route: the tenant, the caller, and the policy
-/// snapshot the route decision was made with (so one request sees one consistent policy).
+/// Set by [`super::TenantAuthz`] for every tenant route: the tenant, the caller, and the
+/// caller's role and the compiled policy from the snapshot the route decision was made with
+/// (so one request sees one consistent policy).
 #[derive(Clone)]
 pub struct TenantAccess {
     pub scope: TenantScope,
     pub principal: Principal,
-    snapshot: Arc<Snapshot>,
+    role: Role,
+    grants: Arc<Grants>,
 }
 
 impl TenantAccess {
-    pub fn new(scope: TenantScope, principal: Principal, snapshot: Arc<Snapshot>) -> Self {
-        Self {
+    /// The access of a member of `scope`'s tenant in `snapshot`; `None` for anyone else.
+    pub fn of_member(
+        scope: TenantScope,
+        principal: Principal,
+        snapshot: &Snapshot,
+    ) -> Option<Self> {
+        let role = snapshot.role(principal.user_id, scope.id())?;
+        Some(Self {
             scope,
             principal,
-            snapshot,
-        }
+            role,
+            grants: snapshot.grants().clone(),
+        })
     }
 
     pub fn user_id(&self) -> Uuid {
@@ -40,17 +50,13 @@ impl TenantAccess {
         } else {
             KeyPermission::Write
         };
-        self.principal.credential_allows(key_needs)
-            && self
-                .snapshot
-                .allows(self.principal.user_id, self.scope.id(), permission)
+        self.principal.credential_allows(key_needs) && self.role_allows(permission)
     }
 
     /// The role alone, whatever the credential: for what the caller may *see* (a read-only key
     /// of an author still sees that author's drafts).
     pub fn role_allows(&self, permission: Permission) -> bool {
-        self.snapshot
-            .allows(self.principal.user_id, self.scope.id(), permission)
+        self.grants.allows(self.role, permission)
     }
 
     pub fn require(&self, permission: Permission) -> ApiResult<()> {

@@ -104,10 +104,9 @@ impl<E> TenantAuthzEndpoint<E> {
             }
             AuthzError::Load(err) => err.into(),
         })?;
-        if !snapshot.allows(principal.user_id, scope.id(), perms::TENANT_ACCESS) {
-            return Err(ApiError::NotFound);
-        }
-        let access = TenantAccess::new(scope, principal, snapshot);
+        let access = TenantAccess::of_member(scope, principal, &snapshot)
+            .filter(|access| access.role_allows(perms::TENANT_ACCESS))
+            .ok_or(ApiError::NotFound)?;
         let path = req.uri().path();
         let Some(permission) = self.routes.permission_for(req.method(), path) else {
             // A declared path with another method (`OPTIONS`, `PUT`) is the client's mistake,

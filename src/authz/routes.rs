@@ -38,42 +38,81 @@ macro_rules! tenant_routes {
 
 /// Every tenant route of the service, matched against requests.
 pub struct RouteTable {
-    routes: Vec<(TenantRoute, Vec<String>)>,
+    lines: Vec<Line>,
+}
+
+/// A route with its path split once, relative to the tenant (`/posts/{id}` is `["", "posts",
+/// "{id}"]`): a request is matched on what follows its tenant slug, so the prefix every line
+/// shares is not compared again for each line.
+struct Line {
+    route: TenantRoute,
+    segments: Vec<&'static str>,
+    /// How many segments are `{variables}`: the fewest wins.
+    variables: usize,
+}
+
+impl Line {
+    /// Whether the request's segments after the slug fill this line's, one for one.
+    fn matches(&self, depth: usize, rest: &str) -> bool {
+        depth == self.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(rest.split('/'))
+                .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || *p == s)
+    }
 }
 
 impl RouteTable {
     pub fn new<'a>(routes: impl IntoIterator<Item = &'a TenantRoute>) -> Self {
         Self {
-            routes: routes
+            lines: routes
                 .into_iter()
                 .map(|r| {
-                    let full = r.full_path();
-                    (r.clone(), full.split('/').map(str::to_owned).collect())
+                    let segments: Vec<&'static str> = r.path.split('/').collect();
+                    Line {
+                        variables: segments.iter().filter(|p| p.starts_with('{')).count(),
+                        segments,
+                        route: r.clone(),
+                    }
                 })
                 .collect(),
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &TenantRoute> {
-        self.routes.iter().map(|(r, _)| r)
+        self.lines.iter().map(|line| &line.route)
     }
 
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.lines.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.lines.is_empty()
+    }
+
+    /// The lines of `method` (any method when `None`) covering a request path.
+    fn covering<'t>(
+        &'t self,
+        method: Option<&'t Method>,
+        path: &'t str,
+    ) -> impl Iterator<Item = &'t Line> + 't {
+        let rest = below_tenant(path);
+        let depth = rest.map_or(0, |rest| rest.bytes().filter(|b| *b == b'/').count() + 1);
+        self.lines.iter().filter(move |line| {
+            method.is_none_or(|method| line.route.method == method)
+                && rest.is_some_and(|rest| line.matches(depth, rest))
+        })
     }
 
     /// The methods declared for a path (none when no line covers it): what `Allow` lists
     /// when a request uses another method.
     pub fn methods_for(&self, path: &str) -> Vec<Method> {
-        let path = path.trim_end_matches('/');
         let mut methods: Vec<Method> = Vec::new();
-        for (route, pattern) in &self.routes {
-            if matches(pattern, path.split('/')) && !methods.contains(&route.method) {
-                methods.push(route.method.clone());
+        for line in self.covering(None, path) {
+            if !methods.contains(&line.route.method) {
+                methods.push(line.route.method.clone());
             }
         }
         methods
@@ -87,17 +126,11 @@ impl RouteTable {
         } else {
             method
         };
-        let path = path.trim_end_matches('/');
-        let depth = path.split('/').count();
         // The most specific line wins (fewest variables), whatever the order of declaration:
         // a later `GET /posts/export` is not taken for `GET /posts/{id}`.
-        self.routes
-            .iter()
-            .filter(|(r, pattern)| {
-                r.method == method && pattern.len() == depth && matches(pattern, path.split('/'))
-            })
-            .min_by_key(|(_, pattern)| pattern.iter().filter(|p| p.starts_with('{')).count())
-            .map(|(r, _)| r.permission)
+        self.covering(Some(method), path)
+            .min_by_key(|line| line.variables)
+            .map(|line| line.route.permission)
     }
 }
 
@@ -108,14 +141,13 @@ impl TenantRoute {
     }
 }
 
-/// Whether a request path's segments fill the pattern's, one for one (no allocation: this
-/// runs for every line on every tenant request).
-fn matches<'a>(pattern: &[String], mut segments: impl Iterator<Item = &'a str>) -> bool {
-    pattern.iter().all(|p| {
-        segments
-            .next()
-            .is_some_and(|s| (p.starts_with('{') && !s.is_empty()) || p == s)
-    }) && segments.next().is_none()
+/// What follows a non-empty tenant slug in a request path, trailing slashes dropped
+/// (`/api/v1/tenants/acme/posts/` gives `/posts`); `None` for any other path.
+fn below_tenant(path: &str) -> Option<&str> {
+    let path = path.trim_end_matches('/');
+    let after = path.strip_prefix(TENANT_PREFIX)?;
+    let slug_end = after.find('/').unwrap_or(after.len());
+    (slug_end > 0).then(|| &after[slug_end..])
 }
 
 /// The tenant slug of a tenant-scoped path: `/api/v1/tenants/{slug}` and anything below it.
@@ -176,6 +208,7 @@ mod tests {
         let p = |m: Method, path: &str| t.permission_for(&m, path);
         assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts"), Some(READ));
         assert_eq!(p(Method::HEAD, "/api/v1/tenants/acme/posts"), Some(READ));
+        assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts/"), Some(READ));
         assert_eq!(
             p(Method::PATCH, "/api/v1/tenants/acme/posts/123"),
             Some(UPDATE)
@@ -220,6 +253,24 @@ mod tests {
         assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts/1/x"), None);
         assert_eq!(p(Method::GET, "/api/v1/tenants/acme/posts//comments"), None);
         assert_eq!(p(Method::GET, "/api/v1/tenants/acme"), None);
+        assert_eq!(p(Method::GET, "/api/v1/tenants//posts"), None);
+        assert_eq!(p(Method::GET, "/api/v2/tenants/acme/posts"), None);
+        assert_eq!(p(Method::GET, "/posts"), None);
+    }
+
+    #[test]
+    fn the_methods_of_a_path_are_those_of_its_lines() {
+        let t = table();
+        assert_eq!(
+            t.methods_for("/api/v1/tenants/acme/posts/1/comments"),
+            vec![Method::GET]
+        );
+        assert_eq!(
+            t.methods_for("/api/v1/tenants/acme/posts/1"),
+            vec![Method::PATCH]
+        );
+        assert!(t.methods_for("/api/v1/tenants/acme/secrets").is_empty());
+        assert!(t.methods_for("/api/v1/tenants//posts").is_empty());
     }
 
     #[test]

@@ -5,10 +5,7 @@
 //! Every limited response carries the `RateLimit-Policy` and `RateLimit` fields
 //! (draft-ietf-httpapi-ratelimit-headers) for each limit the request spent; a refusal is a
 //! 429 problem with `Retry-After`.
-use std::{
-    fmt::Write,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
@@ -147,22 +144,26 @@ fn add_fields(resp: &mut Response, decisions: &[Decision]) {
     if decisions.is_empty() {
         return;
     }
+    // Pieces pushed rather than `write!`: these run on every response.
     let (mut policy, mut state) = (String::with_capacity(64), String::with_capacity(64));
+    let mut number = itoa::Buffer::new();
     for (i, d) in decisions.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let name = d.policy.name();
-        let _ = write!(
-            policy,
-            "{sep}\"{name}\";q={};w={}",
-            d.limit.burst,
-            d.limit.window.as_secs().max(1)
-        );
-        let _ = write!(
-            state,
-            "{sep}\"{name}\";r={};t={}",
-            d.remaining,
-            d.reset_secs()
-        );
+        for field in [&mut policy, &mut state] {
+            if i > 0 {
+                field.push_str(", ");
+            }
+            field.push('"');
+            field.push_str(d.policy.name());
+            field.push('"');
+        }
+        policy.push_str(";q=");
+        policy.push_str(number.format(d.limit.burst));
+        policy.push_str(";w=");
+        policy.push_str(number.format(d.limit.window.as_secs().max(1)));
+        state.push_str(";r=");
+        state.push_str(number.format(d.remaining));
+        state.push_str(";t=");
+        state.push_str(number.format(d.reset_secs()));
     }
     for (field, value) in [(POLICY_FIELD, policy), (STATE_FIELD, state)] {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -290,7 +291,7 @@ pub struct PrincipalLimitEndpoint<E> {
 /// A user's sessions share one budget; each API key has its own.
 pub fn principal_key(principal: &Principal) -> String {
     match principal.api_key() {
-        Some(key) => format!("key:{}", key.key_id),
+        Some(key) => bucket("key:", key.key_id),
         None => user_key(principal.user_id),
     }
 }
@@ -298,7 +299,18 @@ pub fn principal_key(principal: &Principal) -> String {
 /// The per-principal bucket of a user's sessions, for handlers that resolve their caller
 /// themselves (logging out everywhere).
 pub fn user_key(user: uuid::Uuid) -> String {
-    format!("user:{user}")
+    bucket("user:", user)
+}
+
+/// `{prefix}{id}`, without the formatter (once per authenticated request).
+fn bucket(prefix: &str, id: uuid::Uuid) -> String {
+    let mut key = String::with_capacity(prefix.len() + uuid::fmt::Hyphenated::LENGTH);
+    key.push_str(prefix);
+    key.push_str(
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    key
 }
 
 impl<E: Endpoint> Endpoint for PrincipalLimitEndpoint<E> {
