@@ -140,7 +140,7 @@ impl AuditApi {
     ) -> ApiResult<Json<AuditPage>> {
         let (before, limit) = paging(cursor.0, limit.0)?;
         let filter = Filter {
-            tenant_id: Some(tenant.scope.id()),
+            tenant_id: Some(tenant.scope().id()),
             actor: actor.0,
             action: action.0,
             since: since.0,

@@ -170,7 +170,7 @@ fn write_rfc3339<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Opti
 
 /// [`write_rfc3339`]'s text as bytes (all ASCII), for a writer that needs no `str`.
 fn rfc3339_bytes<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b [u8]> {
-    // The UTC fields once: each accessor of a `DateTime` converts to local time again.
+    // The fields from the naive UTC time: each accessor of a `DateTime` adds its offset first.
     let at = at.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = at.nanosecond();
@@ -203,6 +203,11 @@ fn rfc3339_bytes<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Opti
 
 /// `value` in decimal filling `out` (zero-padded; higher digits dropped), two digits at a time.
 fn decimal(out: &mut [u8], mut value: u32) {
+    debug_assert!(
+        u64::from(value) < 10u64.pow(out.len() as u32),
+        "{value} in {} digits",
+        out.len()
+    );
     const PAIRS: &[u8; 200] = b"\
         0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\

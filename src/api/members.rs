@@ -121,7 +121,7 @@ impl MembersApi {
         offset: Query<Option<u64>>,
     ) -> ApiResult<Json<Page<Member>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
-        let page = members::list(&self.state.db, &tenant.scope, page).await?;
+        let page = members::list(&self.state.db, tenant.scope(), page).await?;
         Ok(Json(Page::from_domain(page)))
     }
 
@@ -135,7 +135,7 @@ impl MembersApi {
         audit: Audit,
     ) -> ApiResult<Invited> {
         let AddMember { email, role } = body.0;
-        let (scope, actor) = (&tenant.scope, Actor::from(&tenant));
+        let (scope, actor) = (tenant.scope(), Actor::from(&tenant));
         let invited =
             invitations::invite(&self.state, scope, &email, role, actor, &audit.0).await?;
         Ok(Invited::Invited(Json(invited.into())))
@@ -152,14 +152,14 @@ impl MembersApi {
         offset: Query<Option<u64>>,
     ) -> ApiResult<Json<Page<Invitation>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
-        let page = invitations::pending_in(&self.state.db, &tenant.scope, page).await?;
+        let page = invitations::pending_in(&self.state.db, tenant.scope(), page).await?;
         Ok(Json(Page::from_domain(page)))
     }
 
     /// Withdraws a pending invitation. Only owners withdraw an `owner` invitation.
     #[oai(path = "/invitations/:id", method = "delete")]
     async fn revoke_invitation(&self, tenant: TenantAccess, id: Path<Uuid>) -> ApiResult<Removed> {
-        invitations::revoke(&self.state, &tenant.scope, id.0, Actor::from(&tenant)).await?;
+        invitations::revoke(&self.state, tenant.scope(), id.0, Actor::from(&tenant)).await?;
         Ok(Removed::Removed)
     }
 
@@ -174,7 +174,7 @@ impl MembersApi {
         body: JsonBody<ChangeRole>,
         audit: Audit,
     ) -> ApiResult<Json<Member>> {
-        let (scope, role, actor) = (&tenant.scope, body.0.role, Actor::from(&tenant));
+        let (scope, role, actor) = (tenant.scope(), body.0.role, Actor::from(&tenant));
         let member =
             members::change_role(&self.state, scope, user.0, role, actor, &audit.0).await?;
         Ok(Json(member.into()))
@@ -191,7 +191,7 @@ impl MembersApi {
         audit: Audit,
     ) -> ApiResult<Removed> {
         let actor = Actor::from(&tenant);
-        members::remove(&self.state, &tenant.scope, user.0, actor, &audit.0).await?;
+        members::remove(&self.state, tenant.scope(), user.0, actor, &audit.0).await?;
         Ok(Removed::Removed)
     }
 }

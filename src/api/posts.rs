@@ -223,7 +223,8 @@ impl PostsApi {
         offset: Query<Option<u64>>,
     ) -> ApiResult<JsonReply<Page<Post>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
-        let page = posts::list(&self.state.reads, &tenant.scope, visibility(&tenant), page).await?;
+        let page =
+            posts::list(&self.state.reads, tenant.scope(), visibility(&tenant), page).await?;
         Ok(JsonReply(Page::from_domain(page)))
     }
 
@@ -236,7 +237,7 @@ impl PostsApi {
     ) -> ApiResult<PostResponse> {
         let CreatePost { title, slug, body } = body.0;
         let new = PostForCreate { title, slug, body };
-        let created = posts::create(&self.state.db, &tenant.scope, tenant.user_id(), new).await?;
+        let created = posts::create(&self.state.db, tenant.scope(), tenant.user_id(), new).await?;
         let version = created.version;
         Ok(Tagged::created(created, version))
     }
@@ -265,7 +266,7 @@ impl PostsApi {
         let db = &self.state.db;
         Ok(ok(posts::update(
             db,
-            &tenant.scope,
+            tenant.scope(),
             post.id,
             expected,
             changes,
@@ -284,7 +285,7 @@ impl PostsApi {
     ) -> ApiResult<Deleted> {
         let post = self.visible(&tenant, id.0).await?;
         tenant.require_owner_or(post.author_id, POSTS_DELETE_ANY)?;
-        posts::delete(&self.state.db, &tenant.scope, post.id, if_match.optional()).await?;
+        posts::delete(&self.state.db, tenant.scope(), post.id, if_match.optional()).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -325,7 +326,7 @@ impl PostsApi {
     ) -> ApiResult<Json<Page<Comment>>> {
         let page = PageRequest::parse(limit.0, offset.0)?;
         let post = self.visible(&tenant, id.0).await?;
-        let page = comments::list(&self.state.db, &tenant.scope, post.id, page).await?;
+        let page = comments::list(&self.state.db, tenant.scope(), post.id, page).await?;
         Ok(Json(Page::from_domain(page)))
     }
 
@@ -340,7 +341,7 @@ impl PostsApi {
         let post = self.visible(&tenant, id.0).await?;
         let db = &self.state.db;
         let created =
-            comments::create(db, &tenant.scope, post.id, tenant.user_id(), &body.0.body).await?;
+            comments::create(db, tenant.scope(), post.id, tenant.user_id(), &body.0.body).await?;
         Ok(CommentCreated::Created(Json(created.into())))
     }
 
@@ -354,11 +355,11 @@ impl PostsApi {
     ) -> ApiResult<Deleted> {
         let post = self.visible(&tenant, id.0).await?;
         let db = &self.state.db;
-        let comment = comments::find(db, &tenant.scope, post.id, cid.0)
+        let comment = comments::find(db, tenant.scope(), post.id, cid.0)
             .await?
             .ok_or(ApiError::NotFound)?;
         tenant.require_owner_or(comment.author_id, COMMENTS_DELETE_ANY)?;
-        comments::delete(db, &tenant.scope, comment.id).await?;
+        comments::delete(db, tenant.scope(), comment.id).await?;
         Ok(Deleted::Deleted)
     }
 }
@@ -366,7 +367,7 @@ impl PostsApi {
 impl PostsApi {
     /// A post the caller may see, or 404: hidden drafts and missing posts look the same.
     async fn visible(&self, access: &TenantAccess, id: Uuid) -> ApiResult<post::Model> {
-        posts::find(&self.state.db, &access.scope, visibility(access), id)
+        posts::find(&self.state.db, access.scope(), visibility(access), id)
             .await?
             .ok_or(ApiError::NotFound)
     }
@@ -384,7 +385,7 @@ impl PostsApi {
         let db = &self.state.db;
         Ok(ok(posts::set_status(
             db,
-            &tenant.scope,
+            tenant.scope(),
             post.id,
             expected,
             status,

@@ -16,8 +16,9 @@ use crate::{
 /// (so one request sees one consistent policy).
 #[derive(Clone)]
 pub struct TenantAccess {
-    pub scope: TenantScope,
-    pub principal: Principal,
+    // Private: the role was looked up for this principal in this tenant, so neither may change.
+    scope: TenantScope,
+    principal: Principal,
     role: Role,
     grants: Arc<Grants>,
 }
@@ -36,6 +37,16 @@ impl TenantAccess {
             role,
             grants: snapshot.grants().clone(),
         })
+    }
+
+    /// The tenant of the route.
+    pub fn scope(&self) -> &TenantScope {
+        &self.scope
+    }
+
+    /// The caller.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     pub fn user_id(&self) -> Uuid {

@@ -122,13 +122,13 @@ impl<E> TenantAuthzEndpoint<E> {
             metrics::authz_denied(permission);
             let user = access.user_id();
             let event = audit::Event::denied(audit::action::PERMISSION_DENIED)
-                .in_tenant(access.scope.id())
+                .in_tenant(access.scope().id())
                 .detail(serde_json::json!({
                     "permission": permission.to_string(),
                     "method": req.method().as_str(),
                     "path": path.chars().take(128).collect::<String>(),
                 }));
-            let key = format!("denied:{user}:{}:{permission}", access.scope.id());
+            let key = format!("denied:{user}:{}:{permission}", access.scope().id());
             self.audit.sampled(key, &audit_context(req), event).await;
             return Err(denied);
         }

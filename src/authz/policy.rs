@@ -42,8 +42,8 @@ pub enum AuthzError {
 }
 
 /// The maps a decision reads. Their keys are the service's own UUIDs and compile-time
-/// permission names, nothing a client chooses, so they hash with foldhash (seeded per process)
-/// rather than SipHash, which was most of a decision's cost.
+/// permission names, nothing a client chooses, so they hash with foldhash (each map seeded
+/// from a per-process seed) rather than SipHash, which was most of a decision's cost.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 

@@ -69,6 +69,12 @@ impl RouteTable {
             lines: routes
                 .into_iter()
                 .map(|r| {
+                    // Relative to the tenant path: `/posts`, or empty for the tenant itself.
+                    assert!(
+                        r.path.is_empty() || r.path.starts_with('/'),
+                        "tenant route {:?} must start with '/'",
+                        r.path
+                    );
                     let segments: Vec<&'static str> = r.path.split('/').collect();
                     Line {
                         variables: segments.iter().filter(|p| p.starts_with('{')).count(),
