@@ -236,6 +236,16 @@ impl Chromium {
 
     /// Waits until the page at `url` shows `text` in its body; returns the body's text.
     pub async fn wait_for_text(&self, url: &str, text: &str) -> String {
+        self.wait_until_shown(Some(url), text).await
+    }
+
+    /// Waits until whatever page the browser is on shows `text` in its body (after a click
+    /// that navigates, an element found too early may belong to the page being left).
+    pub async fn wait_for_body(&self, text: &str) -> String {
+        self.wait_until_shown(None, text).await
+    }
+
+    async fn wait_until_shown(&self, url: Option<&str>, text: &str) -> String {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let here = self
@@ -245,12 +255,12 @@ impl Chromium {
                 .map(|u| u.to_string())
                 .unwrap_or_default();
             let body = self.body_text().await;
-            if here == url && body.contains(text) {
+            if url.is_none_or(|url| here == url) && body.contains(text) {
                 return body;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "waited for {text:?} at {url}; at {here:?}: {body}"
+                "waited for {text:?} at {url:?}; at {here:?}: {body}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
