@@ -147,24 +147,28 @@ impl TenantRoute {
     }
 }
 
+/// A tenant path's slug and what follows it from its `/` (`/api/v1/tenants/acme/posts` gives
+/// `("acme", "/posts")`); `None` for a path outside the tenants.
+fn split_tenant(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix(TENANT_PREFIX)?;
+    Some(after.split_at(after.find('/').unwrap_or(after.len())))
+}
+
 /// What follows a non-empty tenant slug in a request path, trailing slashes dropped
 /// (`/api/v1/tenants/acme/posts/` gives `/posts`); `None` for any other path.
 fn below_tenant(path: &str) -> Option<&str> {
-    let path = path.trim_end_matches('/');
-    let after = path.strip_prefix(TENANT_PREFIX)?;
-    let slug_end = after.find('/').unwrap_or(after.len());
-    (slug_end > 0).then(|| &after[slug_end..])
+    split_tenant(path.trim_end_matches('/'))
+        .filter(|(slug, _)| !slug.is_empty())
+        .map(|(_, rest)| rest)
 }
 
 /// The tenant slug of a tenant-scoped path: `/api/v1/tenants/{slug}` and anything below it.
 /// Any such path is scoped, even with an empty slug or tail (which then resolves to no
 /// tenant), so nothing under a tenant reaches a handler without the middleware's decision.
 pub fn tenant_slug(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix(TENANT_PREFIX)?;
-    match rest.split_once('/') {
-        Some((slug, _)) => Some(slug),
-        None if rest.is_empty() => None,
-        None => Some(rest),
+    match split_tenant(path)? {
+        ("", "") => None,
+        (slug, _) => Some(slug),
     }
 }
 

@@ -118,51 +118,35 @@ impl EphemeralStore for MemoryStore {
 mod tests {
     use super::*;
 
+    /// Writes a marker that lives `ttl`; the write must succeed.
+    async fn put(store: &MemoryStore, key: &str, ttl: Duration) {
+        store.set(key, b"1", ttl).await.unwrap();
+    }
+
     #[tokio::test]
     async fn revocations_outlive_a_flood_and_spent_proofs_fail_closed_when_full() {
         let store = MemoryStore::new(10);
-        store
-            .set("revoked:sid:a", b"1", Duration::from_secs(60))
-            .await
-            .unwrap();
+        let live = Duration::from_secs(60);
+        put(&store, "revoked:sid:a", live).await;
         // Spent proofs, read once (so hot in their cache), then expired; then live ones up
         // to the capacity.
         for i in 0..100 {
             let key = format!("dpop:jti:{i}");
-            store
-                .set(&key, b"1", Duration::from_millis(400))
-                .await
-                .unwrap();
+            put(&store, &key, Duration::from_millis(400)).await;
             assert!(store.any_exists(&[&key]).await.unwrap());
         }
         tokio::time::sleep(Duration::from_millis(450)).await;
-        store
-            .set("dpop:jti:first", b"1", Duration::from_secs(60))
-            .await
-            .unwrap();
+        put(&store, "dpop:jti:first", live).await;
         for i in 0..99 {
-            let key = format!("dpop:jti:new{i}");
-            store
-                .set(&key, b"1", Duration::from_secs(60))
-                .await
-                .unwrap();
+            put(&store, &format!("dpop:jti:new{i}"), live).await;
         }
         assert!(store.any_exists(&["dpop:jti:first"]).await.unwrap());
         // Full of live proofs: a new one is refused, none is forgotten...
-        assert!(
-            store
-                .set("dpop:jti:more", b"1", Duration::from_secs(60))
-                .await
-                .is_err()
-        );
+        assert!(store.set("dpop:jti:more", b"1", live).await.is_err());
         assert!(store.any_exists(&["dpop:jti:first"]).await.unwrap());
         // ...and revocations, past their own capacity, are neither refused nor dropped.
         for i in 0..100 {
-            let key = format!("revoked:jti:{i}");
-            store
-                .set(&key, b"1", Duration::from_secs(60))
-                .await
-                .unwrap();
+            put(&store, &format!("revoked:jti:{i}"), live).await;
         }
         assert!(
             store
